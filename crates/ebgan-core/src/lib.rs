@@ -1,0 +1,16 @@
+//! EBGAN math on tensors, with no I/O.
+//!
+//! Every function takes a leading member dimension `K` (`[K, B, ...]`; `K = 1` for a single run)
+//! and reduces per member, never across members, so that many grid runs can train as one cohort.
+
+pub mod energy;
+pub mod gan_loss;
+pub mod loss;
+pub mod margin;
+pub mod optim;
+pub mod pulling_away;
+pub mod score;
+
+pub use energy::Energy;
+pub use margin::MarginSchedule;
+pub use optim::{MemberOptim, OptimHyper, OptimKind};

@@ -1,0 +1,123 @@
+//! Sample-quality scores from a classifier's class probabilities p(y|x), and the Frechet distance.
+//!
+//! paper.md §3: `i_prime` := E_x KL(p(y|x) || p(y)) (= log IS; bounded by ln C, which fits the
+//! paper's 0..1.9 histogram axis); `i_prime_printed` := (E_x KL(p(y) || p(y|x)))^2, the formula as
+//! printed; `inception_score` := exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// Probabilities are clamped here before logs: a softmax can underflow to exactly 0 in f32.
+const PROB_FLOOR: f64 = 1e-12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub i_prime: f64,
+    pub i_prime_printed: f64,
+    pub inception_score: f64,
+}
+
+/// Scores of `probs` `[N, C]` (rows sum to 1).
+pub fn scores(probs: &Tensor) -> Scores {
+    let p_yx = probs.to_kind(Kind::Double).clamp_min(PROB_FLOOR);
+    let p_y = p_yx.mean_dim(0, true, None);
+    let (log_yx, log_y) = (p_yx.log(), p_y.log());
+    let kl_yx_y = (&p_yx * (&log_yx - &log_y)).sum_dim_intlist(1, false, None).mean(None);
+    let kl_y_yx = (&p_y * (&log_y - &log_yx)).sum_dim_intlist(1, false, None).mean(None);
+    let i_prime = f64::try_from(kl_yx_y).unwrap();
+    let printed = f64::try_from(kl_y_yx).unwrap();
+    Scores { i_prime, i_prime_printed: printed * printed, inception_score: i_prime.exp() }
+}
+
+/// Mean `[F]` and covariance `[F, F]` (unbiased) of features `[N, F]`, in f64.
+pub fn feature_stats(features: &Tensor) -> (Tensor, Tensor) {
+    let f = features.to_kind(Kind::Double);
+    let n = f.size()[0];
+    let mu = f.mean_dim(0, false, None);
+    let c = &f - &mu;
+    let cov = c.transpose(0, 1).mm(&c) / (n - 1) as f64;
+    (mu, cov)
+}
+
+/// Frechet distance between N(mu1, s1) and N(mu2, s2):
+/// |mu1 - mu2|^2 + tr(s1) + tr(s2) - 2 tr((s1 s2)^{1/2}).
+pub fn frechet_distance(mu1: &Tensor, s1: &Tensor, mu2: &Tensor, s2: &Tensor) -> f64 {
+    let (mu1, s1, mu2, s2) = (
+        mu1.to_kind(Kind::Double),
+        s1.to_kind(Kind::Double),
+        mu2.to_kind(Kind::Double),
+        s2.to_kind(Kind::Double),
+    );
+    // tr sqrt(s1 s2) = sum sqrt(eig(sqrt(s1) s2 sqrt(s1))), a symmetric PSD product.
+    let (eval1, evec1) = s1.linalg_eigh("L");
+    let sqrt1 = (&evec1 * eval1.clamp_min(0.0).sqrt().unsqueeze(0)).mm(&evec1.transpose(0, 1));
+    let m = sqrt1.mm(&s2).mm(&sqrt1);
+    let m = (&m + m.transpose(0, 1)) / 2.0;
+    let (eval_m, _) = m.linalg_eigh("L");
+    let tr_sqrt = f64::try_from(eval_m.clamp_min(0.0).sqrt().sum(None)).unwrap();
+    let diff = f64::try_from((&mu1 - &mu2).square().sum(None)).unwrap();
+    let tr = |s: &Tensor| f64::try_from(s.trace()).unwrap();
+    diff + tr(&s1) + tr(&s2) - 2.0 * tr_sqrt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probs(rows: &[f64], c: i64) -> Tensor {
+        Tensor::from_slice(rows).view([-1, c])
+    }
+
+    #[test]
+    fn perfect_confident_balanced_samples_reach_log_c() {
+        // One-hot over 4 classes, balanced: KL(p(y|x) || p(y)) = ln 4 for every x.
+        let p = probs(&[1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.], 4);
+        let s = scores(&p);
+        assert!((s.i_prime - 4f64.ln()).abs() < 1e-9);
+        assert!((s.inception_score - 4.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn collapsed_or_uninformative_samples_score_zero() {
+        let collapsed = scores(&probs(&[0., 1., 0., 1.], 2));
+        assert!(collapsed.i_prime.abs() < 1e-9);
+        assert!(collapsed.i_prime_printed.abs() < 1e-9);
+        let uniform = scores(&probs(&[0.5, 0.5, 0.5, 0.5], 2));
+        assert!(uniform.i_prime.abs() < 1e-12);
+        assert!((uniform.inception_score - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn scores_of_a_hand_computed_pair() {
+        // x1: (3/4, 1/4), x2: (1/4, 3/4) -> p(y) = (1/2, 1/2).
+        // KL(p(y|x)||p(y)) = 3/4 ln(3/2) + 1/4 ln(1/2) for both rows.
+        // KL(p(y)||p(y|x)) = 1/2 ln(2/3) + 1/2 ln 2 for both rows; printed = its square.
+        let s = scores(&probs(&[0.75, 0.25, 0.25, 0.75], 2));
+        let kl = 0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln();
+        let rev = 0.5 * (2.0f64 / 3.0).ln() + 0.5 * 2f64.ln();
+        assert!((s.i_prime - kl).abs() < 1e-12);
+        assert!((s.inception_score - kl.exp()).abs() < 1e-12);
+        assert!((s.i_prime_printed - rev * rev).abs() < 1e-12);
+    }
+
+    #[test]
+    fn frechet_distance_of_diagonal_gaussians() {
+        // Diagonal covariances commute: FD = |dmu|^2 + sum (sqrt a - sqrt b)^2.
+        let mu1 = Tensor::from_slice(&[0f64, 0.]);
+        let mu2 = Tensor::from_slice(&[3f64, 4.]);
+        let s1 = Tensor::from_slice(&[4f64, 0., 0., 9.]).view([2, 2]);
+        let s2 = Tensor::from_slice(&[1f64, 0., 0., 16.]).view([2, 2]);
+        let fd = frechet_distance(&mu1, &s1, &mu2, &s2);
+        assert!((fd - (25.0 + 1.0 + 1.0)).abs() < 1e-9, "{fd}");
+        assert!(frechet_distance(&mu1, &s1, &mu1, &s1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn feature_stats_by_hand() {
+        let f = Tensor::from_slice(&[1f64, 2., 3., 6.]).view([2, 2]);
+        let (mu, cov) = feature_stats(&f);
+        assert_eq!(Vec::<f64>::try_from(mu).unwrap(), [2.0, 4.0]);
+        // deviations (-1,-2), (1,2); unbiased with n-1 = 1
+        assert_eq!(Vec::<f64>::try_from(cov.flatten(0, -1)).unwrap(), [2.0, 4.0, 4.0, 8.0]);
+    }
+}

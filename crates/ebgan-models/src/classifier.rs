@@ -1,0 +1,44 @@
+//! The small ConvNet whose class probabilities p(y|x) score MNIST samples (I', IS).
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// conv3x3(32) -> pool -> conv3x3(64) -> pool -> fc(128) -> fc(10), ReLU; inputs `[N, 784]` in [-1, 1].
+pub struct Classifier {
+    conv1: nn::Conv2D,
+    conv2: nn::Conv2D,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+}
+
+impl Classifier {
+    pub fn new(vs: &nn::Path) -> Self {
+        let conv = nn::ConvConfig { padding: 1, ..Default::default() };
+        Classifier {
+            conv1: nn::conv2d(vs / "conv1", 1, 32, 3, conv),
+            conv2: nn::conv2d(vs / "conv2", 32, 64, 3, conv),
+            fc1: nn::linear(vs / "fc1", 64 * 7 * 7, 128, Default::default()),
+            fc2: nn::linear(vs / "fc2", 128, 10, Default::default()),
+        }
+    }
+
+    /// Logits `[N, 10]` of flat images `[N, 784]`.
+    pub fn logits(&self, x: &Tensor) -> Tensor {
+        let h = x.view([-1, 1, 28, 28]);
+        let h = self.conv1.forward(&h).relu().max_pool2d_default(2);
+        let h = self.conv2.forward(&h).relu().max_pool2d_default(2);
+        self.fc2.forward(&self.fc1.forward(&h.flatten(1, -1)).relu())
+    }
+
+    /// Class probabilities `[N, 10]`, computed in chunks without gradients.
+    pub fn probabilities(&self, x: &Tensor, chunk: i64) -> Tensor {
+        tch::no_grad(|| {
+            let n = x.size()[0];
+            let parts: Vec<Tensor> = (0..n)
+                .step_by(chunk as usize)
+                .map(|s| self.logits(&x.narrow(0, s, chunk.min(n - s))).softmax(-1, tch::Kind::Float))
+                .collect();
+            Tensor::cat(&parts, 0)
+        })
+    }
+}

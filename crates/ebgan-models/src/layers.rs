@@ -1,0 +1,134 @@
+//! Member-batched layers: every tensor is `[K, B, features]`; member k only ever sees its own
+//! weights, batch statistics and dropout mask.
+
+use crate::vars::Vars;
+use tch::Tensor;
+
+/// y = x W + b with W `[K, in, out]`: one batched matmul for all members.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(vars: &mut Vars, name: &str, inputs: i64, outputs: i64, init_std: &[f64]) -> Self {
+        vars.sub(name, |v| Linear {
+            weight: v.normal("weight", &[inputs, outputs], init_std),
+            bias: v.constant("bias", &[1, outputs], 0.0),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.bias.baddbmm(x, &self.weight, 1.0, 1.0)
+    }
+}
+
+/// Batch normalisation in training mode, statistics per member and feature over the batch.
+pub struct BatchNorm {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    features: i64,
+}
+
+const BN_EPS: f64 = 1e-5;
+
+impl BatchNorm {
+    pub fn new(vars: &mut Vars, name: &str, features: i64) -> Self {
+        vars.sub(name, |v| BatchNorm {
+            gamma: v.constant("gamma", &[1, features], 1.0),
+            beta: v.constant("beta", &[1, features], 0.0),
+            features,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let [k, b, h] = x.size()[..] else { panic!("BatchNorm expects [K, B, H], got {:?}", x.size()) };
+        assert_eq!(h, self.features);
+        // libtorch's fused kernel normalises per channel over the batch: make (member, feature)
+        // the channel axis.
+        let flat = x.transpose(0, 1).reshape([b, k * h]);
+        let y = flat.batch_norm(
+            Some(self.gamma.reshape([k * h])),
+            Some(self.beta.reshape([k * h])),
+            None::<Tensor>,
+            None::<Tensor>,
+            true,
+            0.1,
+            BN_EPS,
+            true,
+        );
+        y.view([b, k, h]).transpose(0, 1)
+    }
+}
+
+/// Inverted dropout with a probability per member (0 = off) and masks drawn from the members'
+/// own byte streams: a unit is kept when its byte is >= round(p * 256), so p is applied at a
+/// resolution of 1/256 (exact for the paper's 0.5).
+pub struct Dropout {
+    threshold: Tensor,
+    scale: Tensor,
+}
+
+impl Dropout {
+    /// `None` when no member uses dropout.
+    pub fn new(p: &[f64], device: tch::Device) -> Option<Self> {
+        if p.iter().all(|&p| p == 0.0) {
+            return None;
+        }
+        let thresholds: Vec<i64> = p.iter().map(|&p| (p.clamp(0.0, 1.0) * 256.0).round().min(255.0) as i64).collect();
+        let scale: Vec<f32> = thresholds.iter().map(|&t| 256.0 / (256 - t) as f32).collect();
+        Some(Dropout {
+            threshold: Tensor::from_slice(&thresholds).view([-1, 1, 1]).to_device(device),
+            scale: Tensor::from_slice(&scale).view([-1, 1, 1]).to_device(device),
+        })
+    }
+
+    /// `x` `[K, B, H]` with mask bytes `[K, B, H]`.
+    pub fn forward(&self, x: &Tensor, mask_bytes: &Tensor) -> Tensor {
+        x * mask_bytes.ge_tensor(&self.threshold) * &self.scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn linear_is_per_member() {
+        let mut vars = Vars::new(&[1, 2], Device::Cpu);
+        let mut lin = Linear::new(&mut vars, "l", 2, 1, &[1.0, 1.0]);
+        tch::no_grad(|| {
+            lin.weight.copy_(&Tensor::from_slice(&[1f32, 2., 10., 20.]).view([2, 2, 1]));
+            lin.bias.copy_(&Tensor::from_slice(&[0.5f32, -1.]).view([2, 1, 1]));
+        });
+        let x = Tensor::from_slice(&[1f32, 1., 1., 1.]).view([2, 1, 2]);
+        let y = Vec::<f32>::try_from(lin.forward(&x).flatten(0, -1)).unwrap();
+        assert_eq!(y, [3.5, 29.0]);
+        assert_eq!(vars.named()[0].0, "l.weight");
+    }
+
+    #[test]
+    fn batch_norm_statistics_are_per_member() {
+        // Member 0 batch (0, 2) -> (-1, 1); member 1 batch (100, 300) -> (-1, 1) as well.
+        // Shared statistics over both members would map member 0 to about (-1, -1).
+        let mut vars = Vars::new(&[1, 2], Device::Cpu);
+        let bn = BatchNorm::new(&mut vars, "bn", 1);
+        let x = Tensor::from_slice(&[0f32, 2., 100., 300.]).view([2, 2, 1]);
+        let y = Vec::<f32>::try_from(bn.forward(&x).flatten(0, -1)).unwrap();
+        for (a, b) in y.iter().zip([-1.0, 1.0, -1.0, 1.0]) {
+            assert!((a - b).abs() < 1e-3, "{y:?}");
+        }
+    }
+
+    #[test]
+    fn dropout_uses_each_members_mask_and_probability() {
+        // Members 0 and 1: p = 0.5 (keep bytes >= 128, scale 2); member 2: off.
+        let x = Tensor::ones([3, 1, 4], (Kind::Float, Device::Cpu));
+        let bytes = Tensor::from_slice(&[0u8, 127, 128, 255, 255, 255, 0, 0, 0, 0, 0, 0]).view([3, 1, 4]);
+        let d = Dropout::new(&[0.5, 0.5, 0.0], Device::Cpu).unwrap();
+        let y = Vec::<f32>::try_from(d.forward(&x, &bytes).flatten(0, -1)).unwrap();
+        assert_eq!(y, [0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+        assert!(Dropout::new(&[0.0, 0.0], Device::Cpu).is_none());
+    }
+}

@@ -1,0 +1,14 @@
+//! Networks for EBGAN on libtorch, in the style of candle's model files: a spec struct, a
+//! constructor taking a variable path, and `forward`.
+//!
+//! Grid networks carry a leading member dimension `K` (weights `[K, in, out]`, batched matmuls):
+//! one implementation serves a single run (K = 1) and a cohort of runs that share a shape.
+
+pub mod classifier;
+pub mod layers;
+pub mod mlp;
+pub mod rng;
+pub mod vars;
+
+pub use rng::MemberRng;
+pub use vars::Vars;
