@@ -7,7 +7,9 @@ use tch::Tensor;
 ///
 /// `l2` (default) is the paper's norm over all pixels; margins of 10..80 only make sense on that
 /// scale. `sse` is its square and `mse` the per-pixel mean of the square.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Energy {
     #[default]
@@ -23,7 +25,9 @@ impl Energy {
         match self {
             // norm's backward is defined (zero) at a perfect reconstruction; sqrt(sse) is not.
             Energy::L2 => diff.norm_scalaropt_dim(2.0, [-1i64].as_slice(), false),
-            Energy::Sse => diff.square().sum_dim_intlist([-1i64].as_slice(), false, None),
+            Energy::Sse => diff
+                .square()
+                .sum_dim_intlist([-1i64].as_slice(), false, None),
             Energy::Mse => diff.square().mean_dim([-1i64].as_slice(), false, None),
         }
     }
@@ -42,7 +46,10 @@ mod tests {
         // Member 0: errors (3, 4) and (0, 0); member 1: errors (1, 1) and (2, 0).
         let x = Tensor::zeros([2, 2, 2], (tch::Kind::Float, tch::Device::Cpu));
         let recon = Tensor::from_slice(&[3f32, 4., 0., 0., 1., 1., 2., 0.]).view([2, 2, 2]);
-        assert_eq!(values(&Energy::L2.of(&recon, &x)), [5.0, 0.0, 2f32.sqrt(), 2.0]);
+        assert_eq!(
+            values(&Energy::L2.of(&recon, &x)),
+            [5.0, 0.0, 2f32.sqrt(), 2.0]
+        );
         assert_eq!(values(&Energy::Sse.of(&recon, &x)), [25.0, 0.0, 2.0, 4.0]);
         assert_eq!(values(&Energy::Mse.of(&recon, &x)), [12.5, 0.0, 1.0, 2.0]);
     }

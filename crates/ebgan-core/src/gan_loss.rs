@@ -5,7 +5,8 @@ use tch::Tensor;
 /// -log sigmoid(real) - log(1 - sigmoid(fake)), per member `[K]` from logits `[K, B]`.
 pub fn discriminator(logit_real: &Tensor, logit_fake: &Tensor) -> Tensor {
     // -log sigmoid(a) = softplus(-a); -log(1 - sigmoid(a)) = softplus(a).
-    (-logit_real).softplus().mean_dim(1, false, None) + logit_fake.softplus().mean_dim(1, false, None)
+    (-logit_real).softplus().mean_dim(1, false, None)
+        + logit_fake.softplus().mean_dim(1, false, None)
 }
 
 /// Non-saturating generator loss -log sigmoid(fake), per member `[K]`.

@@ -7,7 +7,12 @@ use serde::{Deserialize, Serialize};
 pub enum MarginSchedule {
     Constant(f64),
     /// `start` until step `from`, then linear to `floor` at step `to`, then `floor`.
-    LinearDecay { start: f64, floor: f64, from: u64, to: u64 },
+    LinearDecay {
+        start: f64,
+        floor: f64,
+        from: u64,
+        to: u64,
+    },
 }
 
 impl MarginSchedule {
@@ -18,13 +23,23 @@ impl MarginSchedule {
             return MarginSchedule::Constant(start);
         }
         let at = |f: f64| (f.clamp(0.0, 1.0) * total_steps as f64).round() as u64;
-        MarginSchedule::LinearDecay { start, floor, from: at(from), to: at(to).max(at(from)) }
+        MarginSchedule::LinearDecay {
+            start,
+            floor,
+            from: at(from),
+            to: at(to).max(at(from)),
+        }
     }
 
     pub fn margin_at(&self, step: u64) -> f64 {
         match *self {
             MarginSchedule::Constant(m) => m,
-            MarginSchedule::LinearDecay { start, floor, from, to } => {
+            MarginSchedule::LinearDecay {
+                start,
+                floor,
+                from,
+                to,
+            } => {
                 if step <= from {
                     start
                 } else if step >= to {
@@ -58,7 +73,15 @@ mod tests {
     fn linear_decay_hits_its_end_points() {
         // 1000 steps, hold 8 until step 500, reach 0 at step 900.
         let s = MarginSchedule::from_fractions(8.0, 0.0, 0.5, 0.9, 1000);
-        assert_eq!(s, MarginSchedule::LinearDecay { start: 8.0, floor: 0.0, from: 500, to: 900 });
+        assert_eq!(
+            s,
+            MarginSchedule::LinearDecay {
+                start: 8.0,
+                floor: 0.0,
+                from: 500,
+                to: 900
+            }
+        );
         assert_eq!(s.margin_at(0), 8.0);
         assert_eq!(s.margin_at(500), 8.0);
         assert_eq!(s.margin_at(700), 4.0);

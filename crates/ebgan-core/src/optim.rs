@@ -27,10 +27,20 @@ pub struct OptimHyper {
 
 impl OptimHyper {
     pub fn adam(lr: f64) -> Self {
-        OptimHyper { kind: OptimKind::Adam, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0.0 }
+        OptimHyper {
+            kind: OptimKind::Adam,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            momentum: 0.0,
+        }
     }
     pub fn sgd(lr: f64) -> Self {
-        OptimHyper { kind: OptimKind::Sgd, ..Self::adam(lr) }
+        OptimHyper {
+            kind: OptimKind::Sgd,
+            ..Self::adam(lr)
+        }
     }
 }
 
@@ -71,12 +81,19 @@ impl MemberOptim {
         let k = hyper.len() as i64;
         assert!(!params.is_empty(), "an optimizer needs parameters");
         for p in &params {
-            assert_eq!(p.size()[0], k, "parameter {:?} lacks the member dimension {k}", p.size());
+            assert_eq!(
+                p.size()[0],
+                k,
+                "parameter {:?} lacks the member dimension {k}",
+                p.size()
+            );
         }
         let like = &params[0];
         let any_adam = hyper.iter().any(|h| h.kind == OptimKind::Adam);
         let any_sgd = hyper.iter().any(|h| h.kind == OptimKind::Sgd);
-        let any_momentum = hyper.iter().any(|h| h.kind == OptimKind::Sgd && h.momentum != 0.0);
+        let any_momentum = hyper
+            .iter()
+            .any(|h| h.kind == OptimKind::Sgd && h.momentum != 0.0);
         let zeros = |on: bool| -> Vec<Tensor> {
             if on {
                 params.iter().map(|p| p.zeros_like()).collect()
@@ -91,8 +108,13 @@ impl MemberOptim {
             one_minus_beta1: per_member(hyper.iter().map(|h| 1.0 - h.beta1), like),
             one_minus_beta2: per_member(hyper.iter().map(|h| 1.0 - h.beta2), like),
             momentum: per_member(hyper.iter().map(|h| h.momentum), like),
-            is_adam: per_member(hyper.iter().map(|h| (h.kind == OptimKind::Adam) as u8 as f64), like)
-                .to_kind(Kind::Bool),
+            is_adam: per_member(
+                hyper
+                    .iter()
+                    .map(|h| (h.kind == OptimKind::Adam) as u8 as f64),
+                like,
+            )
+            .to_kind(Kind::Bool),
             params,
             hyper,
             exp_avg,
@@ -146,7 +168,11 @@ impl MemberOptim {
             });
             let sgd = self.any_sgd.then(|| {
                 if self.any_momentum {
-                    let buf = if self.any_adam { &mut self.momentum_buf[i] } else { &mut self.exp_avg[i] };
+                    let buf = if self.any_adam {
+                        &mut self.momentum_buf[i]
+                    } else {
+                        &mut self.exp_avg[i]
+                    };
                     let _ = buf.g_mul_(&shaped(&self.momentum, p)).g_add_(&g);
                     &*buf * shaped(&sgd_lr, p)
                 } else {
@@ -167,8 +193,16 @@ impl MemberOptim {
     /// Moments and step counter, for checkpoints.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut s = vec![("step".to_string(), Tensor::from_slice(&[self.step as i64]))];
-        for (name, v) in [("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq), ("momentum_buf", &self.momentum_buf)] {
-            s.extend(v.iter().enumerate().map(|(i, t)| (format!("{name}.{i}"), t.shallow_clone())));
+        for (name, v) in [
+            ("exp_avg", &self.exp_avg),
+            ("exp_avg_sq", &self.exp_avg_sq),
+            ("momentum_buf", &self.momentum_buf),
+        ] {
+            s.extend(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("{name}.{i}"), t.shallow_clone())),
+            );
         }
         s
     }
@@ -179,12 +213,20 @@ impl MemberOptim {
         let step = find("step").ok_or("optimizer state has no `step`")?;
         self.step = step.int64_value(&[0]) as u64;
         let _guard = tch::no_grad_guard();
-        for (name, v) in [("exp_avg", &mut self.exp_avg), ("exp_avg_sq", &mut self.exp_avg_sq), ("momentum_buf", &mut self.momentum_buf)] {
+        for (name, v) in [
+            ("exp_avg", &mut self.exp_avg),
+            ("exp_avg_sq", &mut self.exp_avg_sq),
+            ("momentum_buf", &mut self.momentum_buf),
+        ] {
             for (i, t) in v.iter_mut().enumerate() {
                 let key = format!("{name}.{i}");
                 let src = find(&key).ok_or_else(|| format!("optimizer state has no `{key}`"))?;
                 if src.size() != t.size() {
-                    return Err(format!("optimizer state `{key}` has shape {:?}, expected {:?}", src.size(), t.size()));
+                    return Err(format!(
+                        "optimizer state `{key}` has shape {:?}, expected {:?}",
+                        src.size(),
+                        t.size()
+                    ));
                 }
                 t.copy_(src);
             }
@@ -204,7 +246,9 @@ mod tests {
     /// Sets the gradient of `p` to `g` through the loss sum(p * g).
     fn set_grad(opt: &mut MemberOptim, p: &Tensor, g: &[f32]) {
         opt.zero_grad();
-        (p * Tensor::from_slice(g).view(p.size().as_slice())).sum(None).backward();
+        (p * Tensor::from_slice(g).view(p.size().as_slice()))
+            .sum(None)
+            .backward();
     }
 
     fn values(p: &Tensor) -> Vec<f32> {
@@ -222,7 +266,14 @@ mod tests {
         // step 2, g = 1: m = 1, v = 1; bc1 = 0.75, bc2 = 0.4375 -> mhat = 4/3, vhat = 16/7
         //   -> p = 0.9 - 0.1 * (4/3) / sqrt(16/7) = 0.9 - 0.1 * sqrt(7)/3.
         let p = param(&[1.0], 1);
-        let h = OptimHyper { kind: OptimKind::Adam, lr: 0.1, beta1: 0.5, beta2: 0.75, eps: 0.0, momentum: 0.0 };
+        let h = OptimHyper {
+            kind: OptimKind::Adam,
+            lr: 0.1,
+            beta1: 0.5,
+            beta2: 0.75,
+            eps: 0.0,
+            momentum: 0.0,
+        };
         let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![h]);
         set_grad(&mut opt, &p, &[2.0]);
         opt.step(&all_alive(1));
@@ -230,7 +281,11 @@ mod tests {
         set_grad(&mut opt, &p, &[1.0]);
         opt.step(&all_alive(1));
         let want = 0.9 - 0.1 * 7f32.sqrt() / 3.0;
-        assert!((values(&p)[0] - want).abs() < 1e-6, "{:?} vs {want}", values(&p));
+        assert!(
+            (values(&p)[0] - want).abs() < 1e-6,
+            "{:?} vs {want}",
+            values(&p)
+        );
     }
 
     #[test]
@@ -241,7 +296,10 @@ mod tests {
         let hyper = vec![
             OptimHyper::adam(0.1),
             OptimHyper::sgd(0.5),
-            OptimHyper { momentum: 0.5, ..OptimHyper::sgd(1.0) },
+            OptimHyper {
+                momentum: 0.5,
+                ..OptimHyper::sgd(1.0)
+            },
         ];
         let mut opt = MemberOptim::new(vec![p.shallow_clone()], hyper);
         set_grad(&mut opt, &p, &[3.0, -0.5, 4.0, -2.0, 1.0, 1.0]);
@@ -254,7 +312,10 @@ mod tests {
         set_grad(&mut opt, &p, &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0]);
         opt.step(&all_alive(3));
         let v = values(&p);
-        assert!((v[4] + 2.5).abs() < 1e-6 && (v[5] + 2.5).abs() < 1e-6, "{v:?}");
+        assert!(
+            (v[4] + 2.5).abs() < 1e-6 && (v[5] + 2.5).abs() < 1e-6,
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -273,7 +334,11 @@ mod tests {
         let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![OptimHyper::adam(0.01)]);
         set_grad(&mut opt, &p, &[1.0, -1.0]);
         opt.step(&all_alive(1));
-        let saved: Vec<(String, Tensor)> = opt.state().into_iter().map(|(n, t)| (n, t.copy())).collect();
+        let saved: Vec<(String, Tensor)> = opt
+            .state()
+            .into_iter()
+            .map(|(n, t)| (n, t.copy()))
+            .collect();
         let q = param(&[1.0, 2.0], 1);
         let mut fresh = MemberOptim::new(vec![q.shallow_clone()], vec![OptimHyper::adam(0.01)]);
         fresh.load_state(&saved).unwrap();

@@ -11,12 +11,19 @@ pub const DEFAULT_WEIGHT: f64 = 0.1;
 pub fn pulling_away(codes: &Tensor) -> Tensor {
     let s = codes.flatten(2, -1);
     let n = s.size()[1];
-    assert!(n >= 2, "the pulling-away term needs at least 2 samples per member, got {n}");
-    let norm = s.norm_scalaropt_dim(2.0, [-1i64].as_slice(), true).clamp_min(1e-12);
+    assert!(
+        n >= 2,
+        "the pulling-away term needs at least 2 samples per member, got {n}"
+    );
+    let norm = s
+        .norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)
+        .clamp_min(1e-12);
     let unit = s / norm;
     let cos_sq = unit.bmm(&unit.transpose(1, 2)).square();
     let off_diagonal = cos_sq.sum_dim_intlist([1i64, 2].as_slice(), false, None)
-        - cos_sq.diagonal(0, 1, 2).sum_dim_intlist([-1i64].as_slice(), false, None);
+        - cos_sq
+            .diagonal(0, 1, 2)
+            .sum_dim_intlist([-1i64].as_slice(), false, None);
     off_diagonal / (n * (n - 1)) as f64
 }
 

@@ -22,11 +22,19 @@ pub fn scores(probs: &Tensor) -> Scores {
     let p_yx = probs.to_kind(Kind::Double).clamp_min(PROB_FLOOR);
     let p_y = p_yx.mean_dim(0, true, None);
     let (log_yx, log_y) = (p_yx.log(), p_y.log());
-    let kl_yx_y = (&p_yx * (&log_yx - &log_y)).sum_dim_intlist(1, false, None).mean(None);
-    let kl_y_yx = (&p_y * (&log_y - &log_yx)).sum_dim_intlist(1, false, None).mean(None);
+    let kl_yx_y = (&p_yx * (&log_yx - &log_y))
+        .sum_dim_intlist(1, false, None)
+        .mean(None);
+    let kl_y_yx = (&p_y * (&log_y - &log_yx))
+        .sum_dim_intlist(1, false, None)
+        .mean(None);
     let i_prime = f64::try_from(kl_yx_y).unwrap();
     let printed = f64::try_from(kl_y_yx).unwrap();
-    Scores { i_prime, i_prime_printed: printed * printed, inception_score: i_prime.exp() }
+    Scores {
+        i_prime,
+        i_prime_printed: printed * printed,
+        inception_score: i_prime.exp(),
+    }
 }
 
 /// Mean `[F]` and covariance `[F, F]` (unbiased) of features `[N, F]`, in f64.
@@ -71,7 +79,12 @@ mod tests {
     #[test]
     fn perfect_confident_balanced_samples_reach_log_c() {
         // One-hot over 4 classes, balanced: KL(p(y|x) || p(y)) = ln 4 for every x.
-        let p = probs(&[1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.], 4);
+        let p = probs(
+            &[
+                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
+            ],
+            4,
+        );
         let s = scores(&p);
         assert!((s.i_prime - 4f64.ln()).abs() < 1e-9);
         assert!((s.inception_score - 4.0).abs() < 1e-8);
@@ -118,6 +131,9 @@ mod tests {
         let (mu, cov) = feature_stats(&f);
         assert_eq!(Vec::<f64>::try_from(mu).unwrap(), [2.0, 4.0]);
         // deviations (-1,-2), (1,2); unbiased with n-1 = 1
-        assert_eq!(Vec::<f64>::try_from(cov.flatten(0, -1)).unwrap(), [2.0, 4.0, 4.0, 8.0]);
+        assert_eq!(
+            Vec::<f64>::try_from(cov.flatten(0, -1)).unwrap(),
+            [2.0, 4.0, 4.0, 8.0]
+        );
     }
 }

@@ -1,1 +1,185 @@
-fn main() {}
+//! `ebgan`: EBGAN experiments from TOML files.
+
+mod bench;
+mod config;
+mod data;
+mod device;
+mod fsutil;
+mod images;
+mod report;
+mod results;
+mod runner;
+mod scoring;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ebgan",
+    version,
+    about = "Energy-based GAN experiments (Zhao, Mathieu, LeCun, ICLR 2017)"
+)]
+struct Cli {
+    /// Data folder (MNIST, the scoring classifier); default $EBGAN_DATA or ./data.
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Get MNIST: download from the public mirrors, or import a local folder with --from.
+    Mnist {
+        /// Folder holding the four IDX files (.gz or raw).
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Train the scoring classifier (once; cached with its test accuracy).
+    Classifier {
+        #[arg(long, default_value_t = 4)]
+        epochs: usize,
+        /// Use the first N training images.
+        #[arg(long, default_value_t = 60000)]
+        train_images: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Where to keep it; default <data>/mnist-classifier.
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+        /// Retrain even if one exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the runs an experiment file expands to, without training.
+    Plan {
+        file: PathBuf,
+        /// List every run.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Train the runs of an experiment file that are not done yet, then redraw its report.
+    Run {
+        file: PathBuf,
+        /// Run shard I of N (0-based): disjoint shards whose union is the grid.
+        #[arg(long, default_value = "0/1")]
+        shard: config::Shard,
+        /// auto (CUDA when available), cpu, cuda or cuda:K.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Cohorts trained at once; default: one per core on CPU, 1 on CUDA.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Most runs of one shape trained together as one batched model (1 = each run alone).
+        #[arg(long, default_value_t = 1)]
+        cohort: usize,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+        /// Do not redraw the report at the end.
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// Redraw figures and tables of a results folder (results/<experiment>) from its results alone.
+    Report { dir: PathBuf },
+    /// Time one EBGAN and one GAN training step, here and in PyTorch eager.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let data = data::data_dir(cli.data);
+    match cli.command {
+        Command::Mnist { from } => {
+            match from {
+                Some(from) => data::mnist::import(&from, &data)?,
+                None if data::mnist::is_ready(&data) => {}
+                None => data::mnist::download(&data)?,
+            }
+            eprintln!("MNIST verified in {}", data::mnist::dir(&data).display());
+        }
+        Command::Classifier {
+            epochs,
+            train_images,
+            device,
+            classifier,
+            force,
+        } => {
+            let dir = classifier.unwrap_or_else(|| scoring::default_dir(&data));
+            if !force {
+                if let Ok(info) = scoring::read_info(&dir) {
+                    eprintln!(
+                        "classifier in {} already trained: test accuracy {:.2}%",
+                        dir.display(),
+                        info.test_accuracy * 100.0
+                    );
+                    return Ok(());
+                }
+            }
+            let device = device::parse(&device)?;
+            let mnist = data::mnist::load(&data)?;
+            let info = scoring::train(&mnist, &dir, epochs, train_images, device)?;
+            eprintln!(
+                "classifier: test accuracy {:.2}% ({} epochs, {:.0} s on {}); real test set: I' {:.3}, IS {:.2}",
+                info.test_accuracy * 100.0,
+                epochs,
+                info.train_seconds,
+                device::describe(device),
+                info.test_scores.i_prime,
+                info.test_scores.inception_score
+            );
+        }
+        Command::Plan { file, list } => {
+            let exp = config::Experiment::load(&file)?;
+            let mut per_family = std::collections::BTreeMap::<&str, usize>::new();
+            for r in &exp.runs {
+                *per_family.entry(r.config.family()).or_default() += 1;
+                if list {
+                    println!("{}", r.id);
+                }
+            }
+            for (family, n) in &per_family {
+                println!("{family}: {n} runs");
+            }
+            println!("total: {} runs", exp.runs.len());
+        }
+        Command::Run {
+            file,
+            shard,
+            device,
+            jobs,
+            cohort,
+            results,
+            classifier,
+            no_report,
+        } => {
+            let device = device::parse(&device)?;
+            let opts = runner::RunOptions {
+                shard,
+                device,
+                jobs,
+                cohort,
+                results: results.clone(),
+                data: data.clone(),
+                classifier: classifier.unwrap_or_else(|| scoring::default_dir(&data)),
+            };
+            runner::run(&file, &opts)?;
+            if !no_report {
+                let exp = config::Experiment::load(&file)?;
+                let dir = results.join(&exp.name);
+                report::write(&dir)?;
+                eprintln!("report: {}", dir.join("summary.md").display());
+            }
+        }
+        Command::Report { dir } => {
+            report::write(&dir)?;
+            eprintln!("report: {}", dir.join("summary.md").display());
+        }
+        Command::Bench(args) => bench::run(&args)?,
+    }
+    Ok(())
+}

@@ -42,7 +42,9 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let [k, b, h] = x.size()[..] else { panic!("BatchNorm expects [K, B, H], got {:?}", x.size()) };
+        let [k, b, h] = x.size()[..] else {
+            panic!("BatchNorm expects [K, B, H], got {:?}", x.size())
+        };
         assert_eq!(h, self.features);
         // libtorch's fused kernel normalises per channel over the batch: make (member, feature)
         // the channel axis.
@@ -75,11 +77,21 @@ impl Dropout {
         if p.iter().all(|&p| p == 0.0) {
             return None;
         }
-        let thresholds: Vec<i64> = p.iter().map(|&p| (p.clamp(0.0, 1.0) * 256.0).round().min(255.0) as i64).collect();
-        let scale: Vec<f32> = thresholds.iter().map(|&t| 256.0 / (256 - t) as f32).collect();
+        let thresholds: Vec<i64> = p
+            .iter()
+            .map(|&p| (p.clamp(0.0, 1.0) * 256.0).round().min(255.0) as i64)
+            .collect();
+        let scale: Vec<f32> = thresholds
+            .iter()
+            .map(|&t| 256.0 / (256 - t) as f32)
+            .collect();
         Some(Dropout {
-            threshold: Tensor::from_slice(&thresholds).view([-1, 1, 1]).to_device(device),
-            scale: Tensor::from_slice(&scale).view([-1, 1, 1]).to_device(device),
+            threshold: Tensor::from_slice(&thresholds)
+                .view([-1, 1, 1])
+                .to_device(device),
+            scale: Tensor::from_slice(&scale)
+                .view([-1, 1, 1])
+                .to_device(device),
         })
     }
 
@@ -99,8 +111,10 @@ mod tests {
         let mut vars = Vars::new(&[1, 2], Device::Cpu);
         let mut lin = Linear::new(&mut vars, "l", 2, 1, &[1.0, 1.0]);
         tch::no_grad(|| {
-            lin.weight.copy_(&Tensor::from_slice(&[1f32, 2., 10., 20.]).view([2, 2, 1]));
-            lin.bias.copy_(&Tensor::from_slice(&[0.5f32, -1.]).view([2, 1, 1]));
+            lin.weight
+                .copy_(&Tensor::from_slice(&[1f32, 2., 10., 20.]).view([2, 2, 1]));
+            lin.bias
+                .copy_(&Tensor::from_slice(&[0.5f32, -1.]).view([2, 1, 1]));
         });
         let x = Tensor::from_slice(&[1f32, 1., 1., 1.]).view([2, 1, 2]);
         let y = Vec::<f32>::try_from(lin.forward(&x).flatten(0, -1)).unwrap();
@@ -125,10 +139,14 @@ mod tests {
     fn dropout_uses_each_members_mask_and_probability() {
         // Members 0 and 1: p = 0.5 (keep bytes >= 128, scale 2); member 2: off.
         let x = Tensor::ones([3, 1, 4], (Kind::Float, Device::Cpu));
-        let bytes = Tensor::from_slice(&[0u8, 127, 128, 255, 255, 255, 0, 0, 0, 0, 0, 0]).view([3, 1, 4]);
+        let bytes =
+            Tensor::from_slice(&[0u8, 127, 128, 255, 255, 255, 0, 0, 0, 0, 0, 0]).view([3, 1, 4]);
         let d = Dropout::new(&[0.5, 0.5, 0.0], Device::Cpu).unwrap();
         let y = Vec::<f32>::try_from(d.forward(&x, &bytes).flatten(0, -1)).unwrap();
-        assert_eq!(y, [0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(
+            y,
+            [0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+        );
         assert!(Dropout::new(&[0.0, 0.0], Device::Cpu).is_none());
     }
 }

@@ -47,12 +47,20 @@ struct HiddenStack {
 
 impl HiddenStack {
     /// `widths[0]` is the input width; `first_bn` is the index of the first layer with batch norm.
-    fn new(vars: &mut Vars, widths: &[i64], batch_norm: bool, first_bn: usize, dropout: Option<Dropout>, std: &[f64]) -> Self {
+    fn new(
+        vars: &mut Vars,
+        widths: &[i64],
+        batch_norm: bool,
+        first_bn: usize,
+        dropout: Option<Dropout>,
+        std: &[f64],
+    ) -> Self {
         let layers = (0..widths.len() - 1)
             .map(|i| {
                 let name = format!("l{i}");
                 let lin = Linear::new(vars, &name, widths[i], widths[i + 1], std);
-                let bn = (batch_norm && i >= first_bn).then(|| BatchNorm::new(vars, &format!("bn{i}"), widths[i + 1]));
+                let bn = (batch_norm && i >= first_bn)
+                    .then(|| BatchNorm::new(vars, &format!("bn{i}"), widths[i + 1]));
                 (lin, bn)
             })
             .collect();
@@ -80,7 +88,9 @@ impl HiddenStack {
 }
 
 fn widths(input: i64, size: i64, hidden: usize) -> Vec<i64> {
-    std::iter::once(input).chain(std::iter::repeat_n(size, hidden)).collect()
+    std::iter::once(input)
+        .chain(std::iter::repeat_n(size, hidden))
+        .collect()
 }
 
 /// G: z -> sizeG x (nLayerG - 1) -> data, tanh output (data is scaled to [-1, 1]).
@@ -91,7 +101,11 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(vars: &mut Vars, spec: &MlpSpec) -> Self {
-        assert!(spec.n_layer_g >= 2, "nLayerG must be >= 2, got {}", spec.n_layer_g);
+        assert!(
+            spec.n_layer_g >= 2,
+            "nLayerG must be >= 2, got {}",
+            spec.n_layer_g
+        );
         vars.sub("g", |v| {
             let w = widths(spec.z_dim, spec.size_g, spec.n_layer_g - 1);
             let std = spec.per_member(|m| m.init_std_g);
@@ -121,7 +135,11 @@ pub struct AutoEncoderOutput {
 
 impl AutoEncoder {
     pub fn new(vars: &mut Vars, spec: &MlpSpec) -> Self {
-        assert!(spec.n_layer_d >= 2, "nLayerD must be >= 2, got {}", spec.n_layer_d);
+        assert!(
+            spec.n_layer_d >= 2,
+            "nLayerD must be >= 2, got {}",
+            spec.n_layer_d
+        );
         vars.sub("d", |v| {
             let w = widths(spec.data_dim, spec.size_d, spec.n_layer_d - 1);
             let std = spec.per_member(|m| m.init_std_d);
@@ -135,7 +153,10 @@ impl AutoEncoder {
     /// Dropout is applied only when `masks` is given (training).
     pub fn forward(&self, x: &Tensor, masks: Option<&mut MemberRng>) -> AutoEncoderOutput {
         let (code, h) = self.encoder.forward(x, masks);
-        AutoEncoderOutput { reconstruction: self.decoder.forward(&h), code }
+        AutoEncoderOutput {
+            reconstruction: self.decoder.forward(&h),
+            code,
+        }
     }
 }
 
@@ -147,7 +168,11 @@ pub struct Logistic {
 
 impl Logistic {
     pub fn new(vars: &mut Vars, spec: &MlpSpec) -> Self {
-        assert!(spec.n_layer_d >= 2, "nLayerD must be >= 2, got {}", spec.n_layer_d);
+        assert!(
+            spec.n_layer_d >= 2,
+            "nLayerD must be >= 2, got {}",
+            spec.n_layer_d
+        );
         vars.sub("d", |v| {
             let w = widths(spec.data_dim, spec.size_d, spec.n_layer_d - 1);
             let std = spec.per_member(|m| m.init_std_d);
@@ -160,7 +185,9 @@ impl Logistic {
 
     /// Logits `[K, B]`.
     pub fn forward(&self, x: &Tensor, masks: Option<&mut MemberRng>) -> Tensor {
-        self.out.forward(&self.hidden.forward(x, masks).1).squeeze_dim(-1)
+        self.out
+            .forward(&self.hidden.forward(x, masks).1)
+            .squeeze_dim(-1)
     }
 }
 
@@ -178,12 +205,22 @@ mod tests {
             z_dim: 3,
             data_dim: 5,
             batch_norm: true,
-            members: vec![MlpMember { dropout_d: 0.5, init_std_g: 0.02, init_std_d: 0.002 }; members],
+            members: vec![
+                MlpMember {
+                    dropout_d: 0.5,
+                    init_std_g: 0.02,
+                    init_std_d: 0.002
+                };
+                members
+            ],
         }
     }
 
     fn shapes(vars: &Vars) -> Vec<(String, Vec<i64>)> {
-        vars.named().iter().map(|(n, t)| (n.clone(), t.size())).collect()
+        vars.named()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.size()))
+            .collect()
     }
 
     #[test]
@@ -210,7 +247,12 @@ mod tests {
             ("d.decoder.weight", vec![2, 6, 5]),
             ("d.decoder.bias", vec![2, 1, 5]),
         ];
-        assert_eq!(names, want.into_iter().map(|(n, s)| (n.to_string(), s)).collect::<Vec<_>>());
+        assert_eq!(
+            names,
+            want.into_iter()
+                .map(|(n, s)| (n.to_string(), s))
+                .collect::<Vec<_>>()
+        );
         let z = Tensor::randn([2, 4, 3], (Kind::Float, Device::Cpu));
         let x = g.forward(&z);
         assert_eq!(x.size(), [2, 4, 5]);
@@ -230,7 +272,10 @@ mod tests {
         assert_eq!(n.iter().filter(|n| n.ends_with("weight")).count(), 4);
         assert!(n.contains(&"d.bn1.gamma".to_string()) && !n.contains(&"d.bn0.gamma".to_string()));
         let mut masks = MemberRng::new(&[0], crate::rng::Stream::Dropout, Device::Cpu);
-        let logits = d.forward(&Tensor::randn([1, 7, 5], (Kind::Float, Device::Cpu)), Some(&mut masks));
+        let logits = d.forward(
+            &Tensor::randn([1, 7, 5], (Kind::Float, Device::Cpu)),
+            Some(&mut masks),
+        );
         assert_eq!(logits.size(), [1, 7]);
     }
 

@@ -73,7 +73,9 @@ impl MemberRng {
     fn stack<T: tch::kind::Element>(&self, v: &[T], shape: &[i64], _kind: Kind) -> Tensor {
         let mut full = vec![self.rngs.len() as i64];
         full.extend_from_slice(shape);
-        Tensor::from_slice(v).view(full.as_slice()).to_device(self.device)
+        Tensor::from_slice(v)
+            .view(full.as_slice())
+            .to_device(self.device)
     }
 }
 

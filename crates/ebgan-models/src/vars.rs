@@ -12,7 +12,11 @@ pub struct Vars {
 impl Vars {
     /// Variables for members with the given seeds (each member initialises from its own seed).
     pub fn new(seeds: &[u64], device: Device) -> Self {
-        Vars { named: vec![], init: MemberRng::new(seeds, Stream::Init, device), prefix: String::new() }
+        Vars {
+            named: vec![],
+            init: MemberRng::new(seeds, Stream::Init, device),
+            prefix: String::new(),
+        }
     }
 
     pub fn members(&self) -> i64 {
@@ -39,7 +43,9 @@ impl Vars {
         let std: Vec<f32> = std.iter().map(|&s| s as f32).collect();
         let mut per_member = vec![1i64; shape.len() + 1];
         per_member[0] = -1;
-        let t = t * Tensor::from_slice(&std).view(per_member.as_slice()).to_device(self.device());
+        let t = t * Tensor::from_slice(&std)
+            .view(per_member.as_slice())
+            .to_device(self.device());
         self.register(name, t)
     }
 
@@ -53,7 +59,8 @@ impl Vars {
 
     fn register(&mut self, name: &str, t: Tensor) -> Tensor {
         let t = t.set_requires_grad(true);
-        self.named.push((format!("{}{name}", self.prefix), t.shallow_clone()));
+        self.named
+            .push((format!("{}{name}", self.prefix), t.shallow_clone()));
         t
     }
 
@@ -68,7 +75,11 @@ impl Vars {
 
     /// The variables whose names start with `prefix`.
     pub fn tensors_under(&self, prefix: &str) -> Vec<Tensor> {
-        self.named.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, t)| t.shallow_clone()).collect()
+        self.named
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, t)| t.shallow_clone())
+            .collect()
     }
 
     /// Copies values saved by name (e.g. from a checkpoint) into the variables; every variable
@@ -82,7 +93,11 @@ impl Vars {
                 .map(|(_, s)| s)
                 .ok_or_else(|| format!("no tensor `{name}`"))?;
             if src.size() != t.size() {
-                return Err(format!("tensor `{name}` has shape {:?}, expected {:?}", src.size(), t.size()));
+                return Err(format!(
+                    "tensor `{name}` has shape {:?}, expected {:?}",
+                    src.size(),
+                    t.size()
+                ));
             }
             t.copy_(src);
         }

@@ -1,0 +1,11 @@
+//! Datasets on disk.
+
+pub mod mnist;
+
+use std::path::PathBuf;
+
+/// Where datasets and the scoring classifier live: `--data`, else $EBGAN_DATA, else ./data.
+pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("EBGAN_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("data"))
+}

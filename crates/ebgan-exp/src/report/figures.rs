@@ -1,0 +1,336 @@
+//! PNG figures with plotters: Figure 2 and 3 histograms, best samples (Figure 4), the margin
+//! sweep (Figure 9) and loss curves.
+
+use super::{best_of, histogram_percent, i_primes, FAMILIES};
+use crate::config::Model;
+use crate::results::{ResultsDir, RunRecord};
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::path::{Path, PathBuf};
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+pub fn register_font() {
+    // Embedded so figures render the same on machines without system fonts.
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+}
+
+/// I' axis: [0, 2.4) in bins of 0.1; ln 10 = 2.30 bounds I' for 10 classes.
+const I_MAX: f64 = 2.4;
+const BINS: usize = 24;
+
+fn family_color(family: &str) -> RGBColor {
+    match family {
+        "gan" => RGBColor(214, 39, 40),
+        "ebgan" => RGBColor(31, 119, 180),
+        _ => RGBColor(44, 160, 44),
+    }
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e:?}")
+}
+
+/// One histogram panel: percent of runs per I' bin, one bar per family side by side in each bin.
+fn histogram_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[(String, RGBColor, Vec<f64>)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let shares: Vec<Vec<f64>> = series
+        .iter()
+        .map(|(_, _, v)| histogram_percent(v, 0.0, I_MAX, BINS))
+        .collect();
+    let top = shares.iter().flatten().cloned().fold(10.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0.0..I_MAX, 0.0..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("I'")
+        .y_desc("% of runs")
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(err)?;
+    let width = I_MAX / BINS as f64;
+    let bar = width / series.len().max(1) as f64;
+    for (s, ((name, color, values), share)) in series.iter().zip(&shares).enumerate() {
+        chart
+            .draw_series(share.iter().enumerate().map(|(i, &p)| {
+                let x0 = i as f64 * width + s as f64 * bar;
+                Rectangle::new([(x0, 0.0), (x0 + bar * 0.9, p)], color.filled())
+            }))
+            .map_err(err)?
+            .label(format!("{name} ({} runs)", values.len()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn family_series<'a>(
+    rows: impl Iterator<Item = &'a RunRecord> + Clone,
+) -> Vec<(String, RGBColor, Vec<f64>)> {
+    FAMILIES
+        .iter()
+        .filter_map(|f| {
+            let v = i_primes(rows.clone().filter(|r| r.family == *f));
+            (!v.is_empty()).then(|| (f.to_uppercase(), family_color(f), v))
+        })
+        .collect()
+}
+
+/// Figure 2: (a) all runs, (b) nLayerG <= 4 and nLayerD <= 4, (c) both <= 3.
+pub fn figure2(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
+    if i_primes(rows).is_empty() {
+        return Ok(None);
+    }
+    let root = BitMapBackend::new(out, (1500, 450)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((1, 3));
+    let limits = [
+        ("(a) all runs", usize::MAX),
+        ("(b) nLayerG <= 4, nLayerD <= 4", 4),
+        ("(c) nLayerG <= 3, nLayerD <= 3", 3),
+    ];
+    for (area, (title, max)) in panels.iter().zip(limits) {
+        let keep = rows
+            .iter()
+            .filter(move |r| r.config.n_layer_g <= max && r.config.n_layer_d <= max);
+        histogram_panel(area, title, &family_series(keep))?;
+    }
+    root.present().map_err(err)?;
+    Ok(Some(out.to_path_buf()))
+}
+
+/// Figure 3: GAN runs split by (lr, optimD, optimG), each against all EBGAN runs.
+pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
+    let mut settings: Vec<(f64, String, String)> = rows
+        .iter()
+        .filter(|r| r.config.model == Model::Gan)
+        .map(|r| {
+            (
+                r.config.lr,
+                format!("{:?}", r.config.optim_d).to_lowercase(),
+                format!("{:?}", r.config.optim_g).to_lowercase(),
+            )
+        })
+        .collect();
+    settings.sort_by(|a, b| {
+        b.0.partial_cmp(&a.0)
+            .unwrap()
+            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+    });
+    settings.dedup();
+    let ebgan = i_primes(rows.iter().filter(|r| r.family == "ebgan"));
+    if settings.len() < 2 || ebgan.is_empty() {
+        return Ok(None);
+    }
+    let cols = 4.min(settings.len());
+    let nrows = settings.len().div_ceil(cols);
+    let root = BitMapBackend::new(out, (420 * cols as u32, 320 * nrows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    for (area, (lr, od, og)) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
+        let gan = i_primes(rows.iter().filter(|r| {
+            r.config.model == Model::Gan
+                && r.config.lr == *lr
+                && format!("{:?}", r.config.optim_d).to_lowercase() == *od
+                && format!("{:?}", r.config.optim_g).to_lowercase() == *og
+        }));
+        let series = vec![
+            ("GAN".to_string(), family_color("gan"), gan),
+            ("EBGAN".to_string(), family_color("ebgan"), ebgan.clone()),
+        ];
+        histogram_panel(area, &format!("lr {lr}, optimD {od}, optimG {og}"), &series)?;
+    }
+    root.present().map_err(err)?;
+    Ok(Some(out.to_path_buf()))
+}
+
+/// Side-by-side sample sheets with captions.
+fn sheet_row(sheets: &[(String, PathBuf)], out: &Path) -> Result<Option<PathBuf>> {
+    let images: Vec<(String, image::RgbImage)> = sheets
+        .iter()
+        .filter_map(|(caption, p)| image::open(p).ok().map(|i| (caption.clone(), i.to_rgb8())))
+        .collect();
+    if images.is_empty() {
+        return Ok(None);
+    }
+    let caption_h = 40u32;
+    let pad = 10u32;
+    let w: u32 = images.iter().map(|(_, i)| i.width() + pad).sum::<u32>() + pad;
+    let h = images.iter().map(|(_, i)| i.height()).max().unwrap() + caption_h + pad;
+    let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    let mut x = pad;
+    let mut labels = vec![];
+    for (caption, img) in &images {
+        image::imageops::overlay(&mut canvas, img, x as i64, caption_h as i64);
+        labels.push((caption.clone(), x));
+        x += img.width() + pad;
+    }
+    {
+        let mut buf = canvas.into_raw();
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            for (caption, x) in &labels {
+                root.draw(&Text::new(
+                    caption.clone(),
+                    (*x as i32, 12),
+                    ("sans-serif", 14).into_font(),
+                ))
+                .map_err(err)?;
+            }
+            root.present().map_err(err)?;
+        }
+        let img = image::RgbImage::from_raw(w, h, buf).expect("buffer size is w * h * 3");
+        let mut bytes = std::io::Cursor::new(vec![]);
+        img.write_to(&mut bytes, image::ImageFormat::Png)?;
+        crate::fsutil::write_atomic(out, bytes.get_ref())?;
+    }
+    Ok(Some(out.to_path_buf()))
+}
+
+/// Figure 4: samples of the best run of each family.
+pub fn best_samples(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
+    let sheets: Vec<(String, PathBuf)> = FAMILIES
+        .iter()
+        .filter_map(|f| best_of(rows, |r| r.family == *f))
+        .map(|r| {
+            (
+                format!(
+                    "best {}: I' {:.2}",
+                    r.family.to_uppercase(),
+                    r.i_prime.unwrap()
+                ),
+                res.run_dir(&r.run_id).join("samples.png"),
+            )
+        })
+        .collect();
+    sheet_row(&sheets, out)
+}
+
+/// Figure 9: when EBGAN runs differ in margin, samples of the best run per margin.
+pub fn margin_sweep(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
+    let mut margins: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.config.model == Model::Ebgan)
+        .map(|r| r.config.margin)
+        .collect();
+    margins.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    margins.dedup();
+    if margins.len() < 2 {
+        return Ok(None);
+    }
+    let sheets: Vec<(String, PathBuf)> = margins
+        .iter()
+        .map(|&m| {
+            match best_of(rows, |r| {
+                r.config.model == Model::Ebgan && r.config.margin == m
+            }) {
+                Some(r) => (
+                    format!("m = {m}: I' {:.2}", r.i_prime.unwrap()),
+                    res.run_dir(&r.run_id).join("samples.png"),
+                ),
+                None => (format!("m = {m}: diverged"), PathBuf::new()),
+            }
+        })
+        .collect();
+    sheet_row(&sheets, out)
+}
+
+/// Loss curves of one run from its losses.csv: D and G loss, and real/fake energy (or D(x))
+/// against the margin.
+pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<PathBuf>> {
+    let mut rdr = csv::Reader::from_path(losses)?;
+    let rows: Vec<Vec<f64>> = rdr
+        .records()
+        .filter_map(|r| r.ok())
+        .map(|r| r.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let root = BitMapBackend::new(out, (1000, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let halves = root.split_evenly((1, 2));
+    let x_max = rows.len() as f64 + 1.0;
+    let panels: [(&str, Vec<(usize, &str, RGBColor)>); 2] = [
+        (
+            "losses",
+            vec![
+                (1, "loss D", RGBColor(214, 39, 40)),
+                (2, "loss G", RGBColor(31, 119, 180)),
+            ],
+        ),
+        (
+            "real / fake (energy or D(x)) and margin",
+            vec![
+                (3, "real", RGBColor(44, 160, 44)),
+                (4, "fake", RGBColor(255, 127, 14)),
+                (5, "margin", RGBColor(100, 100, 100)),
+            ],
+        ),
+    ];
+    for (area, (name, cols)) in halves.iter().zip(panels) {
+        let vals: Vec<f64> = rows
+            .iter()
+            .flat_map(|r| cols.iter().map(move |(c, _, _)| r[*c]))
+            .filter(|v| v.is_finite())
+            .collect();
+        let (lo, hi) = vals
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let span = (hi - lo).max(1e-6);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{title}: {name}"), ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..x_max, (lo - 0.05 * span)..(hi + 0.05 * span))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for (c, label, color) in cols {
+            chart
+                .draw_series(LineSeries::new(
+                    rows.iter()
+                        .map(|r| (r[0], r[c]))
+                        .filter(|p| p.1.is_finite()),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(Some(out.to_path_buf()))
+}

@@ -1,0 +1,108 @@
+//! `ebgan report`: figures and tables from a results folder alone (runs*.csv, run folders,
+//! classifier.json); never trains.
+
+mod figures;
+mod summary;
+
+use crate::results::{ResultsDir, RunRecord};
+use crate::scoring::ClassifierInfo;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// The comparison families in the order the paper shows them.
+pub const FAMILIES: [&str; 3] = ["gan", "ebgan", "ebgan-pt"];
+
+pub fn write(dir: &Path) -> Result<()> {
+    let res = ResultsDir::new(dir.to_path_buf());
+    if res.csv_files()?.is_empty() {
+        bail!("{}: no runs*.csv here: not a results folder of `ebgan run`, or no run has finished yet", dir.display());
+    }
+    let rows = res.rows()?;
+    let classifier: Option<ClassifierInfo> = std::fs::read_to_string(dir.join("classifier.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    figures::register_font();
+    let mut made = vec![];
+    made.extend(figures::figure2(&rows, &dir.join("fig2.png"))?);
+    made.extend(figures::figure3(&rows, &dir.join("fig3.png"))?);
+    made.extend(figures::best_samples(&res, &rows, &dir.join("fig4.png"))?);
+    made.extend(figures::margin_sweep(&res, &rows, &dir.join("fig9.png"))?);
+    for family in FAMILIES {
+        if let Some(best) = best_of(&rows, |r| r.family == family) {
+            let losses = res.run_dir(&best.run_id).join("losses.csv");
+            if losses.is_file() {
+                made.extend(figures::loss_curves(
+                    &losses,
+                    &best.run_id,
+                    &dir.join(format!("curves-{family}.png")),
+                )?);
+            }
+        }
+    }
+    summary::write(dir, &rows, classifier.as_ref(), &made)
+}
+
+/// Finished rows, their I' values.
+pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
+    rows.into_iter().filter_map(|r| r.i_prime).collect()
+}
+
+/// The finished row with the highest I' among those matching `keep`.
+pub fn best_of(rows: &[RunRecord], keep: impl Fn(&RunRecord) -> bool) -> Option<&RunRecord> {
+    rows.iter()
+        .filter(|r| keep(r) && r.i_prime.is_some())
+        .max_by(|a, b| a.i_prime.partial_cmp(&b.i_prime).unwrap())
+}
+
+/// The q-quantile (0..1) by linear interpolation between order statistics.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Percent of `values` in each of `bins` equal-width bins over [lo, hi); values at or past hi
+/// go to the last bin.
+pub fn histogram_percent(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; bins];
+    for &v in values {
+        let i = (((v - lo) / (hi - lo)) * bins as f64)
+            .floor()
+            .clamp(0.0, (bins - 1) as f64) as usize;
+        counts[i] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| {
+            if values.is_empty() {
+                0.0
+            } else {
+                100.0 * c as f64 / values.len() as f64
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_hand() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&v, 0.25), 2.0);
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.75), 3.25);
+    }
+
+    #[test]
+    fn histogram_shares_by_hand() {
+        // 4 values over [0, 2) in 4 bins: 0.1 -> bin 0, 0.6 and 0.9 -> bin 1, 2.7 -> last bin.
+        let h = histogram_percent(&[0.1, 0.6, 0.9, 2.7], 0.0, 2.0, 4);
+        assert_eq!(h, [25.0, 50.0, 0.0, 25.0]);
+    }
+}

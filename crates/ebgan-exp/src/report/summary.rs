@@ -1,0 +1,240 @@
+//! results/<experiment>/summary.md.
+
+use super::{histogram_percent, i_primes, quantile, FAMILIES};
+use crate::config::Model;
+use crate::fsutil::write_atomic;
+use crate::results::RunRecord;
+use crate::scoring::ClassifierInfo;
+use anyhow::Result;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn fmt3(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+fn optim(k: ebgan_core::OptimKind) -> String {
+    format!("{k:?}").to_lowercase()
+}
+
+pub fn write(
+    dir: &Path,
+    rows: &[RunRecord],
+    classifier: Option<&ClassifierInfo>,
+    figures: &[PathBuf],
+) -> Result<()> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut s = String::new();
+    writeln!(s, "# {name}: summary\n")?;
+    writeln!(
+        s,
+        "Written by `ebgan report` from {} rows of runs*.csv.",
+        rows.len()
+    )?;
+    writeln!(s, "I' = E_x KL(p(y|x) || p(y)) (= log IS; see docs/decisions.md); higher is better, at most ln 10 = 2.303.\n")?;
+    match classifier {
+        Some(c) => writeln!(
+            s,
+            "Scoring classifier: test accuracy **{:.2}%** ({} epochs on {} images). Real MNIST test set: I' {:.3}, I' printed {:.1}, IS {:.2}.\n",
+            c.test_accuracy * 100.0,
+            c.epochs,
+            c.train_images,
+            c.test_scores.i_prime,
+            c.test_scores.i_prime_printed,
+            c.test_scores.inception_score
+        )?,
+        None => writeln!(s, "Scoring classifier: no classifier.json in this folder.\n")?,
+    }
+
+    writeln!(s, "## Runs per family\n")?;
+    writeln!(s, "| family | runs | finished | diverged | I' q1 | I' median | I' q3 | I' max | epochs | mean wall s |")?;
+    writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for f in FAMILIES {
+        let fam: Vec<&RunRecord> = rows.iter().filter(|r| r.family == f).collect();
+        if fam.is_empty() {
+            continue;
+        }
+        let mut v = i_primes(fam.iter().copied());
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let diverged = fam.iter().filter(|r| r.status == "diverged").count();
+        let epochs: Vec<usize> = fam.iter().map(|r| r.config.epochs).collect();
+        let wall = fam
+            .iter()
+            .map(|r| r.wall_s / r.cohort_size.max(1) as f64)
+            .sum::<f64>()
+            / fam.len() as f64;
+        writeln!(
+            s,
+            "| {f} | {} | {} | {diverged} | {} | {} | {} | {} | {} | {wall:.1} |",
+            fam.len(),
+            v.len(),
+            fmt3(quantile(&v, 0.25)),
+            fmt3(quantile(&v, 0.5)),
+            fmt3(quantile(&v, 0.75)),
+            fmt3(v.last().copied().unwrap_or(f64::NAN)),
+            if epochs.iter().min() == epochs.iter().max() {
+                epochs[0].to_string()
+            } else {
+                "mixed".into()
+            },
+        )?;
+    }
+
+    let present: Vec<&str> = FAMILIES
+        .into_iter()
+        .filter(|f| rows.iter().any(|r| r.family == *f && r.i_prime.is_some()))
+        .collect();
+    if !present.is_empty() {
+        writeln!(s, "\n## Share of finished runs per I' bin (%)\n")?;
+        writeln!(s, "| I' | {} |", present.join(" | "))?;
+        writeln!(
+            s,
+            "|---|{}|",
+            present.iter().map(|_| "---:").collect::<Vec<_>>().join("|")
+        )?;
+        let shares: Vec<Vec<f64>> = present
+            .iter()
+            .map(|f| {
+                histogram_percent(
+                    &i_primes(rows.iter().filter(|r| r.family == *f)),
+                    0.0,
+                    2.5,
+                    5,
+                )
+            })
+            .collect();
+        for b in 0..5 {
+            let label = if b == 4 {
+                "2.0 and up".to_string()
+            } else {
+                format!("{:.1} - {:.1}", b as f64 * 0.5, (b + 1) as f64 * 0.5)
+            };
+            writeln!(
+                s,
+                "| {label} | {} |",
+                shares
+                    .iter()
+                    .map(|v| format!("{:.1}", v[b]))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )?;
+        }
+    }
+
+    writeln!(s, "\n## Best run per family\n")?;
+    writeln!(s, "| family | run | I' | IS | nLayerG | sizeG | nLayerD | sizeD | dropoutD | optimD | optimG | lr | margin | PT |")?;
+    writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
+    )?;
+    for f in FAMILIES {
+        if let Some(r) = super::best_of(rows, |r| r.family == f) {
+            let c = &r.config;
+            writeln!(
+                s,
+                "| {f} | {} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.run_id,
+                r.i_prime.unwrap(),
+                r.inception_score.unwrap_or(f64::NAN),
+                c.n_layer_g,
+                c.size_g,
+                c.n_layer_d,
+                c.size_d,
+                c.dropout_d,
+                optim(c.optim_d),
+                optim(c.optim_g),
+                c.lr,
+                if c.model == Model::Ebgan {
+                    c.margin.to_string()
+                } else {
+                    "-".into()
+                },
+                c.pulling_away
+            )?;
+        }
+    }
+
+    let mut settings: Vec<(String, String, String)> = rows
+        .iter()
+        .filter(|r| r.config.model == Model::Gan)
+        .map(|r| {
+            (
+                r.config.lr.to_string(),
+                optim(r.config.optim_d),
+                optim(r.config.optim_g),
+            )
+        })
+        .collect();
+    settings.sort();
+    settings.dedup();
+    if settings.len() > 1 {
+        writeln!(s, "\n## GAN by optimiser setting (Figure 3)\n")?;
+        writeln!(s, "| lr | optimD | optimG | runs | diverged | I' median |")?;
+        writeln!(s, "|---:|---|---|---:|---:|---:|")?;
+        for (lr, od, og) in &settings {
+            let sub: Vec<&RunRecord> = rows
+                .iter()
+                .filter(|r| {
+                    r.config.model == Model::Gan
+                        && r.config.lr.to_string() == *lr
+                        && optim(r.config.optim_d) == *od
+                        && optim(r.config.optim_g) == *og
+                })
+                .collect();
+            let mut v = i_primes(sub.iter().copied());
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let div = sub.iter().filter(|r| r.status == "diverged").count();
+            writeln!(
+                s,
+                "| {lr} | {od} | {og} | {} | {div} | {} |",
+                sub.len(),
+                fmt3(quantile(&v, 0.5))
+            )?;
+        }
+    }
+
+    let mut margins: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.config.model == Model::Ebgan)
+        .map(|r| r.config.margin)
+        .collect();
+    margins.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    margins.dedup();
+    if margins.len() > 1 {
+        writeln!(s, "\n## EBGAN by margin (Figure 9)\n")?;
+        writeln!(s, "| margin | runs | diverged | I' median | I' max |")?;
+        writeln!(s, "|---:|---:|---:|---:|---:|")?;
+        for m in margins {
+            let sub: Vec<&RunRecord> = rows
+                .iter()
+                .filter(|r| r.config.model == Model::Ebgan && r.config.margin == m)
+                .collect();
+            let mut v = i_primes(sub.iter().copied());
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let div = sub.iter().filter(|r| r.status == "diverged").count();
+            writeln!(
+                s,
+                "| {m} | {} | {div} | {} | {} |",
+                sub.len(),
+                fmt3(quantile(&v, 0.5)),
+                fmt3(v.last().copied().unwrap_or(f64::NAN))
+            )?;
+        }
+    }
+
+    if !figures.is_empty() {
+        writeln!(s, "\n## Figures\n")?;
+        for f in figures {
+            let file = f.file_name().unwrap().to_string_lossy();
+            writeln!(s, "![{file}]({file})\n")?;
+        }
+    }
+    write_atomic(&dir.join("summary.md"), s.as_bytes())
+}

@@ -1,0 +1,414 @@
+//! Results on disk: one folder per run and one row per finished run.
+//!
+//! results/<experiment>/
+//!   experiment.toml, classifier.json    copies, so reports need nothing else
+//!   runs.csv | runs-shard-I-of-N.csv    one row per finished run; the commit point of a run
+//!   <run-id>/config.toml                resolved config, the first file a run writes
+//!   <run-id>/losses.csv, samples.png, result.json
+//!
+//! A run counts as done when its row is in any runs*.csv; everything in its folder is written
+//! before the row is appended. Deleting a row therefore re-runs exactly that run.
+
+use crate::config::{RunConfig, Shard};
+use crate::fsutil::{append_line, write_atomic};
+use crate::train::mlp::EpochLog;
+use anyhow::{bail, Context, Result};
+use ebgan_core::score::Scores;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Everything known about a run once it has ended (also its result.json).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub family: String,
+    /// "finished" or "diverged".
+    pub status: String,
+    pub i_prime: Option<f64>,
+    pub i_prime_printed: Option<f64>,
+    pub inception_score: Option<f64>,
+    pub final_loss_d: Option<f64>,
+    pub final_loss_g: Option<f64>,
+    pub epochs_done: usize,
+    pub diverged_step: Option<u64>,
+    pub wall_s: f64,
+    /// Runs trained together with this one (1 = alone).
+    pub cohort_size: usize,
+    pub device: String,
+    pub finished_at: String,
+    pub config: RunConfig,
+}
+
+const RESULT_COLUMNS: [&str; 14] = [
+    "run_id",
+    "family",
+    "status",
+    "i_prime",
+    "i_prime_printed",
+    "inception_score",
+    "final_loss_d",
+    "final_loss_g",
+    "epochs_done",
+    "diverged_step",
+    "wall_s",
+    "cohort_size",
+    "device",
+    "finished_at",
+];
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn config_fields(c: &RunConfig) -> BTreeMap<String, serde_json::Value> {
+    match serde_json::to_value(c).expect("a run config serialises") {
+        serde_json::Value::Object(m) => m.into_iter().collect(),
+        _ => unreachable!("a struct serialises to an object"),
+    }
+}
+
+pub fn header() -> Vec<String> {
+    RESULT_COLUMNS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(config_fields(&RunConfig::default()).into_keys())
+        .collect()
+}
+
+impl RunRecord {
+    fn csv_fields(&self) -> Vec<String> {
+        let mut f = vec![
+            self.run_id.clone(),
+            self.family.clone(),
+            self.status.clone(),
+            opt(&self.i_prime),
+            opt(&self.i_prime_printed),
+            opt(&self.inception_score),
+            opt(&self.final_loss_d),
+            opt(&self.final_loss_g),
+            self.epochs_done.to_string(),
+            opt(&self.diverged_step),
+            format!("{:.3}", self.wall_s),
+            self.cohort_size.to_string(),
+            self.device.clone(),
+            self.finished_at.clone(),
+        ];
+        f.extend(config_fields(&self.config).into_values().map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }));
+        f
+    }
+
+    pub fn scores(&self) -> Option<Scores> {
+        Some(Scores {
+            i_prime: self.i_prime?,
+            i_prime_printed: self.i_prime_printed?,
+            inception_score: self.inception_score?,
+        })
+    }
+}
+
+fn csv_line(fields: &[String]) -> Result<String> {
+    let mut w = csv::WriterBuilder::new().from_writer(vec![]);
+    w.write_record(fields)?;
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// The results folder of one experiment.
+pub struct ResultsDir {
+    pub root: PathBuf,
+}
+
+impl ResultsDir {
+    pub fn new(root: PathBuf) -> Self {
+        ResultsDir { root }
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// `runs.csv` for a whole grid, `runs-shard-I-of-N.csv` for a shard, so that concurrent
+    /// shards never write the same file.
+    pub fn runs_csv(&self, shard: Shard) -> PathBuf {
+        if shard.count == 1 {
+            self.root.join("runs.csv")
+        } else {
+            self.root
+                .join(format!("runs-shard-{}-of-{}.csv", shard.index, shard.count))
+        }
+    }
+
+    /// Every runs*.csv of the experiment.
+    pub fn csv_files(&self) -> Result<Vec<PathBuf>> {
+        let mut files = vec![];
+        if self.root.is_dir() {
+            for e in std::fs::read_dir(&self.root)? {
+                let p = e?.path();
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.starts_with("runs") && name.ends_with(".csv") {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Writes the resolved config of a run about to start: the first file of its folder.
+    pub fn start_run(&self, id: &str, config: &RunConfig) -> Result<()> {
+        let dir = self.run_dir(id);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        write_atomic(
+            &dir.join("config.toml"),
+            toml::to_string(config)?.as_bytes(),
+        )
+    }
+
+    /// Writes the run's losses and result file, then commits its row.
+    pub fn finish_run(&self, record: &RunRecord, epochs: &[EpochLog], csv: &Path) -> Result<()> {
+        let dir = self.run_dir(&record.run_id);
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(["epoch", "loss_d", "loss_g", "real", "fake", "margin"])?;
+        for e in epochs {
+            w.write_record([
+                e.epoch.to_string(),
+                e.loss_d.to_string(),
+                e.loss_g.to_string(),
+                e.real.to_string(),
+                e.fake.to_string(),
+                e.margin.to_string(),
+            ])?;
+        }
+        write_atomic(&dir.join("losses.csv"), &w.into_inner()?)?;
+        write_atomic(
+            &dir.join("result.json"),
+            serde_json::to_string_pretty(record)?.as_bytes(),
+        )?;
+        self.append_row(csv, record)
+    }
+
+    fn append_row(&self, csv: &Path, record: &RunRecord) -> Result<()> {
+        if !csv.exists() {
+            write_atomic(csv, csv_line(&header())?.as_bytes())?;
+        }
+        append_line(csv, &csv_line(&record.csv_fields())?)
+    }
+
+    /// Drops a torn last line (no newline: a write cut by power loss) so appends stay valid,
+    /// and checks the header. Call before appending to `csv`.
+    pub fn repair(&self, csv: &Path) -> Result<()> {
+        let Ok(bytes) = std::fs::read(csv) else {
+            return Ok(());
+        };
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            eprintln!(
+                "{}: dropping a torn last line ({} bytes)",
+                csv.display(),
+                bytes.len() - keep
+            );
+            write_atomic(csv, &bytes[..keep])?;
+        }
+        let first = String::from_utf8_lossy(&bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !first.is_empty() && first != csv_line(&header())?.trim_end() {
+            bail!("{}: its header is not this version's runs.csv header; move the file away to start a new one", csv.display());
+        }
+        Ok(())
+    }
+
+    /// Rows of every runs*.csv (first occurrence of a run id wins).
+    pub fn rows(&self) -> Result<Vec<RunRecord>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = vec![];
+        for file in self.csv_files()? {
+            for r in read_rows(&file)? {
+                if seen.insert(r.run_id.clone()) {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses a CSV cell back into JSON: bool, number, or string.
+fn cell_value(s: &str) -> serde_json::Value {
+    if let Ok(b) = s.parse::<bool>() {
+        return b.into();
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return i.into();
+    }
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() => f.into(),
+        _ => s.into(),
+    }
+}
+
+/// Reads one runs*.csv; a torn last line (no newline) is ignored.
+pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &bytes[..0],
+    };
+    let mut rdr = csv::ReaderBuilder::new().from_reader(complete);
+    let head: Vec<String> = rdr.headers()?.iter().map(String::from).collect();
+    let mut out = vec![];
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.with_context(|| format!("{}: line {line}: not a CSV row", path.display()))?;
+        let get = |name: &str| {
+            head.iter()
+                .position(|h| h == name)
+                .and_then(|j| rec.get(j))
+                .unwrap_or("")
+        };
+        let num = |name: &str| -> Result<Option<f64>> {
+            let v = get(name);
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some(v.parse().with_context(|| {
+                    format!(
+                        "{}: line {line}: column {name}: {v:?} is not a number",
+                        path.display()
+                    )
+                })?))
+            }
+        };
+        let mut config = serde_json::Map::new();
+        for (j, h) in head
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !RESULT_COLUMNS.contains(&h.as_str()))
+        {
+            config.insert(h.clone(), cell_value(rec.get(j).unwrap_or("")));
+        }
+        let config: RunConfig = serde_json::from_value(serde_json::Value::Object(config))
+            .with_context(|| {
+                format!(
+                    "{}: line {line}: config columns do not form a run config",
+                    path.display()
+                )
+            })?;
+        out.push(RunRecord {
+            run_id: get("run_id").to_string(),
+            family: get("family").to_string(),
+            status: get("status").to_string(),
+            i_prime: num("i_prime")?,
+            i_prime_printed: num("i_prime_printed")?,
+            inception_score: num("inception_score")?,
+            final_loss_d: num("final_loss_d")?,
+            final_loss_g: num("final_loss_g")?,
+            epochs_done: num("epochs_done")?.unwrap_or(0.0) as usize,
+            diverged_step: num("diverged_step")?.map(|v| v as u64),
+            wall_s: num("wall_s")?.unwrap_or(0.0),
+            cohort_size: num("cohort_size")?.unwrap_or(1.0) as usize,
+            device: get("device").to_string(),
+            finished_at: get("finished_at").to_string(),
+            config,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, i_prime: Option<f64>) -> RunRecord {
+        RunRecord {
+            run_id: id.into(),
+            family: "gan".into(),
+            status: if i_prime.is_some() {
+                "finished"
+            } else {
+                "diverged"
+            }
+            .into(),
+            i_prime,
+            i_prime_printed: i_prime.map(|v| v * v),
+            inception_score: i_prime.map(f64::exp),
+            final_loss_d: Some(1.5),
+            final_loss_g: None,
+            epochs_done: 3,
+            diverged_step: i_prime.is_none().then_some(17),
+            wall_s: 2.0,
+            cohort_size: 1,
+            device: "cpu".into(),
+            finished_at: "2026-01-01T00:00:00Z".into(),
+            config: RunConfig {
+                lr: 0.0001,
+                dropout_d: true,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_a_torn_tail_is_ignored_then_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        res.append_row(&csv, &record("a", Some(1.25))).unwrap();
+        res.append_row(&csv, &record("b", None)).unwrap();
+        let rows = res.rows().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].i_prime, Some(1.25));
+        assert_eq!(rows[0].config, record("a", None).config);
+        assert_eq!(
+            (rows[1].status.as_str(), rows[1].diverged_step),
+            ("diverged", Some(17))
+        );
+        // A torn line (no newline) does not count as a run and is cut before the next append.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+        std::io::Write::write_all(&mut f, b"c,gan,fini").unwrap();
+        assert_eq!(res.rows().unwrap().len(), 2);
+        res.repair(&csv).unwrap();
+        res.append_row(&csv, &record("d", Some(0.5))).unwrap();
+        let ids: Vec<_> = res.rows().unwrap().into_iter().map(|r| r.run_id).collect();
+        assert_eq!(ids, ["a", "b", "d"]);
+    }
+
+    #[test]
+    fn shard_files_are_separate_and_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let s0 = res.runs_csv(Shard { index: 0, count: 2 });
+        let s1 = res.runs_csv(Shard { index: 1, count: 2 });
+        assert_ne!(s0, s1);
+        res.append_row(&s0, &record("a", Some(1.0))).unwrap();
+        res.append_row(&s1, &record("b", Some(2.0))).unwrap();
+        assert_eq!(res.rows().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_bad_cell_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        res.append_row(&csv, &record("a", Some(1.0))).unwrap();
+        let text = std::fs::read_to_string(&csv)
+            .unwrap()
+            .replace(",1,1,", ",x1,1,");
+        std::fs::write(&csv, text).unwrap();
+        let err = format!("{:#}", res.rows().unwrap_err());
+        assert!(
+            err.contains("runs.csv") && err.contains("line 2") && err.contains("i_prime"),
+            "{err}"
+        );
+    }
+}

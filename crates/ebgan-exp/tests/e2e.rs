@@ -1,0 +1,353 @@
+//! End to end on real MNIST (a small subset, a few steps): `ebgan` as a user runs it.
+//! Needs MNIST under $EBGAN_DATA or <workspace>/data (`just mnist`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn data_dir() -> PathBuf {
+    let d = std::env::var_os("EBGAN_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    assert!(
+        d.join("mnist/train-images-idx3-ubyte").is_file(),
+        "MNIST is not in {}: run `just mnist` (or `ebgan mnist --from DIR`) before the tests",
+        d.display()
+    );
+    d
+}
+
+fn ebgan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebgan"))
+        .args(args)
+        .env("EBGAN_DATA", data_dir())
+        .output()
+        .expect("ebgan runs")
+}
+
+fn ok(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "ebgan failed: {err}");
+    err + &String::from_utf8_lossy(&out.stdout)
+}
+
+/// A small classifier shared by the tests of this file (trained once, on 2,000 images).
+fn classifier() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().to_str().unwrap();
+        ok(ebgan(&[
+            "classifier",
+            "--epochs",
+            "1",
+            "--train-images",
+            "2000",
+            "--device",
+            "cpu",
+            "--classifier",
+            c,
+        ]));
+        dir
+    })
+    .path()
+}
+
+const TINY: &str = r#"
+name = "tiny"
+[common]
+size_g = 32
+size_d = 16
+batch_size = 32
+train_images = 256
+epochs = 1
+score_samples = 128
+
+[[grid]]
+model = "ebgan"
+n_layer_g = [2, 3]
+
+[[grid]]
+model = "gan"
+optim_d = ["adam", "sgd"]
+
+[[grid]]                 # diverges: recorded as such, and the grid goes on
+model = "gan"
+optim_d = "sgd"
+optim_g = "sgd"
+lr = 1e12
+"#;
+
+fn write_experiment(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("exp.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run(exp: &Path, results: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        exp.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    args.extend(["--classifier", classifier().to_str().unwrap()]);
+    args.extend(extra);
+    ok(ebgan(&args))
+}
+
+fn rows(csv: &Path) -> Vec<String> {
+    std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+fn ids(rows: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = rows
+        .iter()
+        .map(|r| r.split(',').next().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn grid_runs_resumes_and_reruns_only_a_deleted_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), TINY);
+    let results = tmp.path().join("results");
+    let log = run(&exp, &results, &[]);
+    assert!(log.contains("5 to run"), "{log}");
+    let root = results.join("tiny");
+    let csv = root.join("runs.csv");
+    let first = rows(&csv);
+    assert_eq!(first.len(), 5, "{first:?}");
+    let diverged: Vec<&String> = first.iter().filter(|r| r.contains(",diverged,")).collect();
+    assert_eq!(diverged.len(), 1, "{first:?}");
+    for id in ids(&first) {
+        let d = root.join(&id);
+        for f in ["config.toml", "losses.csv", "result.json"] {
+            assert!(d.join(f).is_file(), "{id}/{f} missing");
+        }
+        assert_eq!(
+            d.join("samples.png").is_file(),
+            !diverged[0].starts_with(&id),
+            "{id}"
+        );
+    }
+    for f in [
+        "summary.md",
+        "fig2.png",
+        "fig4.png",
+        "classifier.json",
+        "experiment.toml",
+    ] {
+        assert!(root.join(f).is_file(), "{f} missing");
+    }
+    let summary = std::fs::read_to_string(root.join("summary.md")).unwrap();
+    assert!(summary.contains("| gan | 3 | 2 | 1 |"), "{summary}");
+
+    // Again: nothing to train, nothing rewritten.
+    let kept = ids(&first)[0].clone();
+    let stamp = std::fs::metadata(root.join(&kept).join("result.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let log = run(&exp, &results, &["--no-report"]);
+    assert!(log.contains("5 already done, 0 to run"), "{log}");
+    assert_eq!(rows(&csv), first);
+
+    // Delete one row: exactly that run trains again.
+    let victim = ids(&first)[1].clone();
+    let header = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let kept_rows: Vec<String> = first
+        .iter()
+        .filter(|r| !r.starts_with(&victim))
+        .cloned()
+        .collect();
+    std::fs::write(&csv, format!("{header}\n{}\n", kept_rows.join("\n"))).unwrap();
+    let log = run(&exp, &results, &["--no-report"]);
+    assert!(
+        log.contains("4 already done, 1 to run") && log.contains(&victim),
+        "{log}"
+    );
+    assert_eq!(ids(&rows(&csv)), ids(&first));
+    assert_eq!(
+        std::fs::metadata(root.join(&kept).join("result.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp
+    );
+}
+
+#[test]
+fn shards_cover_the_grid_exactly_once_and_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), TINY);
+    let results = tmp.path().join("results");
+    run(&exp, &results, &["--shard", "0/2", "--no-report"]);
+    run(&exp, &results, &["--shard", "1/2"]);
+    let root = results.join("tiny");
+    let s0 = ids(&rows(&root.join("runs-shard-0-of-2.csv")));
+    let s1 = ids(&rows(&root.join("runs-shard-1-of-2.csv")));
+    assert_eq!((s0.len(), s1.len()), (3, 2));
+    assert!(s0.iter().all(|id| !s1.contains(id)));
+    let plan = ok(ebgan(&["plan", exp.to_str().unwrap(), "--list"]));
+    let mut planned: Vec<String> = plan
+        .lines()
+        .filter(|l| l.starts_with("gan-") || l.starts_with("ebgan-"))
+        .map(String::from)
+        .collect();
+    planned.sort();
+    let mut union = [s0, s1].concat();
+    union.sort();
+    assert_eq!(union, planned);
+    // The report reads both shard files.
+    let summary = std::fs::read_to_string(root.join("summary.md")).unwrap();
+    assert!(summary.contains("from 5 rows"), "{summary}");
+}
+
+#[test]
+fn a_killed_grid_resumes_without_losing_or_repeating_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), &TINY.replace("epochs = 1", "epochs = 20"));
+    let results = tmp.path().join("results");
+    let csv = results.join("tiny/runs.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--jobs",
+            "1",
+            "--no-report",
+        ])
+        .args([
+            "--results",
+            results.to_str().unwrap(),
+            "--classifier",
+            classifier().to_str().unwrap(),
+        ])
+        .env("EBGAN_DATA", data_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&csv)
+        .map(|t| t.lines().count() < 2)
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run finished in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = rows(&csv);
+    assert!(
+        !before.is_empty() && before.len() < 5,
+        "killed too late to test anything: {}",
+        before.len()
+    );
+    let log = run(&exp, &results, &["--no-report"]);
+    assert!(
+        log.contains(&format!(
+            "{} already done, {} to run",
+            before.len(),
+            5 - before.len()
+        )),
+        "{log}"
+    );
+    let after = rows(&csv);
+    assert_eq!(after.len(), 5);
+    assert_eq!(ids(&after).len(), {
+        let mut u = ids(&after);
+        u.dedup();
+        u.len()
+    });
+    assert!(
+        before.iter().all(|r| after.contains(r)),
+        "a finished row changed"
+    );
+}
+
+#[test]
+fn plan_counts_table1() {
+    let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/grid-mnist.toml");
+    let out = ok(ebgan(&["plan", grid.to_str().unwrap()]));
+    assert!(
+        out.contains("ebgan: 512 runs")
+            && out.contains("gan: 6144 runs")
+            && out.contains("total: 6656 runs"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_an_error_naming_key_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(
+        tmp.path(),
+        "name = \"x\"\n[[grid]]\nmodel = \"gan\"\nlearning_rate = 0.1\n",
+    );
+    let out = ebgan(&["plan", exp.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exp.toml") && err.contains("line 4") && err.contains("learning_rate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupted_mnist_file_fails_with_a_checksum_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = tmp.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::copy(data_dir().join("mnist").join(f), mnist.join(f)).unwrap();
+    }
+    let p = mnist.join("t10k-labels-idx1-ubyte");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&p, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+        .args([
+            "--data",
+            tmp.path().to_str().unwrap(),
+            "classifier",
+            "--epochs",
+            "1",
+            "--classifier",
+        ])
+        .arg(tmp.path().join("c"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("t10k-labels-idx1-ubyte")
+            && err.contains("MD5")
+            && err.contains("27ae3e4e09519cfbb04c329615203637"),
+        "{err}"
+    );
+}

@@ -1,0 +1,62 @@
+# ebgan-rs recipes. `just --list` shows them all.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export EBGAN_VENV := env_var_or_default("EBGAN_VENV", env_var("HOME") / ".cache/ebgan-rs/torch-2.11.0")
+torch := "./scripts/with-torch"
+ebgan := torch + " ./target/release/ebgan"
+
+default:
+    @just --list
+
+# libtorch 2.11.0 from the PyPI wheel, in a virtual environment outside the repo (skipped when LIBTORCH is set)
+torch:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ -n "${LIBTORCH:-}" ]]; then echo "using LIBTORCH=$LIBTORCH"; exit 0; fi
+    if "$EBGAN_VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.11.0")' 2>/dev/null; then exit 0; fi
+    echo "installing torch==2.11.0 into $EBGAN_VENV (about 4.6 GB with its CUDA packages)"
+    python3 -m venv "$EBGAN_VENV"
+    "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.11.0 numpy
+
+# release build of the `ebgan` binary (tests share it)
+build: torch
+    {{torch}} cargo build --release
+
+# MNIST into data/mnist: imports FROM when given, else downloads (verified by MD5 either way)
+mnist from="": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ -n "{{from}}" ]]; then {{ebgan}} mnist --from "{{from}}"; else {{ebgan}} mnist; fi
+
+# the scoring classifier (trained once, cached in data/mnist-classifier)
+classifier: mnist
+    {{ebgan}} classifier
+
+# everything the experiments need: torch, build, MNIST, classifier
+setup: classifier
+
+# unit and end-to-end tests (CPU, small)
+test: mnist
+    {{torch}} cargo test --release --workspace
+
+# Table 1 grid (512 EBGAN + 6144 GAN runs); `just grid-mnist quick` runs the CPU-sized slice
+grid-mnist mode="" *flags="": setup
+    {{ebgan}} run experiments/grid-mnist{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
+
+# Figure 9: EBGAN margin sweep
+margin-sweep *flags="": setup
+    {{ebgan}} run experiments/margin-sweep.toml {{flags}}
+
+# redraw figures and tables of results/NAME from its results alone
+report name:
+    {{ebgan}} report results/{{name}}
+
+# one EBGAN and one GAN training step: Rust against PyTorch eager, same machine
+bench *flags="": build
+    {{ebgan}} bench --python "$EBGAN_VENV/bin/python" {{flags}}
+
+fmt:
+    cargo fmt --all
+
+lint: torch
+    {{torch}} cargo clippy --release --workspace --all-targets -- -D warnings
