@@ -47,6 +47,14 @@ grid-mnist mode="" *flags="": setup
 margin-sweep *flags="": setup
     {{ebgan}} run experiments/margin-sweep.toml {{flags}}
 
+# submit the Table 1 grid to Slurm as an array job (docs/cluster.md); e.g. `just slurm-grid --partition gpu`
+slurm-grid *flags="": setup
+    {{ebgan}} slurm experiments/grid-mnist.toml --submit {{flags}}
+
+# per-shard progress of results/NAME, and its Slurm tasks
+status name:
+    {{ebgan}} status results/{{name}}
+
 # redraw figures and tables of results/NAME from its results alone
 report name:
     {{ebgan}} report results/{{name}}

@@ -135,36 +135,44 @@ impl MemberOptim {
         self.step
     }
 
-    pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            p.zero_grad();
-        }
+    /// Gradients of `loss` (a scalar) with respect to this optimizer's parameters only, then one
+    /// update. Computing them functionally (no `.grad` buffers) skips zeroing and accumulating,
+    /// and the weight gradients of networks this optimizer does not own.
+    pub fn backward_step(&mut self, loss: &Tensor, alive: &Tensor) {
+        let grads = Tensor::run_backward(&[loss], &self.params, false, false);
+        self.step(&grads, alive);
     }
 
-    /// One update from the accumulated gradients. Members where `alive` (`[K]` bool) is false are
-    /// left untouched, so a diverged member freezes without disturbing the others.
-    pub fn step(&mut self, alive: &Tensor) {
+    /// One update from `grads` (in parameter order). Members where `alive` (`[K]` bool) is false
+    /// take a zero step. A member whose gradients are NaN is excluded by its caller through
+    /// `alive`; its own weights may then become NaN, which no other member can see.
+    pub fn step(&mut self, grads: &[Tensor], alive: &Tensor) {
+        assert_eq!(grads.len(), self.params.len(), "one gradient per parameter");
         self.step += 1;
         let t = self.step as i32;
         let like = &self.params[0];
+        let alive = alive.to_kind(Kind::Float);
         // Adam's bias corrections folded into a step size and eps per member (PyTorch's algebra):
         // lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) = (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)).
         let bc = |h: &OptimHyper| (1.0 - h.beta1.powi(t), (1.0 - h.beta2.powi(t)).sqrt());
-        let adam_step = per_member(self.hyper.iter().map(|h| h.lr * bc(h).1 / bc(h).0), like);
+        let adam_step =
+            per_member(self.hyper.iter().map(|h| h.lr * bc(h).1 / bc(h).0), like) * &alive;
         let adam_eps = per_member(self.hyper.iter().map(|h| h.eps * bc(h).1), like);
-        let sgd_lr = per_member(self.hyper.iter().map(|h| h.lr), like);
+        let sgd_lr = per_member(self.hyper.iter().map(|h| h.lr), like) * &alive;
         let _guard = tch::no_grad_guard();
-        for i in 0..self.params.len() {
+        for (i, g) in grads.iter().enumerate() {
             let p = &self.params[i];
-            let g = p.grad();
-            if !g.defined() {
-                continue;
-            }
             let adam = self.any_adam.then(|| {
                 let (m, v) = (&mut self.exp_avg[i], &mut self.exp_avg_sq[i]);
-                let _ = m.lerp_tensor_(&g, &shaped(&self.one_minus_beta1, p));
+                let _ = m.lerp_tensor_(g, &shaped(&self.one_minus_beta1, p));
                 let _ = v.lerp_tensor_(&g.square(), &shaped(&self.one_minus_beta2, p));
-                &*m / (v.sqrt() + shaped(&adam_eps, p)) * shaped(&adam_step, p)
+                let mut update = v.sqrt();
+                let _ = update
+                    .g_add_(&shaped(&adam_eps, p))
+                    .reciprocal_()
+                    .g_mul_(m)
+                    .g_mul_(&shaped(&adam_step, p));
+                update
             });
             let sgd = self.any_sgd.then(|| {
                 if self.any_momentum {
@@ -173,10 +181,10 @@ impl MemberOptim {
                     } else {
                         &mut self.exp_avg[i]
                     };
-                    let _ = buf.g_mul_(&shaped(&self.momentum, p)).g_add_(&g);
+                    let _ = buf.g_mul_(&shaped(&self.momentum, p)).g_add_(g);
                     &*buf * shaped(&sgd_lr, p)
                 } else {
-                    &g * shaped(&sgd_lr, p)
+                    g * shaped(&sgd_lr, p)
                 }
             });
             let update = match (adam, sgd) {
@@ -185,7 +193,6 @@ impl MemberOptim {
                 (None, Some(s)) => s,
                 (None, None) => unreachable!("every member has an optimizer kind"),
             };
-            let update = update.where_scalarother(&shaped(alive, p), 0.0);
             let _ = self.params[i].g_sub_(&update);
         }
     }
@@ -243,12 +250,10 @@ mod tests {
         Tensor::from_slice(v).view([k, -1]).set_requires_grad(true)
     }
 
-    /// Sets the gradient of `p` to `g` through the loss sum(p * g).
-    fn set_grad(opt: &mut MemberOptim, p: &Tensor, g: &[f32]) {
-        opt.zero_grad();
-        (p * Tensor::from_slice(g).view(p.size().as_slice()))
-            .sum(None)
-            .backward();
+    /// One step with gradient `g`, through the loss sum(p * g).
+    fn step_with(opt: &mut MemberOptim, p: &Tensor, g: &[f32], alive: &Tensor) {
+        let loss = (p * Tensor::from_slice(g).view(p.size().as_slice())).sum(None);
+        opt.backward_step(&loss, alive);
     }
 
     fn values(p: &Tensor) -> Vec<f32> {
@@ -275,11 +280,9 @@ mod tests {
             momentum: 0.0,
         };
         let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![h]);
-        set_grad(&mut opt, &p, &[2.0]);
-        opt.step(&all_alive(1));
+        step_with(&mut opt, &p, &[2.0], &all_alive(1));
         assert!((values(&p)[0] - 0.9).abs() < 1e-6);
-        set_grad(&mut opt, &p, &[1.0]);
-        opt.step(&all_alive(1));
+        step_with(&mut opt, &p, &[1.0], &all_alive(1));
         let want = 0.9 - 0.1 * 7f32.sqrt() / 3.0;
         assert!(
             (values(&p)[0] - want).abs() < 1e-6,
@@ -302,15 +305,18 @@ mod tests {
             },
         ];
         let mut opt = MemberOptim::new(vec![p.shallow_clone()], hyper);
-        set_grad(&mut opt, &p, &[3.0, -0.5, 4.0, -2.0, 1.0, 1.0]);
-        opt.step(&all_alive(3));
+        step_with(
+            &mut opt,
+            &p,
+            &[3.0, -0.5, 4.0, -2.0, 1.0, 1.0],
+            &all_alive(3),
+        );
         let v = values(&p);
         let want = [0.9, -1.9, -1.0, 2.0, -1.0, -1.0];
         for (a, b) in v.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{v:?} vs {want:?}");
         }
-        set_grad(&mut opt, &p, &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0]);
-        opt.step(&all_alive(3));
+        step_with(&mut opt, &p, &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0], &all_alive(3));
         let v = values(&p);
         assert!(
             (v[4] + 2.5).abs() < 1e-6 && (v[5] + 2.5).abs() < 1e-6,
@@ -319,21 +325,27 @@ mod tests {
     }
 
     #[test]
-    fn dead_members_are_frozen_even_with_nan_gradients() {
-        let p = param(&[1.0, 1.0], 2);
-        let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![OptimHyper::sgd(1.0); 2]);
-        set_grad(&mut opt, &p, &[f32::NAN, 1.0]);
-        let alive = Tensor::from_slice(&[false, true]);
-        opt.step(&alive);
-        assert_eq!(values(&p), [1.0, 0.0]);
+    fn dead_members_do_not_move_and_their_nans_stay_theirs() {
+        for hyper in [OptimHyper::sgd(1.0), OptimHyper::adam(0.1)] {
+            let p = param(&[1.0, 1.0, 1.0], 3);
+            let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![hyper; 3]);
+            step_with(
+                &mut opt,
+                &p,
+                &[2.0, f32::NAN, 1.0],
+                &Tensor::from_slice(&[false, false, true]),
+            );
+            let v = values(&p);
+            assert_eq!(v[0], 1.0, "{v:?}");
+            assert!(v[2] < 1.0 && v[2].is_finite(), "{v:?}");
+        }
     }
 
     #[test]
     fn state_round_trips() {
         let p = param(&[1.0, 2.0], 1);
         let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![OptimHyper::adam(0.01)]);
-        set_grad(&mut opt, &p, &[1.0, -1.0]);
-        opt.step(&all_alive(1));
+        step_with(&mut opt, &p, &[1.0, -1.0], &all_alive(1));
         let saved: Vec<(String, Tensor)> = opt
             .state()
             .into_iter()

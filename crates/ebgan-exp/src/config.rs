@@ -278,6 +278,8 @@ struct ExperimentFile {
     #[serde(default)]
     common: GridSpec,
     grid: Vec<GridSpec>,
+    #[serde(default)]
+    slurm: crate::slurm::SlurmSettings,
 }
 
 fn default_dataset() -> String {
@@ -289,16 +291,14 @@ fn default_dataset() -> String {
 pub struct Run {
     pub id: String,
     pub config: RunConfig,
-    /// Index of the `[[grid]]` table it came from.
-    pub grid: usize,
 }
 
 #[derive(Clone, Debug)]
 pub struct Experiment {
     pub name: String,
     pub description: String,
-    pub dataset: String,
     pub runs: Vec<Run>,
+    pub slurm: crate::slurm::SlurmSettings,
 }
 
 impl Experiment {
@@ -341,19 +341,15 @@ impl Experiment {
                 let id = config.run_id();
                 // Two grids listing the same run would train it twice.
                 if seen.insert(id.clone()) {
-                    runs.push(Run {
-                        id,
-                        config,
-                        grid: g,
-                    });
+                    runs.push(Run { id, config });
                 }
             }
         }
         Ok(Experiment {
             name: file.name,
             description: file.description,
-            dataset: file.dataset,
             runs,
+            slurm: file.slurm,
         })
     }
 
@@ -377,6 +373,7 @@ pub struct Shard {
 }
 
 impl Shard {
+    #[cfg(test)]
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 }
 

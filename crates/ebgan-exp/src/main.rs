@@ -10,6 +10,7 @@ mod report;
 mod results;
 mod runner;
 mod scoring;
+mod slurm;
 mod train;
 
 use anyhow::Result;
@@ -73,9 +74,13 @@ enum Command {
         /// Cohorts trained at once; default: one per core on CPU, 1 on CUDA.
         #[arg(long)]
         jobs: Option<usize>,
-        /// Most runs of one shape trained together as one batched model (1 = each run alone).
-        #[arg(long, default_value_t = 1)]
-        cohort: usize,
+        /// Most runs of one shape trained together as one batched model: a number (1 = each run
+        /// alone) or auto (2 on CPU, 32 on CUDA; see docs/performance.md).
+        #[arg(long, default_value = "auto")]
+        cohort: String,
+        /// CPU threads in all (default: every core); Slurm tasks pass their --cpus-per-task.
+        #[arg(long)]
+        threads: Option<usize>,
         #[arg(long, default_value = "results")]
         results: PathBuf,
         #[arg(long)]
@@ -84,6 +89,42 @@ enum Command {
         #[arg(long)]
         no_report: bool,
     },
+    /// Write (and with --submit, submit) a Slurm array job: one task per shard of FILE.
+    Slurm {
+        file: PathBuf,
+        /// Array tasks = shards (or `shards` in the file's [slurm] table).
+        #[arg(long)]
+        shards: Option<usize>,
+        #[arg(long)]
+        partition: Option<String>,
+        #[arg(long)]
+        gpus_per_task: Option<u32>,
+        #[arg(long)]
+        cpus_per_task: Option<u32>,
+        /// Memory per task, e.g. 16G.
+        #[arg(long)]
+        mem: Option<String>,
+        /// Time limit per task, e.g. 12:00:00.
+        #[arg(long)]
+        time: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        /// `--device` of each task (default auto).
+        #[arg(long)]
+        device: Option<String>,
+        /// Submit it with sbatch and print the job id.
+        #[arg(long)]
+        submit: bool,
+        /// Submit only the array indices whose shards are unfinished.
+        #[arg(long)]
+        resubmit: bool,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+    },
+    /// Per shard: runs done / diverged / failed / remaining, and Slurm's queued or running tasks.
+    Status { dir: PathBuf },
     /// Redraw figures and tables of a results folder (results/<experiment>) from its results alone.
     Report { dir: PathBuf },
     /// Time one EBGAN and one GAN training step, here and in PyTorch eager.
@@ -146,6 +187,9 @@ fn main() -> Result<()> {
                 println!("{family}: {n} runs");
             }
             println!("total: {} runs", exp.runs.len());
+            if !exp.description.is_empty() {
+                println!("({})", exp.description);
+            }
         }
         Command::Run {
             file,
@@ -153,16 +197,25 @@ fn main() -> Result<()> {
             device,
             jobs,
             cohort,
+            threads,
             results,
             classifier,
             no_report,
         } => {
             let device = device::parse(&device)?;
+            let cohort = match cohort.as_str() {
+                "auto" if device == tch::Device::Cpu => 2,
+                "auto" => 32,
+                n => n.parse().ok().filter(|&k: &usize| k >= 1).ok_or_else(|| {
+                    anyhow::anyhow!("--cohort {n:?}: expected auto or a number >= 1")
+                })?,
+            };
             let opts = runner::RunOptions {
                 shard,
                 device,
                 jobs,
                 cohort,
+                threads,
                 results: results.clone(),
                 data: data.clone(),
                 classifier: classifier.unwrap_or_else(|| scoring::default_dir(&data)),
@@ -175,6 +228,87 @@ fn main() -> Result<()> {
                 eprintln!("report: {}", dir.join("summary.md").display());
             }
         }
+        Command::Slurm {
+            file,
+            shards,
+            partition,
+            gpus_per_task,
+            cpus_per_task,
+            mem,
+            time,
+            account,
+            device,
+            submit,
+            resubmit,
+            results,
+            classifier,
+        } => {
+            let exp = config::Experiment::load(&file)?;
+            let flags = slurm::SlurmSettings {
+                shards,
+                partition,
+                gpus_per_task,
+                cpus_per_task,
+                mem,
+                time,
+                account,
+                device,
+            };
+            let settings = exp.slurm.overlay(&flags);
+            let abs = |p: &std::path::Path| std::path::absolute(p).map_err(anyhow::Error::from);
+            let results = abs(&results)?;
+            let dir = results.join(&exp.name);
+            let previous = slurm::read_job_log(&dir)?;
+            let shards = settings
+                .shards
+                .or(previous.as_ref().map(|l| l.shards))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "how many shards? give --shards N or `shards` in the [slurm] table of {}",
+                        file.display()
+                    )
+                })?;
+            if shards == 0 {
+                anyhow::bail!("--shards must be >= 1");
+            }
+            let indices: Vec<usize> = if resubmit {
+                let progress =
+                    slurm::progress(&exp, &results::ResultsDir::new(dir.clone()), shards)?;
+                progress
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.remaining() > 0)
+                    .map(|(i, _)| i)
+                    .collect()
+            } else {
+                (0..shards).collect()
+            };
+            if indices.is_empty() {
+                println!("every shard of {} is finished: nothing to submit", exp.name);
+                return Ok(());
+            }
+            let job = slurm::Job {
+                experiment: exp.name.clone(),
+                file: abs(&file)?,
+                ebgan: std::env::current_exe()?,
+                results,
+                data: abs(&data)?,
+                classifier: abs(&classifier.unwrap_or_else(|| scoring::default_dir(&data)))?,
+                shards,
+                indices,
+                settings,
+            };
+            let (script, job_id) = slurm::write_and_submit(&job, submit || resubmit)?;
+            println!(
+                "wrote {} (array {} of {shards} shards)",
+                script.display(),
+                slurm::array_spec(&job.indices)
+            );
+            if let Some(id) = job_id {
+                println!("submitted job {id}");
+            }
+        }
+        Command::Status { dir } => print!("{}", slurm::status(&dir)?),
         Command::Report { dir } => {
             report::write(&dir)?;
             eprintln!("report: {}", dir.join("summary.md").display());

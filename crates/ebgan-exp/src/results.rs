@@ -11,9 +11,8 @@
 
 use crate::config::{RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
-use crate::train::mlp::EpochLog;
+use crate::train::mlp::LossLog;
 use anyhow::{bail, Context, Result};
-use ebgan_core::score::Scores;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -100,14 +99,6 @@ impl RunRecord {
         }));
         f
     }
-
-    pub fn scores(&self) -> Option<Scores> {
-        Some(Scores {
-            i_prime: self.i_prime?,
-            i_prime_printed: self.i_prime_printed?,
-            inception_score: self.inception_score?,
-        })
-    }
 }
 
 fn csv_line(fields: &[String]) -> Result<String> {
@@ -169,19 +160,11 @@ impl ResultsDir {
     }
 
     /// Writes the run's losses and result file, then commits its row.
-    pub fn finish_run(&self, record: &RunRecord, epochs: &[EpochLog], csv: &Path) -> Result<()> {
+    pub fn finish_run(&self, record: &RunRecord, log: &[LossLog], csv: &Path) -> Result<()> {
         let dir = self.run_dir(&record.run_id);
         let mut w = csv::Writer::from_writer(vec![]);
-        w.write_record(["epoch", "loss_d", "loss_g", "real", "fake", "margin"])?;
-        for e in epochs {
-            w.write_record([
-                e.epoch.to_string(),
-                e.loss_d.to_string(),
-                e.loss_g.to_string(),
-                e.real.to_string(),
-                e.fake.to_string(),
-                e.margin.to_string(),
-            ])?;
+        for row in log {
+            w.serialize(row)?;
         }
         write_atomic(&dir.join("losses.csv"), &w.into_inner()?)?;
         write_atomic(

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Most runs per cohort (1 = every run alone).
     pub cohort: usize,
+    /// CPU threads to use in all (default: every core).
+    pub threads: Option<usize>,
     pub results: PathBuf,
     pub data: PathBuf,
     pub classifier: PathBuf,
@@ -31,7 +33,6 @@ pub struct RunOptions {
 
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub planned: usize,
     pub already_done: usize,
     pub finished: usize,
     pub diverged: usize,
@@ -86,7 +87,6 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         .cloned()
         .collect();
     let mut outcome = Outcome {
-        planned: planned.len(),
         already_done: planned.len() - pending.len(),
         ..Default::default()
     };
@@ -116,7 +116,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
     let data = mnist::load(&opts.data)?;
 
     let groups = cohorts(pending, opts.cohort);
-    let cores = device::cores();
+    let cores = opts.threads.unwrap_or_else(device::cores).max(1);
     let jobs = match opts.device {
         Device::Cpu => opts.jobs.unwrap_or(cores).clamp(1, groups.len()),
         _ => opts.jobs.unwrap_or(1).clamp(1, groups.len()),
@@ -242,7 +242,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                     }
                 };
                 for (r, m) in group.iter().zip(members) {
-                    let last = m.epochs.last();
+                    let last = m.log.last();
                     let (status, diverged_step) = match m.status {
                         Status::Finished => ("finished", None),
                         Status::Diverged { step } => ("diverged", Some(step)),
@@ -256,7 +256,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                         inception_score: m.scores.map(|s| s.inception_score),
                         final_loss_d: last.map(|e| e.loss_d),
                         final_loss_g: last.map(|e| e.loss_g),
-                        epochs_done: m.epochs.len(),
+                        epochs_done: m.epochs_done,
                         diverged_step,
                         wall_s: wall,
                         cohort_size: k,
@@ -272,7 +272,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                         )?;
                     }
                     let _guard = commit.lock().unwrap();
-                    res.finish_run(&record, &m.epochs, &csv)?;
+                    res.finish_run(&record, &m.log, &csv)?;
                     counts[0].fetch_add(1, Ordering::Relaxed);
                     if diverged_step.is_some() {
                         counts[2].fetch_add(1, Ordering::Relaxed);

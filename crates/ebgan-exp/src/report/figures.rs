@@ -268,21 +268,22 @@ pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<Path
     let root = BitMapBackend::new(out, (1000, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let halves = root.split_evenly((1, 2));
-    let x_max = rows.len() as f64 + 1.0;
+    // Columns: step, epoch, loss_d, loss_g, real, fake, margin.
+    let x_max = rows.iter().map(|r| r[1]).fold(0.0, f64::max) * 1.02;
     let panels: [(&str, Vec<(usize, &str, RGBColor)>); 2] = [
         (
             "losses",
             vec![
-                (1, "loss D", RGBColor(214, 39, 40)),
-                (2, "loss G", RGBColor(31, 119, 180)),
+                (2, "loss D", RGBColor(214, 39, 40)),
+                (3, "loss G", RGBColor(31, 119, 180)),
             ],
         ),
         (
             "real / fake (energy or D(x)) and margin",
             vec![
-                (3, "real", RGBColor(44, 160, 44)),
-                (4, "fake", RGBColor(255, 127, 14)),
-                (5, "margin", RGBColor(100, 100, 100)),
+                (4, "real", RGBColor(44, 160, 44)),
+                (5, "fake", RGBColor(255, 127, 14)),
+                (6, "margin", RGBColor(100, 100, 100)),
             ],
         ),
     ];
@@ -313,7 +314,7 @@ pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<Path
             chart
                 .draw_series(LineSeries::new(
                     rows.iter()
-                        .map(|r| (r[0], r[c]))
+                        .map(|r| (r[1], r[c]))
                         .filter(|p| p.1.is_finite()),
                     color.stroke_width(2),
                 ))

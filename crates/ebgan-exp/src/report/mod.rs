@@ -4,6 +4,7 @@
 mod figures;
 mod summary;
 
+use crate::config::Experiment;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
 use anyhow::{bail, Result};
@@ -17,7 +18,17 @@ pub fn write(dir: &Path) -> Result<()> {
     if res.csv_files()?.is_empty() {
         bail!("{}: no runs*.csv here: not a results folder of `ebgan run`, or no run has finished yet", dir.display());
     }
-    let rows = res.rows()?;
+    // Rows of runs the experiment file no longer plans (an edited grid) stay in runs.csv but out
+    // of the figures.
+    let mut rows = res.rows()?;
+    let mut stale = 0;
+    if let Ok(exp) = Experiment::load(&dir.join("experiment.toml")) {
+        let planned: std::collections::HashSet<String> =
+            exp.runs.into_iter().map(|r| r.id).collect();
+        let before = rows.len();
+        rows.retain(|r| planned.contains(&r.run_id));
+        stale = before - rows.len();
+    }
     let classifier: Option<ClassifierInfo> = std::fs::read_to_string(dir.join("classifier.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -39,7 +50,7 @@ pub fn write(dir: &Path) -> Result<()> {
             }
         }
     }
-    summary::write(dir, &rows, classifier.as_ref(), &made)
+    summary::write(dir, &rows, stale, classifier.as_ref(), &made)
 }
 
 /// Finished rows, their I' values.

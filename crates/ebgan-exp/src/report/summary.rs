@@ -24,6 +24,7 @@ fn optim(k: ebgan_core::OptimKind) -> String {
 pub fn write(
     dir: &Path,
     rows: &[RunRecord],
+    stale: usize,
     classifier: Option<&ClassifierInfo>,
     figures: &[PathBuf],
 ) -> Result<()> {
@@ -33,11 +34,23 @@ pub fn write(
         .unwrap_or_default();
     let mut s = String::new();
     writeln!(s, "# {name}: summary\n")?;
-    writeln!(
+    write!(
         s,
-        "Written by `ebgan report` from {} rows of runs*.csv.",
+        "Written by `ebgan report` from {} rows of runs*.csv",
         rows.len()
     )?;
+    if stale > 0 {
+        write!(s, " ({stale} more rows are of runs that experiment.toml no longer plans, and are left out)")?;
+    }
+    writeln!(s, ".")?;
+    let mut devices: Vec<&str> = rows.iter().map(|r| r.device.as_str()).collect();
+    devices.sort();
+    devices.dedup();
+    let wall: f64 = rows
+        .iter()
+        .map(|r| r.wall_s / r.cohort_size.max(1) as f64)
+        .sum();
+    writeln!(s, "Trained on: {}; training time summed over runs: {:.0} s (a cohort's time is split among its members).", devices.join(", "), wall)?;
     writeln!(s, "I' = E_x KL(p(y|x) || p(y)) (= log IS; see docs/decisions.md); higher is better, at most ln 10 = 2.303.\n")?;
     match classifier {
         Some(c) => writeln!(

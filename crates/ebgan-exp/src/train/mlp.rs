@@ -16,11 +16,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-/// Per-epoch means of one member. For EBGAN `real`/`fake` are mean energies; for GAN the mean
-/// D(x) probabilities.
+/// Means of one member over a window of steps (up to [`LOG_EVERY`], and at epoch ends). For
+/// EBGAN `real`/`fake` are mean energies; for GAN the mean D(x) probabilities.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct EpochLog {
-    pub epoch: usize,
+pub struct LossLog {
+    /// Steps done at the end of the window.
+    pub step: u64,
+    /// Epochs done at the end of the window (fractional).
+    pub epoch: f64,
     pub loss_d: f64,
     pub loss_g: f64,
     pub real: f64,
@@ -39,7 +42,8 @@ pub enum Status {
 
 pub struct MemberResult {
     pub status: Status,
-    pub epochs: Vec<EpochLog>,
+    pub log: Vec<LossLog>,
+    pub epochs_done: usize,
     /// 64 fixed-noise samples `[64, 784]` in [-1, 1] (finished members only).
     pub samples: Option<Tensor>,
     pub scores: Option<Scores>,
@@ -74,6 +78,9 @@ enum Discriminator {
     Energy(AutoEncoder),
     Logistic(Logistic),
 }
+
+/// Loss log window, in steps.
+pub const LOG_EVERY: u64 = 100;
 
 /// How often (in steps) the host checks for diverged members; between checks a dead member is
 /// already frozen on the device.
@@ -208,13 +215,11 @@ impl Cohort {
                 )
             }
         };
-        self.opt_d.zero_grad();
-        loss_d.sum(None).backward();
         let alive_d = alive.logical_and(&loss_d.isfinite());
-        self.opt_d.step(&alive_d);
+        self.opt_d.backward_step(&loss_d.sum(None), &alive_d);
 
         // G step through the updated D; the gradient flows through D's reconstruction AND its
-        // target G(z) (no detach). L_G does not update D: only opt_g steps here.
+        // target G(z) (no detach). L_G does not update D: only G's gradients are taken.
         let loss_g = match &self.d {
             Discriminator::Energy(ae) => {
                 let out = ae.forward(&fake, Some(&mut self.masks));
@@ -229,9 +234,7 @@ impl Cohort {
             }
         };
         let alive = alive_d.logical_and(&loss_g.isfinite());
-        self.opt_g.zero_grad();
-        loss_g.sum(None).backward();
-        self.opt_g.step(&alive);
+        self.opt_g.backward_step(&loss_g.sum(None), &alive);
         StepOutput {
             loss_d: loss_d.detach(),
             loss_g: loss_g.detach(),
@@ -278,12 +281,15 @@ pub fn train_cohort(
     let mut alive = Tensor::ones([k], (Kind::Bool, device));
     let mut dead_at = Tensor::full([k], -1i64, (Kind::Int64, device));
     let mut host_alive = vec![true; k as usize];
-    let mut logs: Vec<Vec<EpochLog>> = (0..k).map(|_| vec![]).collect();
+    let mut logs: Vec<Vec<LossLog>> = (0..k).map(|_| vec![]).collect();
     let steps_per_epoch = members[0].steps_per_epoch();
     let n = data.len;
     let mut step = 0u64;
+    let mut epochs_done = 0;
+    let mut sums = Tensor::zeros([4, k], opts);
+    let mut window = 0u64;
 
-    'epochs: for epoch in 0..key.epochs {
+    'epochs: for _ in 0..key.epochs {
         let perms: Vec<Vec<i64>> = order
             .iter_mut()
             .map(|r| {
@@ -292,8 +298,6 @@ pub fn train_cohort(
                 p
             })
             .collect();
-        let mut sums = Tensor::zeros([4, k], opts);
-        let margin_epoch_start = margins_at(step);
         for s in 0..steps_per_epoch {
             let margin = constant_margin
                 .as_ref()
@@ -307,39 +311,43 @@ pub fn train_cohort(
             let x = data.batch(&Tensor::from_slice(&idx).to_device(device), k, b);
             let out = cohort.step(&x, &margin, &alive);
             step += 1;
+            window += 1;
             let _ = dead_at.masked_fill_(&alive.logical_and(&out.alive.logical_not()), step as i64);
             alive = out.alive;
-
             tch::no_grad(|| {
                 let stats = Tensor::stack(&[out.loss_d, out.loss_g, out.real, out.fake], 0);
                 sums += stats.where_scalarother(&alive.unsqueeze(0), 0.0);
             });
             on_step(step);
-            if step % DIVERGENCE_CHECK_EVERY == 0 || s + 1 == steps_per_epoch {
+            let epoch_end = s + 1 == steps_per_epoch;
+            if step % DIVERGENCE_CHECK_EVERY == 0 || epoch_end {
                 host_alive = Vec::<bool>::try_from(&alive).unwrap();
                 if host_alive.iter().all(|a| !a) {
                     break 'epochs;
                 }
             }
+            if step % LOG_EVERY == 0 || epoch_end {
+                let means = Vec::<f64>::try_from(
+                    (&sums / window as f64).to_kind(Kind::Double).flatten(0, -1),
+                )
+                .unwrap();
+                for (i, log) in logs.iter_mut().enumerate().filter(|(i, _)| host_alive[*i]) {
+                    let at = |row: usize| means[row * k as usize + i];
+                    log.push(LossLog {
+                        step,
+                        epoch: step as f64 / steps_per_epoch as f64,
+                        loss_d: at(0),
+                        loss_g: at(1),
+                        real: at(2),
+                        fake: at(3),
+                        margin: schedules[i].margin_at(step),
+                    });
+                }
+                let _ = sums.zero_();
+                window = 0;
+            }
         }
-        let sums = Vec::<f64>::try_from(
-            (sums / steps_per_epoch as f64)
-                .to_kind(Kind::Double)
-                .flatten(0, -1),
-        )
-        .unwrap();
-        let m0 = Vec::<f32>::try_from(&margin_epoch_start).unwrap();
-        for (i, log) in logs.iter_mut().enumerate().filter(|(i, _)| host_alive[*i]) {
-            let at = |row: usize| sums[row * k as usize + i];
-            log.push(EpochLog {
-                epoch: epoch + 1,
-                loss_d: at(0),
-                loss_g: at(1),
-                real: at(2),
-                fake: at(3),
-                margin: m0[i] as f64,
-            });
-        }
+        epochs_done += 1;
     }
 
     host_alive = Vec::<bool>::try_from(&alive).unwrap();
@@ -347,11 +355,12 @@ pub fn train_cohort(
     let (samples, scores) = sample_and_score(&cohort.g, &cohort.seeds, &key, scorer, device);
     logs.into_iter()
         .enumerate()
-        .map(|(i, epochs)| {
+        .map(|(i, log)| {
             if host_alive[i] {
                 MemberResult {
                     status: Status::Finished,
-                    epochs,
+                    log,
+                    epochs_done,
                     samples: Some(samples.get(i as i64)),
                     scores: Some(scores[i]),
                 }
@@ -360,7 +369,8 @@ pub fn train_cohort(
                     status: Status::Diverged {
                         step: dead_at[i] as u64,
                     },
-                    epochs,
+                    log,
+                    epochs_done: 0,
                     samples: None,
                     scores: None,
                 }
@@ -434,7 +444,7 @@ mod tests {
     }
 
     fn losses(r: &MemberResult) -> Vec<(f64, f64)> {
-        r.epochs.iter().map(|e| (e.loss_d, e.loss_g)).collect()
+        r.log.iter().map(|e| (e.loss_d, e.loss_g)).collect()
     }
 
     fn close(a: &[(f64, f64)], b: &[(f64, f64)], tol: f64) -> bool {
@@ -481,7 +491,11 @@ mod tests {
             ];
             let cohort = train(&mixed);
             assert_eq!(alone[0].status, Status::Finished);
-            assert_eq!(alone[0].epochs.len(), 3);
+            assert_eq!(alone[0].epochs_done, 3);
+            assert_eq!(
+                alone[0].log.iter().map(|l| l.step).collect::<Vec<_>>(),
+                [16, 32, 48]
+            );
             let (a, c1, c3) = (losses(&alone[0]), losses(&cohort[1]), losses(&cohort[3]));
             assert!(
                 close(&a, &c1, 1e-3),
@@ -527,7 +541,7 @@ mod tests {
             epochs: 6,
             ..config(Model::Ebgan, 0)
         }]);
-        let e = &r[0].epochs;
+        let e = &r[0].log;
         assert!(
             e.last().unwrap().real < e[0].real,
             "real energy did not fall: {:?}",
