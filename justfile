@@ -63,6 +63,10 @@ report name:
 bench *flags="": build
     {{ebgan}} bench --python "$EBGAN_VENV/bin/python" {{flags}}
 
+# grid throughput: cohorts vs single runs vs PyTorch eager, extrapolated to a grid-epoch
+bench-grid *flags="": build
+    {{ebgan}} bench-grid --python "$EBGAN_VENV/bin/python" {{flags}}
+
 fmt:
     cargo fmt --all
 

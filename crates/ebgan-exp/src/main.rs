@@ -129,6 +129,9 @@ enum Command {
     Report { dir: PathBuf },
     /// Time one EBGAN and one GAN training step, here and in PyTorch eager.
     Bench(bench::BenchArgs),
+    /// Grid throughput: Table 1 shape groups through cohorts, the single-run path and PyTorch
+    /// eager, extrapolated to a grid-epoch (6,656 runs x one MNIST epoch).
+    BenchGrid(bench::BenchGridArgs),
 }
 
 fn main() -> Result<()> {
@@ -204,8 +207,7 @@ fn main() -> Result<()> {
         } => {
             let device = device::parse(&device)?;
             let cohort = match cohort.as_str() {
-                "auto" if device == tch::Device::Cpu => 2,
-                "auto" => 32,
+                "auto" => runner::auto_cohort(device),
                 n => n.parse().ok().filter(|&k: &usize| k >= 1).ok_or_else(|| {
                     anyhow::anyhow!("--cohort {n:?}: expected auto or a number >= 1")
                 })?,
@@ -314,6 +316,7 @@ fn main() -> Result<()> {
             eprintln!("report: {}", dir.join("summary.md").display());
         }
         Command::Bench(args) => bench::run(&args)?,
+        Command::BenchGrid(args) => bench::run_grid(&args)?,
     }
     Ok(())
 }

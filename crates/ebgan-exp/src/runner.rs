@@ -39,6 +39,15 @@ pub struct Outcome {
     pub failed: usize,
 }
 
+/// `--cohort auto`: 2 on CPU (see docs/performance.md), 32 on CUDA.
+pub fn auto_cohort(device: Device) -> usize {
+    if device == Device::Cpu {
+        2
+    } else {
+        32
+    }
+}
+
 /// Groups runs that share a [`CohortKey`] into cohorts of at most `max` members, in plan order.
 pub fn cohorts(runs: Vec<Run>, max: usize) -> Vec<Vec<Run>> {
     let mut groups: BTreeMap<CohortKey, Vec<Run>> = BTreeMap::new();
