@@ -26,6 +26,18 @@ pub enum Model {
     Ebgan,
     /// Logistic discriminator with the non-saturating generator loss.
     Gan,
+    /// Bottom-layer-cost ladder network, semi-supervised (paper §4.2).
+    Ladder,
+    /// The ladder network as EBGAN's discriminator, its bottom-layer cost the energy.
+    #[serde(rename = "ebgan-ln")]
+    EbganLn,
+}
+
+impl Model {
+    /// Semi-supervised models, trained one run at a time by train::ladder.
+    pub fn is_ladder(self) -> bool {
+        matches!(self, Model::Ladder | Model::EbganLn)
+    }
 }
 
 impl fmt::Display for Model {
@@ -33,6 +45,8 @@ impl fmt::Display for Model {
         f.write_str(match self {
             Model::Ebgan => "ebgan",
             Model::Gan => "gan",
+            Model::Ladder => "ladder",
+            Model::EbganLn => "ebgan-ln",
         })
     }
 }
@@ -52,8 +66,9 @@ pub enum MarginDecay {
 macro_rules! run_config {
     ($( $(#[$attr:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?) => {
         /// Everything that defines one run. Its canonical form hashes to the run id.
+        /// (`default`: rows of a runs.csv written before a field existed still parse.)
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[serde(deny_unknown_fields, default)]
         pub struct RunConfig { $( $(#[$attr])* pub $field: $ty, )* }
 
         impl Default for RunConfig {
@@ -140,6 +155,17 @@ run_config! {
     init_std_d: f64 = 0.002,
     z_dim: i64 = 100,
     batch_size: i64 = 64,
+    /// Semi-supervised MNIST (model = "ladder" | "ebgan-ln"): labelled training images,
+    /// balanced over the classes and drawn by seed.
+    labels: usize = 100,
+    /// Weight of the ladder's bottom-layer reconstruction cost (per-pixel mean).
+    lambda_0: f64 = 1000.0,
+    /// The ladder's denoising combinator: "gauss" or "sig".
+    combinator: ebgan_models::ladder::Combinator = ebgan_models::ladder::Combinator::Gauss,
+    /// Std of the Gaussian noise of the ladder's corrupted path.
+    ladder_noise: f64 = 0.3,
+    /// Fraction of training after which the learning rate decays linearly to 0 (1 = never).
+    lr_decay_start: f64 = 1.0,
     /// Passes over the training images. The paper does not say; see docs/decisions.md.
     epochs: usize = 25,
     /// Use the first N training images (60000 = all).
@@ -176,6 +202,8 @@ impl RunConfig {
     /// "gan", "ebgan" or "ebgan-pt": the families the paper compares.
     pub fn family(&self) -> &'static str {
         match (self.model, self.pulling_away > 0.0) {
+            (Model::Ladder, _) => "ln",
+            (Model::EbganLn, _) => "ebgan-ln",
             (Model::Gan, _) => "gan",
             (Model::Ebgan, false) => "ebgan",
             (Model::Ebgan, true) => "ebgan-pt",
@@ -192,7 +220,12 @@ impl RunConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 10] = [
+        let checks: [(bool, &str); 11] = [
+            (
+                !self.model.is_ladder()
+                    || (self.labels >= 10 && self.labels % 10 == 0 && self.labels <= 60000),
+                "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
+            ),
             (self.n_layer_g >= 2, "n_layer_g must be >= 2"),
             (self.n_layer_d >= 2, "n_layer_d must be >= 2"),
             (

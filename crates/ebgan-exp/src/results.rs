@@ -12,7 +12,7 @@
 use crate::config::{RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
 use crate::train::mlp::LossLog;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,8 @@ pub struct RunRecord {
     pub i_prime: Option<f64>,
     pub i_prime_printed: Option<f64>,
     pub inception_score: Option<f64>,
+    /// Test error in % (semi-supervised models).
+    pub test_error: Option<f64>,
     pub final_loss_d: Option<f64>,
     pub final_loss_g: Option<f64>,
     pub epochs_done: usize,
@@ -39,13 +41,14 @@ pub struct RunRecord {
     pub config: RunConfig,
 }
 
-const RESULT_COLUMNS: [&str; 14] = [
+const RESULT_COLUMNS: [&str; 15] = [
     "run_id",
     "family",
     "status",
     "i_prime",
     "i_prime_printed",
     "inception_score",
+    "test_error",
     "final_loss_d",
     "final_loss_g",
     "epochs_done",
@@ -84,6 +87,7 @@ impl RunRecord {
             opt(&self.i_prime),
             opt(&self.i_prime_printed),
             opt(&self.inception_score),
+            opt(&self.test_error),
             opt(&self.final_loss_d),
             opt(&self.final_loss_g),
             self.epochs_done.to_string(),
@@ -181,8 +185,8 @@ impl ResultsDir {
         append_line(csv, &csv_line(&record.csv_fields())?)
     }
 
-    /// Drops a torn last line (no newline: a write cut by power loss) so appends stay valid,
-    /// and checks the header. Call before appending to `csv`.
+    /// Drops a torn last line (no newline: a write cut by power loss) so appends stay valid, and
+    /// migrates a file with an older column set. Call before appending to `csv`.
     pub fn repair(&self, csv: &Path) -> Result<()> {
         let Ok(bytes) = std::fs::read(csv) else {
             return Ok(());
@@ -205,8 +209,21 @@ impl ResultsDir {
             .next()
             .unwrap_or("")
             .to_string();
-        if !first.is_empty() && first != csv_line(&header())?.trim_end() {
-            bail!("{}: its header is not this version's runs.csv header; move the file away to start a new one", csv.display());
+        let current = csv_line(&header())?;
+        if !first.is_empty() && first != current.trim_end() {
+            // Written by a version with other columns: rewrite it under this version's header
+            // (missing config columns take their defaults, which were the old behaviour).
+            let rows = read_rows(csv)?;
+            let mut text = current;
+            for r in &rows {
+                text += &csv_line(&r.csv_fields())?;
+            }
+            eprintln!(
+                "{}: rewriting {} rows under the current column set",
+                csv.display(),
+                rows.len()
+            );
+            write_atomic(csv, text.as_bytes())?;
         }
         Ok(())
     }
@@ -294,6 +311,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
             i_prime: num("i_prime")?,
             i_prime_printed: num("i_prime_printed")?,
             inception_score: num("inception_score")?,
+            test_error: num("test_error")?,
             final_loss_d: num("final_loss_d")?,
             final_loss_g: num("final_loss_g")?,
             epochs_done: num("epochs_done")?.unwrap_or(0.0) as usize,
@@ -325,6 +343,7 @@ mod tests {
             i_prime,
             i_prime_printed: i_prime.map(|v| v * v),
             inception_score: i_prime.map(f64::exp),
+            test_error: None,
             final_loss_d: Some(1.5),
             final_loss_g: None,
             epochs_done: 3,
@@ -364,6 +383,37 @@ mod tests {
         res.append_row(&csv, &record("d", Some(0.5))).unwrap();
         let ids: Vec<_> = res.rows().unwrap().into_iter().map(|r| r.run_id).collect();
         assert_eq!(ids, ["a", "b", "d"]);
+    }
+
+    #[test]
+    fn a_file_with_an_older_column_set_is_migrated_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        res.append_row(&csv, &record("a", Some(1.0))).unwrap();
+        // Drop the `labels` column, as a version before it would have written.
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let head: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let j = head.iter().position(|h| *h == "labels").unwrap();
+        let old: String = text
+            .lines()
+            .map(|l| {
+                l.split(',')
+                    .enumerate()
+                    .filter(|(i, _)| *i != j)
+                    .map(|(_, c)| c)
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(&csv, old).unwrap();
+        res.repair(&csv).unwrap();
+        res.append_row(&csv, &record("b", Some(2.0))).unwrap();
+        let rows = res.rows().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].config, record("a", None).config);
+        assert_eq!(rows[1].i_prime, Some(2.0));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::data::mnist;
 use crate::device;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::{self, Scorer};
+use crate::train::ladder::train_run as train_ladder;
 use crate::train::mlp::{train_cohort, DeviceImages, Status};
 use crate::train::CohortKey;
 use anyhow::{Context, Result};
@@ -63,7 +64,8 @@ pub fn cohorts(runs: Vec<Run>, max: usize) -> Vec<Vec<Run>> {
         .into_iter()
         .flat_map(|k| {
             let g = groups.remove(&k).unwrap();
-            g.chunks(max.max(1)).map(|c| c.to_vec()).collect::<Vec<_>>()
+            let size = if k.model.is_ladder() { 1 } else { max.max(1) };
+            g.chunks(size).map(|c| c.to_vec()).collect::<Vec<_>>()
         })
         .collect()
 }
@@ -200,14 +202,23 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                 let configs: Vec<_> = group.iter().map(|r| r.config.clone()).collect();
                 let trained =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_> {
+                        let mut last = 0u64;
+                        let mut progress = |s: u64| {
+                            pb.inc((s - last) * k as u64);
+                            last = s;
+                        };
+                        if configs[0].model.is_ladder() {
+                            return Ok(vec![train_ladder(
+                                &configs[0],
+                                &data,
+                                opts.device,
+                                &mut progress,
+                            )]);
+                        }
                         let scorer = Scorer::load(&opts.classifier, opts.device)?;
                         let n = configs[0].train_images.min(mnist_len);
                         let images = DeviceImages::new(&data.train_images, n, opts.device);
-                        let mut last = 0u64;
-                        Ok(train_cohort(&configs, &images, &scorer, &mut |s| {
-                            pb.inc((s - last) * k as u64);
-                            last = s;
-                        }))
+                        Ok(train_cohort(&configs, &images, &scorer, &mut progress))
                     }));
                 let wall = start.elapsed().as_secs_f64();
                 counts[1].fetch_sub(k, Ordering::Relaxed);
@@ -263,6 +274,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                         i_prime: m.scores.map(|s| s.i_prime),
                         i_prime_printed: m.scores.map(|s| s.i_prime_printed),
                         inception_score: m.scores.map(|s| s.inception_score),
+                        test_error: m.test_error,
                         final_loss_d: last.map(|e| e.loss_d),
                         final_loss_g: last.map(|e| e.loss_g),
                         epochs_done: m.epochs_done,
@@ -286,10 +298,15 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                     if diverged_step.is_some() {
                         counts[2].fetch_add(1, Ordering::Relaxed);
                     }
-                    let score = record
-                        .i_prime
-                        .map(|v| format!("I' {v:.3}"))
-                        .unwrap_or_else(|| format!("diverged at step {}", diverged_step.unwrap()));
+                    let score = match record.test_error {
+                        Some(e) => format!("test error {e:.2}%"),
+                        None => record
+                            .i_prime
+                            .map(|v| format!("I' {v:.3}"))
+                            .unwrap_or_else(|| {
+                                format!("diverged at step {}", diverged_step.unwrap())
+                            }),
+                    };
                     say(format!(
                         "[{}/{}] {} {score} ({wall:.1} s)",
                         counts[0].load(Ordering::Relaxed),

@@ -452,6 +452,7 @@ mod tests {
             i_prime: None,
             i_prime_printed: None,
             inception_score: None,
+            test_error: None,
             final_loss_d: None,
             final_loss_g: None,
             epochs_done: 1,

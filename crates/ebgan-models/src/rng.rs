@@ -17,6 +17,7 @@ pub enum Stream {
     Dropout = 3,
     Data = 4,
     Sample = 5,
+    Labels = 6,
 }
 
 /// One generator per member, all on the same stream.

@@ -3,6 +3,7 @@
 
 mod figures;
 mod summary;
+mod table2;
 
 use crate::config::Experiment;
 use crate::results::{ResultsDir, RunRecord};
@@ -50,7 +51,37 @@ pub fn write(dir: &Path) -> Result<()> {
             }
         }
     }
+    if let Some(t) = table2::table2(
+        &rows,
+        &dir.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+    ) {
+        crate::fsutil::write_atomic(&dir.join("table2.md"), t.as_bytes())?;
+        if let Some(best) = best_ladder_samples(&res, &rows, &dir.join("samples-ebgan-ln.png"))? {
+            made.push(best);
+        }
+    }
     summary::write(dir, &rows, stale, classifier.as_ref(), &made)
+}
+
+/// EBGAN-LN's generated samples: the run with the lowest test error.
+fn best_ladder_samples(
+    res: &ResultsDir,
+    rows: &[RunRecord],
+    out: &Path,
+) -> Result<Option<std::path::PathBuf>> {
+    let best = rows
+        .iter()
+        .filter(|r| r.family == "ebgan-ln" && r.test_error.is_some())
+        .min_by(|a, b| a.test_error.partial_cmp(&b.test_error).unwrap());
+    match best {
+        Some(r) if res.run_dir(&r.run_id).join("samples.png").is_file() => {
+            std::fs::copy(res.run_dir(&r.run_id).join("samples.png"), out)?;
+            Ok(Some(out.to_path_buf()))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Finished rows, their I' values.

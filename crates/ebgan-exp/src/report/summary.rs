@@ -69,7 +69,7 @@ pub fn write(
     writeln!(s, "## Runs per family\n")?;
     writeln!(s, "| family | runs | finished | diverged | I' q1 | I' median | I' q3 | I' max | epochs | mean wall s |")?;
     writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    for f in FAMILIES {
+    for f in FAMILIES.into_iter().chain(["ln", "ebgan-ln"]) {
         let fam: Vec<&RunRecord> = rows.iter().filter(|r| r.family == f).collect();
         if fam.is_empty() {
             continue;
@@ -97,6 +97,13 @@ pub fn write(
             } else {
                 "mixed".into()
             },
+        )?;
+    }
+
+    if rows.iter().any(|r| r.config.model.is_ladder()) {
+        writeln!(
+            s,
+            "\nSemi-supervised test errors beside the paper's: [table2.md](table2.md)."
         )?;
     }
 

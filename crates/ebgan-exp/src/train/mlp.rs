@@ -47,6 +47,8 @@ pub struct MemberResult {
     /// 64 fixed-noise samples `[64, 784]` in [-1, 1] (finished members only).
     pub samples: Option<Tensor>,
     pub scores: Option<Scores>,
+    /// Test error in % (semi-supervised models only).
+    pub test_error: Option<f64>,
 }
 
 /// Training images on the device, as bytes; each member's batch is gathered by index.
@@ -140,6 +142,7 @@ impl Cohort {
         let d = match key.model {
             Model::Ebgan => Discriminator::Energy(AutoEncoder::new(&mut vars, &spec)),
             Model::Gan => Discriminator::Logistic(Logistic::new(&mut vars, &spec)),
+            Model::Ladder | Model::EbganLn => panic!("ladder models train in train::ladder"),
         };
         let hyper = |kind, m: &RunConfig| OptimHyper {
             kind,
@@ -363,6 +366,7 @@ pub fn train_cohort(
                     epochs_done,
                     samples: Some(samples.get(i as i64)),
                     scores: Some(scores[i]),
+                    test_error: None,
                 }
             } else {
                 MemberResult {
@@ -373,6 +377,7 @@ pub fn train_cohort(
                     epochs_done: 0,
                     samples: None,
                     scores: None,
+                    test_error: None,
                 }
             }
         })

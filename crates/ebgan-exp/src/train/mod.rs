@@ -1,5 +1,6 @@
 //! Trainers. One cohort = runs that share a network shape, trained as one member-batched model.
 
+pub mod ladder;
 pub mod mlp;
 
 use crate::config::{Model, RunConfig};

@@ -1,0 +1,135 @@
+//! Table 2 of the paper: semi-supervised PI-MNIST test error, ours beside the paper's.
+
+use crate::results::RunRecord;
+use std::fmt::Write;
+
+/// (labels, LN mean, LN std, EBGAN-LN mean, EBGAN-LN std), in %, 15 seeds (paper Table 2).
+pub const PAPER: [(usize, f64, f64, f64, f64); 3] = [
+    (100, 1.36, 0.21, 1.04, 0.12),
+    (200, 1.24, 0.09, 0.99, 0.12),
+    (1000, 1.04, 0.06, 0.89, 0.04),
+];
+
+/// Mean and sample standard deviation (n - 1; 0 for one value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn cell(rows: &[RunRecord], family: &str, labels: usize) -> String {
+    let v: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.family == family && r.config.labels == labels)
+        .filter_map(|r| r.test_error)
+        .collect();
+    if v.is_empty() {
+        return "-".into();
+    }
+    let (m, s) = mean_std(&v);
+    format!(
+        "{m:.2} +- {s:.2} ({} seed{})",
+        v.len(),
+        if v.len() == 1 { "" } else { "s" }
+    )
+}
+
+/// The markdown table, or None when no row is semi-supervised.
+pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
+    if !rows.iter().any(|r| r.config.model.is_ladder()) {
+        return None;
+    }
+    let mut epochs: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.config.model.is_ladder())
+        .map(|r| r.config.epochs)
+        .collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    let mut s = String::new();
+    writeln!(
+        s,
+        "# {name}: Table 2, permutation-invariant MNIST test error (%)\n"
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "Ours: mean +- std over the seeds finished (count in brackets), training epochs: {}.",
+        epochs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "Paper: 15 seeds each. Written by `ebgan report` from runs*.csv.\n"
+    )
+    .unwrap();
+    writeln!(s, "| model | 100 labels | 200 labels | 1000 labels |").unwrap();
+    writeln!(s, "|---|---|---|---|").unwrap();
+    writeln!(
+        s,
+        "| LN bottom-layer, ours | {} | {} | {} |",
+        cell(rows, "ln", 100),
+        cell(rows, "ln", 200),
+        cell(rows, "ln", 1000)
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "| LN bottom-layer, paper | {} |",
+        PAPER
+            .iter()
+            .map(|p| format!("{:.2} +- {:.2}", p.1, p.2))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "| EBGAN-LN, ours | {} | {} | {} |",
+        cell(rows, "ebgan-ln", 100),
+        cell(rows, "ebgan-ln", 200),
+        cell(rows, "ebgan-ln", 1000)
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "| EBGAN-LN, paper | {} |",
+        PAPER
+            .iter()
+            .map(|p| format!("{:.2} +- {:.2}", p.3, p.4))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )
+    .unwrap();
+    let diverged = rows
+        .iter()
+        .filter(|r| r.config.model.is_ladder() && r.status == "diverged")
+        .count();
+    if diverged > 0 {
+        writeln!(s, "\n{diverged} run(s) diverged and are not in the means.").unwrap();
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std_by_hand() {
+        assert_eq!(mean_std(&[1.0, 2.0, 3.0]), (2.0, 1.0));
+        let (m, s) = mean_std(&[1.0, 1.5]);
+        assert_eq!(m, 1.25);
+        assert!((s - 0.125f64.sqrt()).abs() < 1e-15);
+        assert_eq!(mean_std(&[0.9]), (0.9, 0.0));
+    }
+}

@@ -1,0 +1,368 @@
+//! Semi-supervised permutation-invariant MNIST (paper §4.2): the bottom-layer-cost ladder
+//! network (LN) and EBGAN-LN, where the LN is the discriminator and its bottom-layer
+//! reconstruction cost of a sample is that sample's energy. One run at a time.
+
+use super::mlp::{LossLog, MemberResult, Status, LOG_EVERY};
+use crate::config::{Model, RunConfig};
+use crate::data::mnist::{Mnist, PIXELS};
+use ebgan_core::{MemberOptim, OptimHyper, OptimKind};
+use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
+use ebgan_models::mlp::{Generator, MlpMember, MlpSpec};
+use ebgan_models::rng::{MemberRng, Stream};
+use ebgan_models::Vars;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+fn stream(seed: u64, s: Stream) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(s as u64);
+    r
+}
+
+/// `n` labelled training indices, n/10 per class, chosen by a seeded shuffle of the training set.
+pub fn balanced_labels(labels: &[u8], n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.shuffle(&mut stream(seed, Stream::Labels));
+    let mut taken = [0usize; 10];
+    let mut out = vec![];
+    for i in order {
+        let c = labels[i] as usize;
+        if taken[c] < n / 10 {
+            taken[c] += 1;
+            out.push(i);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn images(pixels: &[u8], device: Device) -> Tensor {
+    let n = (pixels.len() / PIXELS) as i64;
+    Tensor::from_slice(pixels)
+        .view([n, PIXELS as i64])
+        .to_device(device)
+        .to_kind(Kind::Float)
+        / 255.0
+}
+
+/// Population statistics of the clean path over the training images (mean of batch means and of
+/// batch variances, batches of 1,000).
+fn population_stats(net: &Ladder, x: &Tensor) -> PopulationStats {
+    tch::no_grad(|| {
+        let n = x.size()[0];
+        let layers = WIDTHS.len();
+        let mut mean: Vec<Tensor> = (0..layers)
+            .map(|_| Tensor::zeros([1], (Kind::Float, x.device())))
+            .collect();
+        let mut var: Vec<Tensor> = mean.iter().map(|t| t.zeros_like()).collect();
+        let batches = (n / 1000).max(1);
+        for b in 0..batches {
+            let pass = net.encode(&x.narrow(0, b * 1000, 1000.min(n)), None, None);
+            for l in 1..layers {
+                mean[l] = &mean[l] + &pass.mean[l] / batches as f64;
+                var[l] = &var[l] + pass.std[l].square() / batches as f64;
+            }
+        }
+        PopulationStats {
+            std: var.iter().map(|v| v.sqrt()).collect(),
+            mean,
+        }
+    })
+}
+
+/// Test error (%) on the 10,000 test images: clean path, population statistics, argmax.
+fn test_error(net: &Ladder, train_x: &Tensor, test_x: &Tensor, test_y: &Tensor) -> f64 {
+    let stats = population_stats(net, train_x);
+    tch::no_grad(|| {
+        let pred = net
+            .encode(test_x, None, Some(&stats))
+            .probs
+            .argmax(-1, false);
+        100.0 * f64::try_from(pred.ne_tensor(test_y).to_kind(Kind::Double).mean(None)).unwrap()
+    })
+}
+
+/// Trains one LN or EBGAN-LN run and measures its test error.
+pub fn train_run(
+    c: &RunConfig,
+    mnist: &Mnist,
+    device: Device,
+    on_step: &mut dyn FnMut(u64),
+) -> MemberResult {
+    assert!(c.model.is_ladder());
+    tch::manual_seed(c.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = Ladder::new(&(vs.root() / "ln"), c.combinator, c.ladder_noise);
+    let mut opt = nn::Adam {
+        beta1: c.beta1,
+        beta2: c.beta2,
+        wd: 0.0,
+        eps: c.adam_eps,
+        amsgrad: false,
+    }
+    .build(&vs, c.lr)
+    .unwrap();
+
+    let n = c.train_images.min(mnist.train_len());
+    let train_x = images(&mnist.train_images[..n * PIXELS], device);
+    let train_y = Tensor::from_slice(&mnist.train_labels[..n])
+        .to_kind(Kind::Int64)
+        .to_device(device);
+    let test_x = images(&mnist.test_images, device);
+    let test_y = Tensor::from_slice(&mnist.test_labels)
+        .to_kind(Kind::Int64)
+        .to_device(device);
+    let labelled = balanced_labels(&mnist.train_labels[..n], c.labels, c.seed);
+
+    // EBGAN-LN's generator: Table 1's MLP generator (tanh) mapped to the LN's [0, 1] inputs.
+    let ebgan = c.model == Model::EbganLn;
+    let mut g_vars = Vars::new(&[c.seed], device);
+    let generator = ebgan.then(|| {
+        let spec = MlpSpec {
+            n_layer_g: c.n_layer_g,
+            size_g: c.size_g,
+            n_layer_d: 2,
+            size_d: 1,
+            z_dim: c.z_dim,
+            data_dim: PIXELS as i64,
+            batch_norm: c.batch_norm,
+            members: vec![MlpMember {
+                dropout_d: 0.0,
+                init_std_g: c.init_std_g,
+                init_std_d: 0.0,
+            }],
+        };
+        Generator::new(&mut g_vars, &spec)
+    });
+    let mut opt_g = ebgan.then(|| {
+        let h = OptimHyper {
+            kind: OptimKind::Adam,
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.adam_eps,
+            momentum: 0.0,
+        };
+        MemberOptim::new(g_vars.tensors_under("g."), vec![h])
+    });
+    let alive_one = Tensor::ones([1], (Kind::Bool, device));
+    let generate = |g: &Generator, z: &mut MemberRng| -> Tensor {
+        (g.forward(&z.normal(&[c.batch_size, c.z_dim], 1.0))
+            .squeeze_dim(0)
+            + 1.0)
+            / 2.0
+    };
+
+    let mut noise = MemberRng::new(&[c.seed], Stream::Dropout, device);
+    let mut z_rng = MemberRng::new(&[c.seed], Stream::Noise, device);
+    let mut order = stream(c.seed, Stream::Data);
+    let schedule = c.margin_schedule();
+    let b = c.batch_size as usize;
+    let total = c.total_steps();
+    let mut log = vec![];
+    let mut sums = [0.0f64; 4];
+    let mut window = 0u64;
+    let mut status = Status::Finished;
+    let mut lab_order: Vec<usize> = vec![];
+    let mut unl_order: Vec<usize> = vec![];
+    let (mut lab_pos, mut unl_pos) = (0usize, 0usize);
+    let take =
+        |pool: &[usize], ord: &mut Vec<usize>, pos: &mut usize, rng: &mut ChaCha8Rng| -> Vec<i64> {
+            (0..b)
+                .map(|_| {
+                    if *pos == ord.len() {
+                        *ord = pool.to_vec();
+                        ord.shuffle(rng);
+                        *pos = 0;
+                    }
+                    *pos += 1;
+                    ord[*pos - 1] as i64
+                })
+                .collect()
+        };
+    let all: Vec<usize> = (0..n).collect();
+
+    for step in 1..=total {
+        let progress = (step - 1) as f64 / total as f64;
+        let lr = if progress >= c.lr_decay_start {
+            c.lr * (1.0 - progress) / (1.0 - c.lr_decay_start)
+        } else {
+            c.lr
+        };
+        opt.set_lr(lr);
+        let li = Tensor::from_slice(&take(&labelled, &mut lab_order, &mut lab_pos, &mut order))
+            .to_device(device);
+        let ui = Tensor::from_slice(&take(&all, &mut unl_order, &mut unl_pos, &mut order))
+            .to_device(device);
+        let (xl, yl, xu) = (
+            train_x.index_select(0, &li),
+            train_y.index_select(0, &li),
+            train_x.index_select(0, &ui),
+        );
+
+        // LN cost: supervised cross-entropy of the corrupted path on the labelled half, plus the
+        // bottom-layer reconstruction cost on the unlabelled half (the decoder stack still runs).
+        let ce = -net
+            .encode(&xl, Some(&mut noise), None)
+            .log_probs
+            .gather(1, &yl.unsqueeze(1), false)
+            .mean(None);
+        let corrupted = net.encode(&xu, Some(&mut noise), None);
+        let clean = net.encode(&xu, None, None);
+        let z_hat = net.decode(&corrupted);
+        let energy_real = net.layer_cost(0, &z_hat[0], &clean, &xu);
+        let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
+        let margin = schedule.margin_at(step - 1);
+        let mut energy_fake = None;
+        if let Some(g) = &generator {
+            let fake = tch::no_grad(|| generate(g, &mut z_rng));
+            let e = net.energy(&fake, &mut noise);
+            loss_d = loss_d + (margin - &e).relu().mean(None) * c.lambda_0;
+            energy_fake = Some(e.detach());
+        }
+        opt.backward_step(&loss_d);
+        let mut loss_g = Tensor::zeros([], (Kind::Float, device));
+        if let (Some(g), Some(og)) = (&generator, opt_g.as_mut()) {
+            loss_g = net.energy(&generate(g, &mut z_rng), &mut noise).mean(None);
+            og.backward_step(&loss_g, &alive_one);
+        }
+        let vals = [
+            loss_d.double_value(&[]),
+            loss_g.double_value(&[]),
+            energy_real.mean(None).double_value(&[]),
+            energy_fake
+                .map(|e| e.mean(None).double_value(&[]))
+                .unwrap_or(0.0),
+        ];
+        if vals.iter().any(|v| !v.is_finite()) {
+            status = Status::Diverged { step };
+            break;
+        }
+        for (s, v) in sums.iter_mut().zip(vals) {
+            *s += v;
+        }
+        window += 1;
+        on_step(step);
+        if step % LOG_EVERY == 0 || step == total {
+            let w = window as f64;
+            log.push(LossLog {
+                step,
+                epoch: step as f64 / c.steps_per_epoch() as f64,
+                loss_d: sums[0] / w,
+                loss_g: sums[1] / w,
+                real: sums[2] / w,
+                fake: sums[3] / w,
+                margin,
+            });
+            sums = [0.0; 4];
+            window = 0;
+        }
+    }
+    let finished = status == Status::Finished;
+    let samples = match (&generator, finished) {
+        (Some(g), true) => Some(tch::no_grad(|| {
+            let mut z = MemberRng::new(&[c.seed], Stream::Sample, device);
+            let mut rows = vec![];
+            while rows.iter().map(|t: &Tensor| t.size()[0]).sum::<i64>() < 64 {
+                rows.push(generate(g, &mut z));
+            }
+            (Tensor::cat(&rows, 0).narrow(0, 0, 64) * 2.0 - 1.0).to_device(Device::Cpu)
+        })),
+        _ => None,
+    };
+    MemberResult {
+        epochs_done: if finished { c.epochs } else { 0 },
+        test_error: finished.then(|| test_error(&net, &train_x, &test_x, &test_y)),
+        status,
+        log,
+        samples,
+        scores: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_sampling_is_balanced_deterministic_and_from_the_training_set() {
+        let labels: Vec<u8> = (0..1000).map(|i| ((i * 7 + i / 13) % 10) as u8).collect();
+        let a = balanced_labels(&labels, 100, 3);
+        assert_eq!(a, balanced_labels(&labels, 100, 3));
+        assert_ne!(a, balanced_labels(&labels, 100, 4));
+        assert_eq!(a.len(), 100);
+        let mut per_class = [0; 10];
+        for &i in &a {
+            assert!(i < labels.len());
+            per_class[labels[i] as usize] += 1;
+        }
+        assert_eq!(per_class, [10; 10]);
+        let mut u = a.clone();
+        u.dedup();
+        assert_eq!(u.len(), 100);
+    }
+
+    /// Separable synthetic digits: class c lights up its own band of 78 pixels, plus noise.
+    fn synthetic(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let images = labels
+            .iter()
+            .flat_map(|&c| {
+                let lo = c as usize * 78;
+                (0..PIXELS)
+                    .map(|p| {
+                        if (lo..lo + 78).contains(&p) {
+                            200 + rng.random_range(0..55)
+                        } else {
+                            rng.random_range(0..60)
+                        }
+                    })
+                    .collect::<Vec<u8>>()
+            })
+            .collect();
+        (images, labels)
+    }
+
+    #[test]
+    fn a_short_training_lowers_the_loss_and_learns_the_classes() {
+        let (train_images, train_labels) = synthetic(200, 1);
+        let (test_images, test_labels) = synthetic(200, 2);
+        let mnist = Mnist {
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+        };
+        for model in [Model::Ladder, Model::EbganLn] {
+            let c = RunConfig {
+                model,
+                labels: 20,
+                batch_size: 20,
+                train_images: 200,
+                epochs: 20,
+                lr: 0.002,
+                beta1: 0.9,
+                n_layer_g: 2,
+                size_g: 64,
+                margin: 0.05,
+                ..Default::default()
+            };
+            let r = train_run(&c, &mnist, Device::Cpu, &mut |_| {});
+            assert_eq!(r.status, Status::Finished);
+            assert_eq!(r.log.len(), 2, "windows of 100 steps over 200 steps");
+            assert!(
+                r.log[1].loss_d < r.log[0].loss_d,
+                "{model}: {:?}",
+                r.log.iter().map(|l| l.loss_d).collect::<Vec<_>>()
+            );
+            let err = r.test_error.unwrap();
+            assert!(err < 20.0, "{model}: test error {err}% (chance is 90%)");
+            assert_eq!(r.samples.is_some(), model == Model::EbganLn);
+        }
+    }
+}
