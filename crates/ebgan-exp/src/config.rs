@@ -210,10 +210,28 @@ impl RunConfig {
         }
     }
 
+    /// Canonical form: the fields that differ from [`RunConfig::default`], as JSON with sorted
+    /// keys. Adding a field (at a default that keeps the old behaviour) leaves every existing run
+    /// id unchanged; for the same reason a default must never change meaning.
+    pub fn canonical(&self) -> String {
+        let fields = |c: &RunConfig| match serde_json::to_value(c)
+            .expect("a run config always serialises")
+        {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("a struct serialises to an object"),
+        };
+        let defaults = fields(&RunConfig::default());
+        let differing: std::collections::BTreeMap<String, serde_json::Value> = fields(self)
+            .into_iter()
+            .filter(|(k, v)| defaults.get(k) != Some(v))
+            .collect();
+        serde_json::to_string(&differing).expect("JSON values serialise")
+    }
+
     /// Stable id: a hash of the canonical resolved config (seed included), so editing another
     /// grid of the file leaves finished runs finished.
     pub fn run_id(&self) -> String {
-        let canonical = serde_json::to_string(self).expect("a run config always serialises");
+        let canonical = self.canonical();
         let digest = Sha256::digest(canonical.as_bytes());
         let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
         format!("{}-{hex}", self.family())
@@ -492,6 +510,24 @@ mod tests {
             edited.runs[..4].iter().map(|r| &r.id).collect::<Vec<_>>(),
             ids[..4].iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_canonical_form_lists_only_fields_off_their_defaults() {
+        assert_eq!(RunConfig::default().canonical(), "{}");
+        let c = RunConfig {
+            margin: 5.0,
+            model: Model::Gan,
+            seed: 3,
+            ..Default::default()
+        };
+        assert_eq!(c.canonical(), r#"{"margin":5.0,"model":"gan","seed":3}"#);
+        let hex: String = Sha256::digest(br#"{"margin":5.0,"model":"gan","seed":3}"#)
+            .iter()
+            .take(5)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(c.run_id(), format!("gan-{hex}"));
     }
 
     #[test]

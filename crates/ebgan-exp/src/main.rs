@@ -125,6 +125,23 @@ enum Command {
     },
     /// Per shard: runs done / diverged / failed / remaining, and Slurm's queued or running tasks.
     Status { dir: PathBuf },
+    /// Decode and preprocess an image dataset once into a uint8 cache (aligned CelebA, or a folder).
+    CacheImages {
+        /// Aligned CelebA root (holding img_align_celeba/ and list_eval_partition.txt); default
+        /// $EBGAN_CELEBA.
+        #[arg(long, conflicts_with = "folder")]
+        celeba: Option<PathBuf>,
+        /// A folder of images (jpg, png, webp).
+        #[arg(long)]
+        folder: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Side of the centre crop before resizing (CelebA: 108; default for folders: the shorter side).
+        #[arg(long)]
+        crop: Option<u32>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Redraw figures and tables of a results folder (results/<experiment>) from its results alone.
     Report { dir: PathBuf },
     /// Time one EBGAN and one GAN training step, here and in PyTorch eager.
@@ -134,8 +151,18 @@ enum Command {
     BenchGrid(bench::BenchGridArgs),
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    // Errors are for people: the message and its causes on one line, never a backtrace.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let data = data::data_dir(cli.data);
     match cli.command {
         Command::Mnist { from } => {
@@ -309,6 +336,53 @@ fn main() -> Result<()> {
             if let Some(id) = job_id {
                 println!("submitted job {id}");
             }
+        }
+        Command::CacheImages {
+            celeba,
+            folder,
+            size,
+            crop,
+            out,
+        } => {
+            use data::images::{build_cache, celeba_train_files, list_images, Preprocess};
+            let celeba = celeba.or_else(|| std::env::var_os("EBGAN_CELEBA").map(PathBuf::from));
+            let (files, preprocess) = match (celeba, folder) {
+                (_, Some(dir)) => (list_images(&dir)?, Preprocess { crop, size }),
+                (Some(root), None) => (
+                    celeba_train_files(&root)?,
+                    Preprocess {
+                        crop: crop.or(Preprocess::CELEBA.crop),
+                        size,
+                    },
+                ),
+                (None, None) => {
+                    anyhow::bail!("give --celeba ROOT (or set EBGAN_CELEBA) or --folder DIR")
+                }
+            };
+            anyhow::ensure!(
+                !files.is_empty(),
+                "no images (jpg, jpeg, png, webp) found for the cache"
+            );
+            let start = std::time::Instant::now();
+            let r = build_cache(&files, preprocess, &out)?;
+            let secs = start.elapsed().as_secs_f64();
+            // Read it back as training will, so a bad write shows now rather than at epoch 1.
+            let check = data::images::load_cache(&out)?;
+            anyhow::ensure!(
+                check.images == r.images && check.size == size,
+                "{}: read back differs from what was written",
+                out.display()
+            );
+            let mean =
+                check.data.iter().map(|&b| b as f64).sum::<f64>() / check.data.len().max(1) as f64;
+            eprintln!(
+                "{}: {} images of {size}x{size}x3 (mean pixel {mean:.1}), {:.1} MiB; {} unreadable file(s) skipped; {:.0} images/s",
+                out.display(),
+                r.images,
+                r.bytes as f64 / (1 << 20) as f64,
+                r.skipped,
+                files.len() as f64 / secs
+            );
         }
         Command::Status { dir } => print!("{}", slurm::status(&dir)?),
         Command::Report { dir } => {

@@ -5,6 +5,7 @@
 //! one implementation serves a single run (K = 1) and a cohort of runs that share a shape.
 
 pub mod classifier;
+pub mod dcgan;
 pub mod ladder;
 pub mod layers;
 pub mod mlp;

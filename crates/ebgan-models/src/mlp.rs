@@ -133,21 +133,32 @@ pub struct AutoEncoderOutput {
     pub code: Tensor,
 }
 
+/// D's hidden layers (no batch norm on the input layer) and its output layer `out_dim` wide.
+fn discriminator_layers(
+    vars: &mut Vars,
+    spec: &MlpSpec,
+    out_name: &str,
+    out_dim: i64,
+) -> (HiddenStack, Linear) {
+    assert!(
+        spec.n_layer_d >= 2,
+        "nLayerD must be >= 2, got {}",
+        spec.n_layer_d
+    );
+    vars.sub("d", |v| {
+        let w = widths(spec.data_dim, spec.size_d, spec.n_layer_d - 1);
+        let std = spec.per_member(|m| m.init_std_d);
+        let dropout = Dropout::new(&spec.per_member(|m| m.dropout_d), v.device());
+        let hidden = HiddenStack::new(v, &w, spec.batch_norm, 1, dropout, &std);
+        let out = Linear::new(v, out_name, spec.size_d, out_dim, &std);
+        (hidden, out)
+    })
+}
+
 impl AutoEncoder {
     pub fn new(vars: &mut Vars, spec: &MlpSpec) -> Self {
-        assert!(
-            spec.n_layer_d >= 2,
-            "nLayerD must be >= 2, got {}",
-            spec.n_layer_d
-        );
-        vars.sub("d", |v| {
-            let w = widths(spec.data_dim, spec.size_d, spec.n_layer_d - 1);
-            let std = spec.per_member(|m| m.init_std_d);
-            let dropout = Dropout::new(&spec.per_member(|m| m.dropout_d), v.device());
-            let encoder = HiddenStack::new(v, &w, spec.batch_norm, 1, dropout, &std);
-            let decoder = Linear::new(v, "decoder", spec.size_d, spec.data_dim, &std);
-            AutoEncoder { encoder, decoder }
-        })
+        let (encoder, decoder) = discriminator_layers(vars, spec, "decoder", spec.data_dim);
+        AutoEncoder { encoder, decoder }
     }
 
     /// Dropout is applied only when `masks` is given (training).
@@ -168,19 +179,8 @@ pub struct Logistic {
 
 impl Logistic {
     pub fn new(vars: &mut Vars, spec: &MlpSpec) -> Self {
-        assert!(
-            spec.n_layer_d >= 2,
-            "nLayerD must be >= 2, got {}",
-            spec.n_layer_d
-        );
-        vars.sub("d", |v| {
-            let w = widths(spec.data_dim, spec.size_d, spec.n_layer_d - 1);
-            let std = spec.per_member(|m| m.init_std_d);
-            let dropout = Dropout::new(&spec.per_member(|m| m.dropout_d), v.device());
-            let hidden = HiddenStack::new(v, &w, spec.batch_norm, 1, dropout, &std);
-            let out = Linear::new(v, "out", spec.size_d, 1, &std);
-            Logistic { hidden, out }
-        })
+        let (hidden, out) = discriminator_layers(vars, spec, "out", 1);
+        Logistic { hidden, out }
     }
 
     /// Logits `[K, B]`.

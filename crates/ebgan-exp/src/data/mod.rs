@@ -1,5 +1,6 @@
 //! Datasets on disk.
 
+pub mod images;
 pub mod mnist;
 
 use std::path::PathBuf;

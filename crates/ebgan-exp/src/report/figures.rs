@@ -226,13 +226,7 @@ pub fn best_samples(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
 
 /// Figure 9: when EBGAN runs differ in margin, samples of the best run per margin.
 pub fn margin_sweep(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
-    let mut margins: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.config.model == Model::Ebgan)
-        .map(|r| r.config.margin)
-        .collect();
-    margins.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    margins.dedup();
+    let margins = super::ebgan_margins(rows);
     if margins.len() < 2 {
         return Ok(None);
     }

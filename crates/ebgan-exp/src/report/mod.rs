@@ -84,6 +84,18 @@ fn best_ladder_samples(
     }
 }
 
+/// The distinct margins of the EBGAN rows, ascending.
+pub fn ebgan_margins(rows: &[RunRecord]) -> Vec<f64> {
+    let mut m: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.config.model == crate::config::Model::Ebgan)
+        .map(|r| r.config.margin)
+        .collect();
+    m.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    m.dedup();
+    m
+}
+
 /// Finished rows, their I' values.
 pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
     rows.into_iter().filter_map(|r| r.i_prime).collect()

@@ -220,13 +220,7 @@ pub fn write(
         }
     }
 
-    let mut margins: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.config.model == Model::Ebgan)
-        .map(|r| r.config.margin)
-        .collect();
-    margins.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    margins.dedup();
+    let margins = super::ebgan_margins(rows);
     if margins.len() > 1 {
         writeln!(s, "\n## EBGAN by margin (Figure 9)\n")?;
         writeln!(s, "| margin | runs | diverged | I' median | I' max |")?;
