@@ -44,7 +44,7 @@ grid-mnist mode="" *flags="": setup
     {{ebgan}} run experiments/grid-mnist{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
 
 # Table 2: LN and EBGAN-LN on semi-supervised MNIST; `just semi-mnist quick` runs 1 seed x 1 epoch per cell
-semi-mnist mode="" *flags="": setup
+semi-mnist mode="" *flags="": mnist
     {{ebgan}} run experiments/semi-mnist{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
 
 # Figure 9: EBGAN margin sweep

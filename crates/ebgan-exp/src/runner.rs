@@ -118,12 +118,15 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         return Ok(outcome);
     }
 
-    let info = scoring::read_info(&opts.classifier)?;
-    crate::fsutil::write_atomic(
-        &res.root.join("classifier.json"),
-        serde_json::to_string_pretty(&info)?.as_bytes(),
-    )?;
-    Scorer::load(&opts.classifier, opts.device)?; // fail before training, not after
+    // Generated MNIST samples are scored by the classifier; semi-supervised runs measure test error.
+    if pending.iter().any(|r| !r.config.model.is_ladder()) {
+        let info = scoring::read_info(&opts.classifier)?;
+        crate::fsutil::write_atomic(
+            &res.root.join("classifier.json"),
+            serde_json::to_string_pretty(&info)?.as_bytes(),
+        )?;
+        Scorer::load(&opts.classifier, opts.device)?; // fail before training, not after
+    }
     let data = mnist::load(&opts.data)?;
 
     let groups = cohorts(pending, opts.cohort);
@@ -141,7 +144,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         "device: {} · {} cohort(s) of up to {} run(s) · {jobs} at a time · {threads} libtorch thread(s) each",
         device::describe(opts.device),
         groups.len(),
-        opts.cohort
+        groups.iter().map(|g| g.len()).max().unwrap_or(1)
     );
 
     let total_steps: u64 = groups
