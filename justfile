@@ -47,9 +47,9 @@ grid-mnist mode="" *flags="": setup
 semi-mnist mode="" *flags="": mnist
     {{ebgan}} run experiments/semi-mnist{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
 
-# Figure 9: EBGAN margin sweep
-margin-sweep *flags="": setup
-    {{ebgan}} run experiments/margin-sweep.toml {{flags}}
+# Figure 9: EBGAN margin sweep; `just margin-sweep quick` runs 1 epoch per margin
+margin-sweep mode="" *flags="": setup
+    {{ebgan}} run experiments/margin-sweep{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
 
 # submit the Table 1 grid to Slurm as an array job (docs/cluster.md); e.g. `just slurm-grid --partition gpu`
 slurm-grid *flags="": setup
