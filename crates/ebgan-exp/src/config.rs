@@ -33,6 +33,63 @@ pub enum Model {
     EbganLn,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Mlp,
+    Dcgan,
+    Imagenet,
+}
+
+impl Network {
+    pub fn is_conv(self) -> bool {
+        self != Network::Mlp
+    }
+}
+
+/// What an experiment trains on (experiment-level `dataset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    Mnist,
+    /// MNIST digits padded to 64x64 (18 pixels each side): the convolutional models' stand-in.
+    Mnist64,
+    /// Aligned CelebA: `img_align_celeba/` (+ `list_eval_partition.txt`).
+    Celeba,
+    /// LSUN (bedroom): LSUN's LMDB release or a folder of images.
+    Lsun,
+    /// ImageNet-style class folders (`train/<wnid>/*.JPEG`).
+    Imagenet,
+}
+
+impl Dataset {
+    /// Environment variable that overrides the data location.
+    pub fn env_var(self) -> Option<&'static str> {
+        match self {
+            Dataset::Mnist | Dataset::Mnist64 => None,
+            Dataset::Celeba => Some("EBGAN_CELEBA"),
+            Dataset::Lsun => Some("EBGAN_LSUN"),
+            Dataset::Imagenet => Some("EBGAN_IMAGENET"),
+        }
+    }
+
+    pub fn is_mnist(self) -> bool {
+        matches!(self, Dataset::Mnist | Dataset::Mnist64)
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dataset::Mnist => "mnist",
+            Dataset::Mnist64 => "mnist64",
+            Dataset::Celeba => "celeba",
+            Dataset::Lsun => "lsun",
+            Dataset::Imagenet => "imagenet",
+        })
+    }
+}
+
 impl Model {
     /// Semi-supervised models, trained one run at a time by train::ladder.
     pub fn is_ladder(self) -> bool {
@@ -107,6 +164,26 @@ macro_rules! run_config {
 run_config! {
     /// "ebgan" or "gan".
     model: Model = Model::Ebgan,
+    /// "mlp" (Table 1 networks, MNIST), "dcgan" (paper §4.3, 64x64) or "imagenet" (§4.4:
+    /// the generator with noise planes). With "ebgan" D is the convolutional auto-encoder, with
+    /// "gan" DCGAN's discriminator.
+    network: Network = Network::Mlp,
+    /// Convolutional networks: image side (a power of two >= 16).
+    image_size: i64 = 64,
+    /// Convolutional widths: G's last hidden layer, the auto-encoder's first, DCGAN D's first.
+    g_base: i64 = 64,
+    ae_base: i64 = 64,
+    d_base: i64 = 64,
+    /// ImageNet generator: noise channels concatenated before every upsampling.
+    noise_planes: i64 = 4,
+    /// LSUN's augmented variant (paper §4.3): images cached at 1.5x image_size and cropped at a
+    /// random position each time they are drawn.
+    random_crop: bool = false,
+    /// Train for exactly this many steps (0: `epochs` passes over the data).
+    steps: u64 = 0,
+    /// Convolutional runs: fixed-noise sample grid every N steps, checkpoint every N steps.
+    sample_every: u64 = 500,
+    checkpoint_every: u64 = 500,
     /// Table 1 nLayerG: linear layers in G.
     #[serde(alias = "nLayerG")]
     n_layer_g: usize = 5,
@@ -183,7 +260,28 @@ impl RunConfig {
     }
 
     pub fn total_steps(&self) -> u64 {
-        self.steps_per_epoch() * self.epochs as u64
+        if self.steps > 0 {
+            self.steps
+        } else {
+            self.steps_per_epoch() * self.epochs as u64
+        }
+    }
+
+    /// Convolutional network shapes of this run on `channels`-channel images.
+    pub fn conv_spec(&self, channels: i64) -> ebgan_models::dcgan::ConvSpec {
+        ebgan_models::dcgan::ConvSpec {
+            arch: match self.network {
+                Network::Imagenet => ebgan_models::dcgan::ConvArch::Imagenet,
+                _ => ebgan_models::dcgan::ConvArch::Dcgan,
+            },
+            image_size: self.image_size,
+            channels,
+            z_dim: self.z_dim,
+            g_base: self.g_base,
+            ae_base: self.ae_base,
+            d_base: self.d_base,
+            noise_planes: self.noise_planes,
+        }
     }
 
     pub fn margin_schedule(&self) -> MarginSchedule {
@@ -235,6 +333,41 @@ impl RunConfig {
         let digest = Sha256::digest(canonical.as_bytes());
         let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
         format!("{}-{hex}", self.family())
+    }
+
+    fn validate_for(&self, dataset: Dataset) -> Result<(), String> {
+        let conv = self.network.is_conv();
+        let checks: [(bool, String); 5] = [
+            (
+                conv || dataset == Dataset::Mnist,
+                format!("network = \"mlp\" (the default) trains on dataset = \"mnist\"; for dataset = \"{dataset}\" set network = \"dcgan\" or \"imagenet\""),
+            ),
+            (
+                !conv || (dataset != Dataset::Mnist && !self.model.is_ladder()),
+                format!("network = {:?} needs 64x64-style images: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", and model \"ebgan\" or \"gan\"", self.network),
+            ),
+            (
+                !conv || (self.image_size >= 16 && (self.image_size as u64).is_power_of_two()),
+                "image_size must be a power of two >= 16".into(),
+            ),
+            (
+                dataset != Dataset::Mnist64 || self.image_size == 64,
+                "dataset = \"mnist64\" is 64x64: image_size must be 64".into(),
+            ),
+            (
+                self.g_base > 0
+                    && self.ae_base > 0
+                    && self.d_base > 0
+                    && self.noise_planes >= 0
+                    && self.sample_every >= 1
+                    && self.checkpoint_every >= 1,
+                "g_base, ae_base, d_base, sample_every, checkpoint_every must be > 0 and noise_planes >= 0".into(),
+            ),
+        ];
+        if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(msg.clone());
+        }
+        self.validate()
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -325,7 +458,12 @@ struct ExperimentFile {
     #[serde(default)]
     description: String,
     #[serde(default = "default_dataset")]
-    dataset: String,
+    dataset: Dataset,
+    /// Where the dataset lives (relative to the working directory); the dataset's environment
+    /// variable (EBGAN_CELEBA, EBGAN_LSUN, EBGAN_IMAGENET) overrides it; default <data>/<dataset>.
+    data_root: Option<String>,
+    /// ImageNet: a file of WordNet ids (one per line) restricting training to those classes.
+    wnids: Option<String>,
     #[serde(default)]
     common: GridSpec,
     grid: Vec<GridSpec>,
@@ -333,8 +471,8 @@ struct ExperimentFile {
     slurm: crate::slurm::SlurmSettings,
 }
 
-fn default_dataset() -> String {
-    "mnist".into()
+fn default_dataset() -> Dataset {
+    Dataset::Mnist
 }
 
 /// One planned run.
@@ -348,6 +486,9 @@ pub struct Run {
 pub struct Experiment {
     pub name: String,
     pub description: String,
+    pub dataset: Dataset,
+    pub data_root: Option<String>,
+    pub wnids: Option<String>,
     pub runs: Vec<Run>,
     pub slurm: crate::slurm::SlurmSettings,
 }
@@ -363,11 +504,8 @@ impl Experiment {
     pub fn parse(text: &str, origin: &str) -> Result<Experiment> {
         let file: ExperimentFile =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        if file.dataset != "mnist" {
-            bail!(
-                "{origin}: dataset = {:?} is not supported by the grid runner (expected \"mnist\")",
-                file.dataset
-            );
+        if file.wnids.is_some() && file.dataset != Dataset::Imagenet {
+            bail!("{origin}: wnids is only for dataset = \"imagenet\"");
         }
         if file.name.is_empty() || file.name.contains(['/', '\\']) || file.name.starts_with('.') {
             bail!(
@@ -382,7 +520,7 @@ impl Experiment {
         let mut seen = std::collections::HashSet::new();
         for (g, spec) in file.grid.iter().enumerate() {
             for config in file.common.overlay(spec).expand() {
-                config.validate().map_err(|e| {
+                config.validate_for(file.dataset).map_err(|e| {
                     anyhow::anyhow!(
                         "{origin}: grid {} (the [[grid]] table number {}): {e}",
                         g,
@@ -399,6 +537,9 @@ impl Experiment {
         Ok(Experiment {
             name: file.name,
             description: file.description,
+            dataset: file.dataset,
+            data_root: file.data_root,
+            wnids: file.wnids,
             runs,
             slurm: file.slurm,
         })

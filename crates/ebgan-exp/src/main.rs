@@ -125,22 +125,35 @@ enum Command {
     },
     /// Per shard: runs done / diverged / failed / remaining, and Slurm's queued or running tasks.
     Status { dir: PathBuf },
-    /// Decode and preprocess an image dataset once into a uint8 cache (aligned CelebA, or a folder).
-    CacheImages {
-        /// Aligned CelebA root (holding img_align_celeba/ and list_eval_partition.txt); default
-        /// $EBGAN_CELEBA.
-        #[arg(long, conflicts_with = "folder")]
-        celeba: Option<PathBuf>,
-        /// A folder of images (jpg, png, webp).
-        #[arg(long)]
-        folder: Option<PathBuf>,
+    /// Decode and preprocess the image dataset of an experiment file once into its uint8 cache
+    /// (training does this itself when the cache is missing); prints its size and images/s.
+    CacheImages { file: PathBuf },
+    /// A grid of samples from a convolutional run's checkpoint.
+    Sample {
+        checkpoint: PathBuf,
         #[arg(long, default_value_t = 64)]
-        size: u32,
-        /// Side of the centre crop before resizing (CelebA: 108; default for folders: the shorter side).
-        #[arg(long)]
-        crop: Option<u32>,
+        n: i64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[arg(long)]
         out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Latent interpolations from a convolutional run's checkpoint: each row walks linearly
+    /// between two random latents.
+    Interpolate {
+        checkpoint: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        rows: i64,
+        #[arg(long, default_value_t = 10)]
+        steps: i64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// Redraw figures and tables of a results folder (results/<experiment>) from its results alone.
     Report { dir: PathBuf },
@@ -337,52 +350,52 @@ fn run(cli: Cli) -> Result<()> {
                 println!("submitted job {id}");
             }
         }
-        Command::CacheImages {
-            celeba,
-            folder,
-            size,
-            crop,
+        Command::CacheImages { file } => {
+            let exp = config::Experiment::load(&file)?;
+            anyhow::ensure!(
+                !exp.dataset.is_mnist(),
+                "{}: dataset {} is not an image dataset (celeba, lsun, imagenet)",
+                file.display(),
+                exp.dataset
+            );
+            let mut sides: Vec<i64> = exp
+                .runs
+                .iter()
+                .map(|r| data::image_set::stored_side(r.config.image_size, r.config.random_crop))
+                .collect();
+            sides.sort();
+            sides.dedup();
+            for side in sides {
+                let path = data::image_set::ensure_cache(&exp, &data, side as u32)?;
+                let c = data::images::load_cache(&path)?;
+                eprintln!(
+                    "{}: {} images of {side}x{side}x3, {:.1} MiB",
+                    path.display(),
+                    c.images,
+                    c.data.len() as f64 / (1 << 20) as f64
+                );
+            }
+        }
+        Command::Sample {
+            checkpoint,
+            n,
+            seed,
             out,
+            device,
         } => {
-            use data::images::{build_cache, celeba_train_files, list_images, Preprocess};
-            let celeba = celeba.or_else(|| std::env::var_os("EBGAN_CELEBA").map(PathBuf::from));
-            let (files, preprocess) = match (celeba, folder) {
-                (_, Some(dir)) => (list_images(&dir)?, Preprocess { crop, size }),
-                (Some(root), None) => (
-                    celeba_train_files(&root)?,
-                    Preprocess {
-                        crop: crop.or(Preprocess::CELEBA.crop),
-                        size,
-                    },
-                ),
-                (None, None) => {
-                    anyhow::bail!("give --celeba ROOT (or set EBGAN_CELEBA) or --folder DIR")
-                }
-            };
-            anyhow::ensure!(
-                !files.is_empty(),
-                "no images (jpg, jpeg, png, webp) found for the cache"
-            );
-            let start = std::time::Instant::now();
-            let r = build_cache(&files, preprocess, &out)?;
-            let secs = start.elapsed().as_secs_f64();
-            // Read it back as training will, so a bad write shows now rather than at epoch 1.
-            let check = data::images::load_cache(&out)?;
-            anyhow::ensure!(
-                check.images == r.images && check.size == size,
-                "{}: read back differs from what was written",
-                out.display()
-            );
-            let mean =
-                check.data.iter().map(|&b| b as f64).sum::<f64>() / check.data.len().max(1) as f64;
-            eprintln!(
-                "{}: {} images of {size}x{size}x3 (mean pixel {mean:.1}), {:.1} MiB; {} unreadable file(s) skipped; {:.0} images/s",
-                out.display(),
-                r.images,
-                r.bytes as f64 / (1 << 20) as f64,
-                r.skipped,
-                files.len() as f64 / secs
-            );
+            train::conv::sample(&checkpoint, n, seed, &out, device::parse(&device)?)?;
+            eprintln!("wrote {}", out.display());
+        }
+        Command::Interpolate {
+            checkpoint,
+            rows,
+            steps,
+            seed,
+            out,
+            device,
+        } => {
+            train::conv::interpolate(&checkpoint, rows, steps, seed, &out, device::parse(&device)?)?;
+            eprintln!("wrote {}", out.display());
         }
         Command::Status { dir } => print!("{}", slurm::status(&dir)?),
         Command::Report { dir } => {

@@ -1,7 +1,9 @@
 //! `ebgan run`: plan -> pending (plan minus finished) -> shard -> cohorts -> train -> results.
 
-use crate::config::{Experiment, Run, Shard};
+use crate::config::{Dataset, Experiment, Run, Shard};
+use crate::data::image_set::{self, HostImages};
 use crate::data::mnist;
+use crate::train::conv;
 use crate::device;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::{self, Scorer};
@@ -64,7 +66,7 @@ pub fn cohorts(runs: Vec<Run>, max: usize) -> Vec<Vec<Run>> {
         .into_iter()
         .flat_map(|k| {
             let g = groups.remove(&k).unwrap();
-            let size = if k.model.is_ladder() { 1 } else { max.max(1) };
+            let size = if k.trains_alone() { 1 } else { max.max(1) };
             g.chunks(size).map(|c| c.to_vec()).collect::<Vec<_>>()
         })
         .collect()
@@ -118,8 +120,12 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         return Ok(outcome);
     }
 
-    // Generated MNIST samples are scored by the classifier; semi-supervised runs measure test error.
-    if pending.iter().any(|r| !r.config.model.is_ladder()) {
+    // Generated MNIST samples (and MNIST-64's centre crops) are scored by the classifier;
+    // semi-supervised runs measure test error; other image sets have no score.
+    let scored = |c: &crate::config::RunConfig| {
+        !c.model.is_ladder() && (!c.network.is_conv() || exp.dataset == Dataset::Mnist64)
+    };
+    if pending.iter().any(|r| scored(&r.config)) {
         let info = scoring::read_info(&opts.classifier)?;
         crate::fsutil::write_atomic(
             &res.root.join("classifier.json"),
@@ -127,11 +133,35 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         )?;
         Scorer::load(&opts.classifier, opts.device)?; // fail before training, not after
     }
-    let data = mnist::load(&opts.data)?;
+    let conv = pending.iter().any(|r| r.config.network.is_conv());
+    let data = if exp.dataset == Dataset::Mnist {
+        mnist::load(&opts.data)?
+    } else {
+        mnist::Mnist::default()
+    };
+    // Image sets of the convolutional runs, by stored side.
+    let mut image_sets: BTreeMap<i64, HostImages> = BTreeMap::new();
+    for r in pending.iter().filter(|r| r.config.network.is_conv()) {
+        let side = image_set::stored_side(r.config.image_size, r.config.random_crop);
+        if let std::collections::btree_map::Entry::Vacant(e) = image_sets.entry(side) {
+            let set = image_set::load(&exp, &opts.data, side)?;
+            eprintln!(
+                "{}: {} images of {side}x{side}x{}",
+                exp.dataset, set.len, set.channels
+            );
+            e.insert(set);
+        }
+    }
+    let conv_total = |c: &crate::config::RunConfig| {
+        let set = &image_sets[&image_set::stored_side(c.image_size, c.random_crop)];
+        conv::total_steps(c, conv::usable(c, set.len, set.channels))
+    };
 
     let groups = cohorts(pending, opts.cohort);
     let cores = opts.threads.unwrap_or_else(device::cores).max(1);
     let jobs = match opts.device {
+        // A convolutional run uses every core by itself.
+        Device::Cpu if conv => opts.jobs.unwrap_or(1).clamp(1, groups.len()),
         Device::Cpu => opts.jobs.unwrap_or(cores).clamp(1, groups.len()),
         _ => opts.jobs.unwrap_or(1).clamp(1, groups.len()),
     };
@@ -149,7 +179,14 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
 
     let total_steps: u64 = groups
         .iter()
-        .flat_map(|g| g.iter().map(|r| r.config.total_steps()))
+        .flat_map(|g| g.iter())
+        .map(|r| {
+            if r.config.network.is_conv() {
+                conv_total(&r.config)
+            } else {
+                r.config.total_steps()
+            }
+        })
         .sum();
     let pb = ProgressBar::new(total_steps);
     pb.set_style(
@@ -210,6 +247,33 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                             pb.inc((s - last) * k as u64);
                             last = s;
                         };
+                        if configs[0].network.is_conv() {
+                            let c = &configs[0];
+                            let set = image_sets[&image_set::stored_side(c.image_size, c.random_crop)]
+                                .upload(opts.device);
+                            let scorer = if scored(c) {
+                                Some(Scorer::load(&opts.classifier, opts.device)?)
+                            } else {
+                                None
+                            };
+                            let run = conv::ConvRun {
+                                config: c,
+                                id: &group[0].id,
+                                data: &set,
+                                dir: &res.run_dir(&group[0].id),
+                                scorer: scorer.as_ref(),
+                                stop_at: None,
+                            };
+                            let mut status = |s: u64, msg: &str| {
+                                progress(s);
+                                if !msg.is_empty() {
+                                    pb.set_message(format!("{} step {s}: {msg} · {}", group[0].id, message(&counts)));
+                                }
+                            };
+                            let m = conv::train_run(&run, opts.device, &mut status)?
+                                .expect("runs without stop_at finish");
+                            return Ok(vec![m]);
+                        }
                         if configs[0].model.is_ladder() {
                             return Ok(vec![train_ladder(
                                 &configs[0],
@@ -297,18 +361,26 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                     }
                     let _guard = commit.lock().unwrap();
                     res.finish_run(&record, &m.log, &csv)?;
+                    if r.config.network.is_conv() {
+                        let dir = res.run_dir(&r.id);
+                        // The row is committed: a figure that fails to draw must not stop the grid.
+                        if let Err(e) = crate::report::figures::loss_curves(
+                            &dir.join("losses.csv"),
+                            &r.id,
+                            &dir.join("curves.png"),
+                        ) {
+                            say(format!("{}: loss curves not drawn: {e:#}", r.id));
+                        }
+                    }
                     counts[0].fetch_add(1, Ordering::Relaxed);
                     if diverged_step.is_some() {
                         counts[2].fetch_add(1, Ordering::Relaxed);
                     }
-                    let score = match record.test_error {
-                        Some(e) => format!("test error {e:.2}%"),
-                        None => record
-                            .i_prime
-                            .map(|v| format!("I' {v:.3}"))
-                            .unwrap_or_else(|| {
-                                format!("diverged at step {}", diverged_step.unwrap())
-                            }),
+                    let score = match (record.test_error, record.i_prime, diverged_step) {
+                        (_, _, Some(step)) => format!("diverged at step {step}"),
+                        (Some(e), _, _) => format!("test error {e:.2}%"),
+                        (_, Some(v), _) => format!("I' {v:.3}"),
+                        _ => format!("finished; samples in {}", res.run_dir(&r.id).display()),
                     };
                     say(format!(
                         "[{}/{}] {} {score} ({wall:.1} s)",

@@ -18,6 +18,8 @@ pub enum Stream {
     Data = 4,
     Sample = 5,
     Labels = 6,
+    /// Random crop positions (LSUN's augmented variant).
+    Crop = 7,
 }
 
 /// One generator per member, all on the same stream.

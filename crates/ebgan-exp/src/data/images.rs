@@ -15,11 +15,10 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
-    /// Aligned CelebA (178x218): a 108x108 crop around the face centre, resized to 64x64.
-    pub const CELEBA: Preprocess = Preprocess {
-        crop: Some(108),
-        size: 64,
-    };
+    /// LSUN, ImageNet: shorter side to `size`, centre square crop.
+    pub fn shorter_side(size: u32) -> Preprocess {
+        Preprocess { crop: None, size }
+    }
 }
 
 /// `size * size * 3` bytes, HWC.
@@ -33,18 +32,20 @@ pub fn preprocess(img: &image::DynamicImage, p: Preprocess) -> Vec<u8> {
         .into_raw()
 }
 
-const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "JPEG"];
+const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "webp", "JPEG", "JPG"];
+
+pub fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e))
+}
 
 /// The image files directly inside `dir`, sorted by name.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e))
-        })
+        .filter(|p| is_image(p))
         .collect();
     files.sort();
     Ok(files)
@@ -90,7 +91,7 @@ pub fn celeba_train_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A preprocessed dataset: `images` x `size` x `size` x 3 bytes.
+/// A preprocessed dataset: `images` x `size` x `size` x 3 bytes, HWC.
 pub struct ImageCache {
     pub images: usize,
     pub size: u32,
@@ -99,40 +100,90 @@ pub struct ImageCache {
 
 pub struct CacheReport {
     pub images: usize,
-    /// Files that could not be decoded (skipped, not fatal).
+    /// Records that could not be decoded (skipped, not fatal).
     pub skipped: usize,
     pub bytes: u64,
+    /// Decode + preprocess throughput of this build.
+    pub images_per_s: f64,
+}
+
+/// Where encoded images come from.
+pub enum Source {
+    Files(Vec<PathBuf>),
+    /// An LMDB environment (folder with data.mdb) whose values are encoded images.
+    Lmdb(PathBuf),
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Files(f) => format!("{} image files", f.len()),
+            Source::Lmdb(p) => format!("LMDB {}", p.display()),
+        }
+    }
 }
 
 const MAGIC: &[u8; 8] = b"EBGANIMG";
 const VERSION: u32 = 1;
+/// Records decoded per parallel batch: bounds the encoded bytes held at once.
+const CHUNK: usize = 4096;
 
-/// Decodes and preprocesses `files` in parallel and writes the cache atomically.
-pub fn build_cache(files: &[PathBuf], p: Preprocess, out: &Path) -> Result<CacheReport> {
-    let decoded: Vec<Option<Vec<u8>>> = files
-        .par_iter()
-        .map(|f| image::open(f).ok().map(|img| preprocess(&img, p)))
-        .collect();
-    let skipped = decoded.iter().filter(|d| d.is_none()).count();
-    let images: Vec<Vec<u8>> = decoded.into_iter().flatten().collect();
-    let mut bytes = Vec::with_capacity(24 + images.len() * (p.size * p.size * 3) as usize);
+fn decode(bytes: &[u8], p: Preprocess) -> Option<Vec<u8>> {
+    image::load_from_memory(bytes)
+        .ok()
+        .map(|img| preprocess(&img, p))
+}
+
+/// Decodes and preprocesses every record of `source` in parallel and writes the cache
+/// atomically. Undecodable records are counted and skipped.
+pub fn build_cache(source: &Source, p: Preprocess, out: &Path) -> Result<CacheReport> {
+    let start = std::time::Instant::now();
+    let per_image = (p.size * p.size * 3) as usize;
+    let mut bytes = Vec::with_capacity(24);
     bytes.extend_from_slice(MAGIC);
-    for v in [VERSION, images.len() as u32, p.size, 3] {
-        bytes.extend_from_slice(&v.to_le_bytes());
+    bytes.extend_from_slice(&[0u8; 16]); // header, filled in below
+    let (mut images, mut skipped) = (0usize, 0usize);
+    let mut take = |decoded: Vec<Option<Vec<u8>>>| {
+        for d in decoded {
+            match d {
+                Some(px) => {
+                    debug_assert_eq!(px.len(), per_image);
+                    bytes.extend_from_slice(&px);
+                    images += 1;
+                }
+                None => skipped += 1,
+            }
+        }
+    };
+    match source {
+        Source::Files(files) => {
+            for chunk in files.chunks(CHUNK) {
+                take(
+                    chunk
+                        .par_iter()
+                        .map(|f| std::fs::read(f).ok().and_then(|b| decode(&b, p)))
+                        .collect(),
+                );
+            }
+        }
+        Source::Lmdb(dir) => super::lsun::for_each_chunk(dir, CHUNK, |values| {
+            take(values.par_iter().map(|v| decode(v, p)).collect())
+        })?,
     }
-    for img in &images {
-        bytes.extend_from_slice(img);
+    for (i, v) in [VERSION, images as u32, p.size, 3].into_iter().enumerate() {
+        bytes[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
     }
     write_atomic(out, &bytes)?;
     Ok(CacheReport {
-        images: images.len(),
+        images,
         skipped,
         bytes: bytes.len() as u64,
+        images_per_s: (images + skipped) as f64 / start.elapsed().as_secs_f64().max(1e-9),
     })
 }
 
 pub fn load_cache(path: &Path) -> Result<ImageCache> {
-    let bytes = std::fs::read(path)
+    let mut bytes = std::fs::read(path)
         .with_context(|| format!("cannot read image cache {}", path.display()))?;
     if bytes.len() < 24 || &bytes[..8] != MAGIC {
         bail!(
@@ -143,16 +194,17 @@ pub fn load_cache(path: &Path) -> Result<ImageCache> {
     let field = |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().unwrap());
     let (version, n, size, channels) = (field(0), field(1) as usize, field(2), field(3));
     if version != VERSION || channels != 3 {
-        bail!("{}: cache version {version} with {channels} channels, expected version {VERSION} with 3: rebuild it", path.display());
+        bail!("{}: cache version {version} with {channels} channels, expected version {VERSION} with 3: delete it to rebuild", path.display());
     }
     let want = n * (size * size * 3) as usize;
     if bytes.len() - 24 != want {
-        bail!("{}: truncated or corrupt: the header promises {n} images of {size}x{size}x3 ({want} bytes), the file holds {}", path.display(), bytes.len() - 24);
+        bail!("{}: truncated or corrupt: the header promises {n} images of {size}x{size}x3 ({want} bytes), the file holds {}; delete it to rebuild", path.display(), bytes.len() - 24);
     }
+    bytes.drain(..24);
     Ok(ImageCache {
         images: n,
         size,
-        data: bytes[24..].to_vec(),
+        data: bytes,
     })
 }
 
@@ -190,7 +242,7 @@ mod tests {
         let files = celeba_train_files(root.path()).unwrap();
         assert_eq!(files.len(), 4);
         let cache = root.path().join("celeba-64.cache");
-        let r = build_cache(&files, Preprocess::CELEBA, &cache).unwrap();
+        let r = build_cache(&Source::Files(files), Preprocess { crop: Some(108), size: 64 }, &cache).unwrap();
         assert_eq!((r.images, r.skipped), (3, 1));
         assert_eq!(r.bytes, 24 + 3 * 64 * 64 * 3);
         let c = load_cache(&cache).unwrap();
@@ -224,7 +276,7 @@ mod tests {
             .unwrap();
         let cache = dir.path().join("x.cache");
         build_cache(
-            &[img],
+            &Source::Files(vec![img]),
             Preprocess {
                 crop: None,
                 size: 32,

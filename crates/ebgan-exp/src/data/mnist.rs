@@ -31,6 +31,7 @@ pub const MIRRORS: [&str; 2] = [
 pub const PIXELS: usize = 28 * 28;
 
 /// The dataset in memory: images as rows of 784 bytes.
+#[derive(Default)]
 pub struct Mnist {
     pub train_images: Vec<u8>,
     pub train_labels: Vec<u8>,

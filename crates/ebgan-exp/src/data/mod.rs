@@ -1,6 +1,9 @@
 //! Datasets on disk.
 
+pub mod image_set;
+pub mod imagenet;
 pub mod images;
+pub mod lsun;
 pub mod mnist;
 
 use std::path::PathBuf;

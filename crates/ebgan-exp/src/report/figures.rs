@@ -224,6 +224,29 @@ pub fn best_samples(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
     sheet_row(&sheets, out)
 }
 
+/// Paper Figures 5-8 style: final fixed-noise samples of DCGAN, EBGAN and EBGAN-PT side by side
+/// (convolutional runs; one run per family, the best by I' where samples are scored).
+pub fn conv_side_by_side(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
+    let conv: Vec<RunRecord> = rows
+        .iter()
+        .filter(|r| r.config.network.is_conv())
+        .cloned()
+        .collect();
+    let sheets: Vec<(String, PathBuf)> = ["gan", "ebgan", "ebgan-pt"]
+        .iter()
+        .filter_map(|f| super::representative(&conv, f))
+        .map(|r| {
+            let name = match r.family.as_str() {
+                "gan" => "DCGAN".to_string(),
+                f => f.to_uppercase(),
+            };
+            let score = r.i_prime.map(|v| format!(", I' {v:.2}")).unwrap_or_default();
+            (format!("{name} ({}{score})", r.run_id), res.run_dir(&r.run_id).join("samples.png"))
+        })
+        .collect();
+    sheet_row(&sheets, out)
+}
+
 /// Figure 9: when EBGAN runs differ in margin, samples of the best run per margin.
 pub fn margin_sweep(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
     let margins = super::ebgan_margins(rows);
@@ -250,6 +273,7 @@ pub fn margin_sweep(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
 /// Loss curves of one run from its losses.csv: D and G loss, and real/fake energy (or D(x))
 /// against the margin.
 pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<PathBuf>> {
+    register_font(); // runs draw curves before (or without) any report
     let mut rdr = csv::Reader::from_path(losses)?;
     let rows: Vec<Vec<f64>> = rdr
         .records()

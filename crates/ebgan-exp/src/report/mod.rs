@@ -1,7 +1,7 @@
 //! `ebgan report`: figures and tables from a results folder alone (runs*.csv, run folders,
 //! classifier.json); never trains.
 
-mod figures;
+pub mod figures;
 mod summary;
 mod table2;
 
@@ -35,12 +35,19 @@ pub fn write(dir: &Path) -> Result<()> {
         .and_then(|t| serde_json::from_str(&t).ok());
     figures::register_font();
     let mut made = vec![];
-    made.extend(figures::figure2(&rows, &dir.join("fig2.png"))?);
-    made.extend(figures::figure3(&rows, &dir.join("fig3.png"))?);
-    made.extend(figures::best_samples(&res, &rows, &dir.join("fig4.png"))?);
-    made.extend(figures::margin_sweep(&res, &rows, &dir.join("fig9.png"))?);
+    // Table 1 figures are of the MLP grid; convolutional runs get their own sheet and table.
+    let mlp: Vec<RunRecord> = rows
+        .iter()
+        .filter(|r| !r.config.network.is_conv())
+        .cloned()
+        .collect();
+    made.extend(figures::figure2(&mlp, &dir.join("fig2.png"))?);
+    made.extend(figures::figure3(&mlp, &dir.join("fig3.png"))?);
+    made.extend(figures::best_samples(&res, &mlp, &dir.join("fig4.png"))?);
+    made.extend(figures::margin_sweep(&res, &mlp, &dir.join("fig9.png"))?);
+    made.extend(figures::conv_side_by_side(&res, &rows, &dir.join("samples-side-by-side.png"))?);
     for family in FAMILIES {
-        if let Some(best) = best_of(&rows, |r| r.family == family) {
+        if let Some(best) = representative(&rows, family) {
             let losses = res.run_dir(&best.run_id).join("losses.csv");
             if losses.is_file() {
                 made.extend(figures::loss_curves(
@@ -99,6 +106,12 @@ pub fn ebgan_margins(rows: &[RunRecord]) -> Vec<f64> {
 /// Finished rows, their I' values.
 pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
     rows.into_iter().filter_map(|r| r.i_prime).collect()
+}
+
+/// The run shown for a family: the best by I', or (unscored image sets) the first finished.
+pub fn representative<'a>(rows: &'a [RunRecord], family: &str) -> Option<&'a RunRecord> {
+    best_of(rows, |r| r.family == family)
+        .or_else(|| rows.iter().find(|r| r.family == family && r.status == "finished"))
 }
 
 /// The finished row with the highest I' among those matching `keep`.

@@ -21,6 +21,15 @@ fn optim(k: ebgan_core::OptimKind) -> String {
     format!("{k:?}").to_lowercase()
 }
 
+/// The last row of a run's losses.csv (step, epoch, loss_d, loss_g, real, fake, margin).
+fn last_log(path: &Path) -> Option<Vec<f64>> {
+    let mut rdr = csv::Reader::from_path(path).ok()?;
+    rdr.records()
+        .filter_map(|r| r.ok())
+        .last()
+        .map(|r| r.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+}
+
 pub fn write(
     dir: &Path,
     rows: &[RunRecord],
@@ -98,6 +107,35 @@ pub fn write(
                 "mixed".into()
             },
         )?;
+    }
+
+    let conv: Vec<&RunRecord> = rows.iter().filter(|r| r.config.network.is_conv()).collect();
+    if !conv.is_empty() {
+        writeln!(s, "\n## Convolutional runs\n")?;
+        writeln!(s, "Last logged window (100 steps) of each run; real / fake are mean energies (EBGAN) or D(x) (DCGAN). Samples, interpolations, curves and the checkpoint are in each run's folder; wall s counts the last process that trained the run (a resumed run counts from its resumption).\n")?;
+        writeln!(s, "| run | family | network | side | status | steps | loss D | loss G | real | fake | margin | I' | wall s |")?;
+        writeln!(s, "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        for r in conv {
+            let last = last_log(&dir.join(&r.run_id).join("losses.csv"));
+            let cell = |i: usize| last.as_ref().map(|l| fmt3(l[i])).unwrap_or_else(|| "-".into());
+            let steps = last.as_ref().map(|l| l[0]).unwrap_or(0.0);
+            writeln!(
+                s,
+                "| {} | {} | {:?} | {} | {} | {steps:.0} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                r.run_id,
+                r.family,
+                r.config.network,
+                r.config.image_size,
+                r.status,
+                cell(2),
+                cell(3),
+                cell(4),
+                cell(5),
+                cell(6),
+                r.i_prime.map(fmt3).unwrap_or_else(|| "-".into()),
+                r.wall_s,
+            )?;
+        }
     }
 
     if rows.iter().any(|r| r.config.model.is_ladder()) {

@@ -18,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 
 /// Means of one member over a window of steps (up to [`LOG_EVERY`], and at epoch ends). For
 /// EBGAN `real`/`fake` are mean energies; for GAN the mean D(x) probabilities.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LossLog {
     /// Steps done at the end of the window.
     pub step: u64,

@@ -1,5 +1,7 @@
 //! Trainers. One cohort = runs that share a network shape, trained as one member-batched model.
 
+pub mod checkpoint;
+pub mod conv;
 pub mod ladder;
 pub mod mlp;
 
@@ -10,6 +12,8 @@ use crate::config::{Model, RunConfig};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CohortKey {
     pub model: Model,
+    pub network: crate::config::Network,
+    pub steps: u64,
     pub n_layer_g: usize,
     pub size_g: i64,
     pub n_layer_d: usize,
@@ -24,9 +28,16 @@ pub struct CohortKey {
 }
 
 impl CohortKey {
+    /// Ladder and convolutional runs train alone.
+    pub fn trains_alone(&self) -> bool {
+        self.model.is_ladder() || self.network.is_conv()
+    }
+
     pub fn of(c: &RunConfig) -> Self {
         CohortKey {
             model: c.model,
+            network: c.network,
+            steps: c.steps,
             n_layer_g: c.n_layer_g,
             size_g: c.size_g,
             n_layer_d: c.n_layer_d,

@@ -1,0 +1,183 @@
+//! Checkpoints: one safetensors file of named tensors (weights, batch-norm statistics, optimizer
+//! moments) with JSON metadata (format, run id, config, step, loss log), written atomically.
+//! A truncated or foreign file is an error, never a silent fresh start.
+
+use crate::fsutil::write_atomic;
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+pub const FORMAT: &str = "ebgan-checkpoint/1";
+
+struct Blob {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &Blob {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn blob(t: &Tensor) -> Result<Blob> {
+    let dtype = match t.kind() {
+        Kind::Float => Dtype::F32,
+        Kind::Int64 => Dtype::I64,
+        k => bail!("checkpoint: unsupported tensor kind {k:?}"),
+    };
+    let t = t.to_device(Device::Cpu).contiguous();
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+    t.copy_data_u8(&mut bytes, numel);
+    Ok(Blob {
+        dtype,
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        bytes,
+    })
+}
+
+/// Writes `tensors` and `metadata` to `path` atomically.
+pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Result<()> {
+    let blobs: Vec<(String, Blob)> = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), blob(t)?)))
+        .collect::<Result<_>>()?;
+    let mut meta = metadata;
+    meta.insert("format".into(), FORMAT.into());
+    let bytes = safetensors::tensor::serialize(blobs.iter().map(|(n, b)| (n.as_str(), b)), &Some(meta))
+        .with_context(|| format!("cannot serialise checkpoint {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// A checkpoint read back: tensors by name (on the CPU) and metadata.
+pub struct Loaded {
+    pub path: std::path::PathBuf,
+    pub tensors: HashMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let bad = |why: String| {
+        anyhow::anyhow!(
+            "checkpoint {} is truncated or corrupt ({why}); delete it to start this run over",
+            path.display()
+        )
+    };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+        bail!(
+            "{}: not an ebgan checkpoint (format {:?}, expected {FORMAT:?})",
+            path.display(),
+            metadata.get("format")
+        );
+    }
+    let mut tensors = HashMap::new();
+    for name in st.names() {
+        let v = st.tensor(name).map_err(|e| bad(format!("{e:?}")))?;
+        let kind = match v.dtype() {
+            Dtype::F32 => Kind::Float,
+            Dtype::I64 => Kind::Int64,
+            d => return Err(bad(format!("tensor {name} has dtype {d:?}"))),
+        };
+        let shape: Vec<i64> = v.shape().iter().map(|&d| d as i64).collect();
+        tensors.insert(name.clone(), Tensor::from_data_size(v.data(), &shape, kind));
+    }
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        tensors,
+        metadata,
+    })
+}
+
+impl Loaded {
+    pub fn meta(&self, key: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("checkpoint {}: no `{key}` in its metadata", self.path.display()))
+    }
+
+    /// Copies `prefix/<name>` into each of `vars` (name -> tensor); shapes must agree.
+    pub fn restore(&self, prefix: &str, vars: &HashMap<String, Tensor>) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        for (name, var) in vars {
+            let key = format!("{prefix}/{name}");
+            let src = self.tensors.get(&key).with_context(|| {
+                format!(
+                    "checkpoint {} has no tensor {key}: it was written for a different model",
+                    self.path.display()
+                )
+            })?;
+            if src.size() != var.size() {
+                bail!(
+                    "checkpoint {}: tensor {key} has shape {:?}, the model expects {:?}",
+                    self.path.display(),
+                    src.size(),
+                    var.size()
+                );
+            }
+            var.shallow_clone().copy_(src);
+        }
+        Ok(())
+    }
+
+    /// Tensors under `prefix/`, with the prefix stripped.
+    pub fn group(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let p = format!("{prefix}/");
+        self.tensors
+            .iter()
+            .filter_map(|(n, t)| n.strip_prefix(&p).map(|s| (s.to_string(), t.shallow_clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let w = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0]).view([2, 2]);
+        let step = Tensor::from_slice(&[7i64]);
+        let meta = HashMap::from([("step".to_string(), "7".to_string())]);
+        save(&path, &[("g/w".into(), w.shallow_clone()), ("opt/step".into(), step)], meta).unwrap();
+        let l = load(&path).unwrap();
+        assert_eq!(l.meta("step").unwrap(), "7");
+        let target = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
+        l.restore("g", &HashMap::from([("w".to_string(), target.shallow_clone())]))
+            .unwrap();
+        assert_eq!(Vec::<f32>::try_from(target.view([-1])).unwrap(), [1.5, -2.0, 3.25, 0.0]);
+        assert_eq!(l.group("opt")[0].1.int64_value(&[0]), 7);
+        // A model of another shape is refused by name.
+        let other = Tensor::zeros([3], (Kind::Float, Device::Cpu));
+        let err = l
+            .restore("g", &HashMap::from([("w".to_string(), other)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("g/w") && err.contains("[2, 2]"), "{err}");
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let err = load(&path).err().unwrap().to_string();
+        assert!(err.contains("truncated") && err.contains("c.safetensors"), "{err}");
+    }
+}

@@ -1,0 +1,673 @@
+//! Convolutional EBGAN / EBGAN-PT and DCGAN on image sets (paper §4.3-4.4), one run at a time:
+//! fixed-noise sample grids and checkpoints every N steps, and exact resume from the last
+//! checkpoint (weights, batch-norm statistics, optimizer moments, step, loss log; the random
+//! streams are functions of (seed, step) and the data order of (seed, epoch)).
+
+use super::checkpoint;
+use super::mlp::{LossLog, MemberResult, Status, LOG_EVERY};
+use crate::config::{Model, RunConfig};
+use crate::data::image_set::ImageSet;
+use crate::images::{image_grid, save_rgb_png};
+use crate::scoring::Scorer;
+use anyhow::{bail, Context, Result};
+use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, Energy, MemberOptim, OptimHyper};
+use ebgan_models::dcgan::{AutoEncoder, ConvSpec, Discriminator, Generator};
+use ebgan_models::rng::Stream;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Stream `stream` of the run's seed at position `index` (a step, an epoch, ...).
+fn stream_rng(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream((index << 8) | stream as u64);
+    r
+}
+
+fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+    Tensor::from_slice(&v).view(shape).to_device(device)
+}
+
+/// G's input for `n` samples: z `[n, z_dim]` and the noise planes of the ImageNet generator.
+pub struct Latent {
+    pub z: Tensor,
+    pub planes: Vec<Tensor>,
+}
+
+impl Latent {
+    pub fn draw(spec: &ConvSpec, n: i64, rng: &mut ChaCha8Rng, device: Device) -> Latent {
+        Latent {
+            z: normal(rng, &[n, spec.z_dim], device),
+            planes: spec
+                .noise_sides()
+                .iter()
+                .map(|&r| normal(rng, &[n, spec.noise_planes, r, r], device))
+                .collect(),
+        }
+    }
+
+    fn lerp(a: &Latent, b: &Latent, t: f64) -> Latent {
+        let mix = |x: &Tensor, y: &Tensor| x * (1.0 - t) + y * t;
+        Latent {
+            z: mix(&a.z, &b.z),
+            planes: a.planes.iter().zip(&b.planes).map(|(x, y)| mix(x, y)).collect(),
+        }
+    }
+}
+
+/// Adam/SGD of ebgan-core over one network: its parameters seen as a cohort of one member.
+struct Optim {
+    leaves: Vec<Tensor>,
+    inner: MemberOptim,
+    alive: Tensor,
+}
+
+impl Optim {
+    fn new(vs: &nn::VarStore, h: OptimHyper) -> Self {
+        let leaves = vs.trainable_variables();
+        let views = {
+            let _g = tch::no_grad_guard();
+            leaves.iter().map(|p| p.unsqueeze(0)).collect()
+        };
+        Optim {
+            inner: MemberOptim::new(views, vec![h]),
+            alive: Tensor::ones([1], (Kind::Bool, vs.device())),
+            leaves,
+        }
+    }
+
+    fn backward_step(&mut self, loss: &Tensor) {
+        let grads: Vec<Tensor> = Tensor::run_backward(&[loss], &self.leaves, false, false)
+            .iter()
+            .map(|g| g.unsqueeze(0))
+            .collect();
+        self.inner.step(&grads, &self.alive);
+    }
+}
+
+enum Critic {
+    Energy(AutoEncoder),
+    Logistic(Discriminator),
+}
+
+/// G and D of one run, their optimizers, and the training step.
+pub struct ConvGan {
+    pub spec: ConvSpec,
+    pub g_vs: nn::VarStore,
+    d_vs: nn::VarStore,
+    pub g: Generator,
+    d: Critic,
+    opt_g: Optim,
+    opt_d: Optim,
+    energy: Energy,
+    pulling_away: f64,
+    margin: (f64, Tensor),
+}
+
+/// DCGAN's initialisation from the run's Init stream: conv weights N(0, std^2), batch-norm
+/// scales N(1, std^2), shifts 0 (running statistics keep their defaults).
+fn init(vs: &nn::VarStore, std: f64, rng: &mut ChaCha8Rng) {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let _g = tch::no_grad_guard();
+    for name in names {
+        let t = &vars[name];
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            continue;
+        }
+        let value = if name.ends_with(".bias") {
+            t.zeros_like()
+        } else if t.dim() == 1 {
+            normal(rng, &t.size(), vs.device()) * std + 1.0
+        } else {
+            normal(rng, &t.size(), vs.device()) * std
+        };
+        t.shallow_clone().copy_(&value);
+    }
+}
+
+fn hyper(c: &RunConfig, kind: ebgan_core::OptimKind) -> OptimHyper {
+    OptimHyper {
+        kind,
+        lr: c.lr,
+        beta1: c.beta1,
+        beta2: c.beta2,
+        eps: c.adam_eps,
+        momentum: c.sgd_momentum,
+    }
+}
+
+/// Per-step statistics `[4]` on the device: D loss, G loss, real and fake energy (EBGAN) or
+/// D(x) probability (GAN).
+type StepStats = Tensor;
+
+impl ConvGan {
+    pub fn new(c: &RunConfig, channels: i64, device: Device) -> Self {
+        let spec = c.conv_spec(channels);
+        let g_vs = nn::VarStore::new(device);
+        let d_vs = nn::VarStore::new(device);
+        let g = Generator::new(&g_vs.root(), &spec);
+        let d = match c.model {
+            Model::Gan => Critic::Logistic(Discriminator::new(&d_vs.root(), &spec)),
+            _ => Critic::Energy(AutoEncoder::new(&d_vs.root(), &spec)),
+        };
+        let mut rng = stream_rng(c.seed, Stream::Init, 0);
+        init(&g_vs, c.init_std_g, &mut rng);
+        init(&d_vs, c.init_std_d, &mut rng);
+        ConvGan {
+            opt_g: Optim::new(&g_vs, hyper(c, c.optim_g)),
+            opt_d: Optim::new(&d_vs, hyper(c, c.optim_d)),
+            spec,
+            g_vs,
+            d_vs,
+            g,
+            d,
+            energy: c.energy,
+            pulling_away: c.pulling_away,
+            margin: (f64::NAN, Tensor::zeros([1], (Kind::Float, device))),
+        }
+    }
+
+    fn margin(&mut self, m: f64) -> Tensor {
+        if self.margin.0 != m {
+            let t = Tensor::from_slice(&[m as f32]).to_device(self.g_vs.device());
+            self.margin = (m, t);
+        }
+        self.margin.1.shallow_clone()
+    }
+
+    /// One D update on real `x` and G(z) (detached), then one G update through the updated D.
+    /// No host synchronisation: the statistics stay on the device.
+    pub fn step(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepStats {
+        let fake = self.g.forward(&latent.z, &latent.planes, true);
+        let fake_d = fake.detach();
+        let margin = self.margin(margin);
+        let one = |t: &Tensor| t.unsqueeze(0); // a cohort of one for ebgan-core's losses
+        let (loss_d, real, fake_stat) = match &self.d {
+            Critic::Energy(ae) => {
+                let e_real = self
+                    .energy
+                    .of(&one(&ae.forward(x, true).reconstruction), &one(x));
+                let e_fake = self
+                    .energy
+                    .of(&one(&ae.forward(&fake_d, true).reconstruction), &one(&fake_d));
+                (
+                    loss::discriminator(&e_real, &e_fake, &margin),
+                    e_real.mean(None),
+                    e_fake.mean(None),
+                )
+            }
+            Critic::Logistic(d) => {
+                let (lr, lf) = (d.forward(x, true), d.forward(&fake_d, true));
+                (
+                    gan_loss::discriminator(&one(&lr), &one(&lf)),
+                    lr.sigmoid().mean(None),
+                    lf.sigmoid().mean(None),
+                )
+            }
+        };
+        self.opt_d.backward_step(&loss_d.sum(None));
+        let loss_g = match &self.d {
+            Critic::Energy(ae) => {
+                let out = ae.forward(&fake, true);
+                let l = loss::generator(&self.energy.of(&one(&out.reconstruction), &one(&fake)));
+                if self.pulling_away > 0.0 {
+                    l + pulling_away(&one(&out.code)) * self.pulling_away
+                } else {
+                    l
+                }
+            }
+            Critic::Logistic(d) => gan_loss::generator(&one(&d.forward(&fake, true))),
+        };
+        self.opt_g.backward_step(&loss_g.sum(None));
+        Tensor::stack(
+            &[
+                loss_d.detach().view([]),
+                loss_g.detach().view([]),
+                real.detach(),
+                fake_stat.detach(),
+            ],
+            0,
+        )
+    }
+
+    /// Samples `[n, C, S, S]` from G in evaluation mode (batch-norm running statistics).
+    pub fn generate(&self, latent: &Latent) -> Tensor {
+        let _g = tch::no_grad_guard();
+        self.g.forward(&latent.z, &latent.planes, false)
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![];
+        for (prefix, vs) in [("g", &self.g_vs), ("d", &self.d_vs)] {
+            out.extend(vs.variables().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)));
+        }
+        for (prefix, o) in [("opt_g", &self.opt_g), ("opt_d", &self.opt_d)] {
+            out.extend(o.inner.state().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)));
+        }
+        out
+    }
+
+    fn restore(&mut self, ck: &checkpoint::Loaded) -> Result<()> {
+        ck.restore("g", &self.g_vs.variables())?;
+        ck.restore("d", &self.d_vs.variables())?;
+        for (prefix, o) in [("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)] {
+            let device = o.leaves[0].device();
+            let state: Vec<(String, Tensor)> = ck
+                .group(prefix)
+                .into_iter()
+                .map(|(n, t)| (n, t.to_device(device)))
+                .collect();
+            o.inner
+                .load_state(&state)
+                .map_err(|e| anyhow::anyhow!("checkpoint {}: {prefix}: {e}", ck.path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Steps per epoch and in all for `c` on `len` images.
+pub fn total_steps(c: &RunConfig, len: usize) -> u64 {
+    if c.steps > 0 {
+        c.steps
+    } else {
+        steps_per_epoch(c, len) * c.epochs as u64
+    }
+}
+
+fn steps_per_epoch(c: &RunConfig, len: usize) -> u64 {
+    (len as u64).div_ceil(c.batch_size as u64)
+}
+
+/// Images a run draws from: MNIST-64 honours `train_images`, other sets use every image.
+pub fn usable(c: &RunConfig, len: usize, channels: i64) -> usize {
+    if channels == 1 {
+        c.train_images.min(len)
+    } else {
+        len
+    }
+}
+
+pub struct ConvRun<'a> {
+    pub config: &'a RunConfig,
+    pub id: &'a str,
+    pub data: &'a ImageSet,
+    pub dir: &'a Path,
+    /// MNIST-64 only: scores the centre 28x28 of generated samples.
+    pub scorer: Option<&'a Scorer>,
+    /// Test hook: return after this many steps (with a checkpoint there), as a kill would.
+    pub stop_at: Option<u64>,
+}
+
+fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Result<()> {
+    save_rgb_png(&image_grid(&gan.generate(latent), 8), path)
+}
+
+/// Rows of linear latent interpolations between pairs of random latents.
+pub fn interpolations(gan: &ConvGan, rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
+    let device = gan.g_vs.device();
+    let (a, b) = (
+        Latent::draw(&gan.spec, rows, rng, device),
+        Latent::draw(&gan.spec, rows, rng, device),
+    );
+    let steps: Vec<Tensor> = (0..cols)
+        .map(|j| gan.generate(&Latent::lerp(&a, &b, j as f64 / (cols - 1).max(1) as f64)))
+        .collect();
+    // [cols, rows, C, S, S] -> row-major grid of rows x cols.
+    Tensor::stack(&steps, 1).flatten(0, 1)
+}
+
+fn save_checkpoint(
+    gan: &ConvGan,
+    run: &ConvRun,
+    step: u64,
+    log: &[LossLog],
+    acc: &Tensor,
+    window: (u64, u64),
+) -> Result<()> {
+    let mut tensors = gan.tensors();
+    tensors.push(("log/acc".into(), acc.shallow_clone()));
+    let meta = HashMap::from([
+        ("run_id".to_string(), run.id.to_string()),
+        ("config".to_string(), serde_json::to_string(run.config)?),
+        ("channels".to_string(), gan.spec.channels.to_string()),
+        ("step".to_string(), step.to_string()),
+        ("window".to_string(), serde_json::to_string(&window)?),
+        ("log".to_string(), serde_json::to_string(log)?),
+    ]);
+    checkpoint::save(&run.dir.join(CHECKPOINT), &tensors, meta)
+}
+
+/// Trains (or resumes) one run. Returns None when stopped by `stop_at`.
+pub fn train_run(
+    run: &ConvRun,
+    device: Device,
+    progress: &mut dyn FnMut(u64, &str),
+) -> Result<Option<MemberResult>> {
+    let c = run.config;
+    let data = run.data;
+    let len = usable(c, data.len, data.channels);
+    let total = total_steps(c, len);
+    let per_epoch = steps_per_epoch(c, len);
+    let b = c.batch_size;
+    let schedule = ebgan_core::MarginSchedule::from_fractions(
+        c.margin,
+        if c.margin_decay == crate::config::MarginDecay::None { c.margin } else { c.margin_floor },
+        c.margin_decay_start,
+        c.margin_decay_end,
+        total,
+    );
+    let mut gan = ConvGan::new(c, data.channels, device);
+    let fixed = Latent::draw(&gan.spec, 64, &mut stream_rng(c.seed, Stream::Sample, 0), device);
+    std::fs::create_dir_all(run.dir.join("samples"))?;
+
+    let (mut step, mut log, mut acc, mut window) = (
+        0u64,
+        Vec::<LossLog>::new(),
+        Tensor::zeros([4], (Kind::Float, device)),
+        (0u64, 0u64), // (first step of the open window, steps in it)
+    );
+    let ck_path = run.dir.join(CHECKPOINT);
+    if ck_path.exists() {
+        let ck = checkpoint::load(&ck_path)?;
+        if ck.meta("run_id")? != run.id {
+            bail!(
+                "checkpoint {} belongs to run {}, not {}; move it away to start this run over",
+                ck_path.display(),
+                ck.meta("run_id")?,
+                run.id
+            );
+        }
+        gan.restore(&ck)?;
+        step = ck.meta("step")?.parse().context("checkpoint step")?;
+        log = serde_json::from_str(ck.meta("log")?).context("checkpoint loss log")?;
+        window = serde_json::from_str(ck.meta("window")?).context("checkpoint window")?;
+        acc = ck.tensors["log/acc"].to_device(device);
+        progress(step, &format!("resumed at step {step}"));
+    }
+
+    let mut perm: (u64, Vec<i64>) = (u64::MAX, vec![]);
+    let side = c.image_size;
+    let mut clock = (Instant::now(), step);
+    let mut status = Status::Finished;
+    let mut message = String::new();
+    while step < total {
+        let epoch = step / per_epoch;
+        if perm.0 != epoch {
+            let mut p: Vec<i64> = (0..len as i64).collect();
+            p.shuffle(&mut stream_rng(c.seed, Stream::Data, epoch));
+            perm = (epoch, p);
+        }
+        let start = ((step % per_epoch) * b as u64) as usize;
+        let idx: Vec<i64> = (0..b as usize).map(|i| perm.1[(start + i) % len]).collect();
+        let x = data.batch(&idx, side, &mut stream_rng(c.seed, Stream::Crop, step));
+        let latent = Latent::draw(&gan.spec, b, &mut stream_rng(c.seed, Stream::Noise, step), device);
+        let margin = schedule.margin_at(step);
+        acc += gan.step(&x, &latent, margin);
+        step += 1;
+        window.1 += 1;
+
+        if window.1 == LOG_EVERY || step == total {
+            let mean = Vec::<f64>::try_from(&acc / window.1 as f64)?; // the one host sync
+            acc = acc.zeros_like();
+            log.push(LossLog {
+                step,
+                epoch: step as f64 / per_epoch as f64,
+                loss_d: mean[0],
+                loss_g: mean[1],
+                real: mean[2],
+                fake: mean[3],
+                margin,
+            });
+            window = (step, 0);
+            let secs = clock.0.elapsed().as_secs_f64();
+            message = format!(
+                "{:.0} img/s · D {:.3} · G {:.3} · real {:.3} · fake {:.3}",
+                (step - clock.1) as f64 * b as f64 / secs.max(1e-9),
+                mean[0],
+                mean[1],
+                mean[2],
+                mean[3]
+            );
+            clock = (Instant::now(), step);
+            if mean.iter().any(|v| !v.is_finite()) {
+                status = Status::Diverged { step };
+                break;
+            }
+        }
+        if step % c.sample_every == 0 || step == total {
+            write_samples(&gan, &fixed, &run.dir.join(format!("samples/step-{step:07}.png")))?;
+        }
+        if step % c.checkpoint_every == 0 || step == total {
+            save_checkpoint(&gan, run, step, &log, &acc, window)?;
+        }
+        progress(step, &message);
+        if run.stop_at == Some(step) {
+            return Ok(None);
+        }
+    }
+
+    let finished = status == Status::Finished;
+    let mut scores = None;
+    if finished {
+        write_samples(&gan, &fixed, &run.dir.join("samples.png"))?;
+        let grid = interpolations(&gan, 8, 10, &mut stream_rng(c.seed, Stream::Sample, 1));
+        save_rgb_png(&image_grid(&grid, 10), &run.dir.join("interpolations.png"))?;
+        if let Some(scorer) = run.scorer {
+            scores = Some(score_mnist64(&gan, scorer, c.score_samples, c.seed)?);
+        }
+    }
+    Ok(Some(MemberResult {
+        status,
+        log,
+        epochs_done: (step / per_epoch) as usize,
+        samples: None,
+        scores,
+        test_error: None,
+    }))
+}
+
+/// I' and IS of MNIST-64 samples: the centre 28x28 (where the digits were padded from) through
+/// the MNIST scoring classifier.
+fn score_mnist64(gan: &ConvGan, scorer: &Scorer, n: usize, seed: u64) -> Result<ebgan_core::score::Scores> {
+    let device = gan.g_vs.device();
+    let mut rng = stream_rng(seed, Stream::Sample, 2);
+    let mut parts = vec![];
+    let mut left = n as i64;
+    while left > 0 {
+        let m = left.min(500);
+        let x = gan.generate(&Latent::draw(&gan.spec, m, &mut rng, device));
+        parts.push(x.narrow(2, 18, 28).narrow(3, 18, 28).reshape([m, 784]));
+        left -= m;
+    }
+    Ok(scorer.scores(&Tensor::cat(&parts, 0)))
+}
+
+/// The generator of a checkpoint, for `ebgan sample` and `ebgan interpolate`.
+pub fn from_checkpoint(path: &Path, device: Device) -> Result<(ConvGan, RunConfig)> {
+    let ck = checkpoint::load(path)?;
+    let config: RunConfig = serde_json::from_str(ck.meta("config")?)
+        .with_context(|| format!("checkpoint {}: unreadable config", path.display()))?;
+    let channels: i64 = ck.meta("channels")?.parse()?;
+    let gan = ConvGan::new(&config, channels, device);
+    ck.restore("g", &gan.g_vs.variables())?;
+    Ok((gan, config))
+}
+
+/// `ebgan sample`: `n` samples of a checkpoint's G as a PNG grid.
+pub fn sample(path: &Path, n: i64, seed: u64, out: &Path, device: Device) -> Result<()> {
+    let (gan, _) = from_checkpoint(path, device)?;
+    let latent = Latent::draw(&gan.spec, n, &mut stream_rng(seed, Stream::Sample, 3), device);
+    let cols = (n as f64).sqrt().ceil() as u32;
+    save_rgb_png(&image_grid(&gan.generate(&latent), cols), out)
+}
+
+/// `ebgan interpolate`: `rows` latent interpolations of `cols` images each.
+pub fn interpolate(path: &Path, rows: i64, cols: i64, seed: u64, out: &Path, device: Device) -> Result<()> {
+    let (gan, _) = from_checkpoint(path, device)?;
+    let grid = interpolations(&gan, rows, cols, &mut stream_rng(seed, Stream::Sample, 4));
+    save_rgb_png(&image_grid(&grid, cols as u32), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Network;
+
+    /// 40 random RGB images of 24x24: training on 16x16 random crops of them.
+    fn images() -> ImageSet {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let bytes: Vec<u8> = (0..40 * 24 * 24 * 3).map(|_| rng.random()).collect();
+        ImageSet::from_bytes(&bytes, 40, 24, 3, Device::Cpu)
+    }
+
+    fn tiny(model: Model, network: Network) -> RunConfig {
+        RunConfig {
+            model,
+            network,
+            image_size: 16,
+            random_crop: true,
+            g_base: 4,
+            ae_base: 4,
+            d_base: 4,
+            noise_planes: 2,
+            batch_size: 4,
+            lr: 0.0002,
+            margin: 20.0,
+            pulling_away: if model == Model::Ebgan { 0.1 } else { 0.0 },
+            steps: 12,
+            sample_every: 6,
+            checkpoint_every: 6,
+            ..Default::default()
+        }
+    }
+
+    fn train(c: &RunConfig, data: &ImageSet, dir: &Path, stop_at: Option<u64>) -> Result<Option<MemberResult>> {
+        let run = ConvRun {
+            config: c,
+            id: "run-1",
+            data,
+            dir,
+            scorer: None,
+            stop_at,
+        };
+        train_run(&run, Device::Cpu, &mut |_, _| {})
+    }
+
+    fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+        let ck = checkpoint::load(&dir.join(CHECKPOINT)).unwrap();
+        let mut v: Vec<(String, Vec<f32>)> = ck
+            .tensors
+            .iter()
+            .filter(|(_, t)| t.kind() == Kind::Float)
+            .map(|(n, t)| (n.clone(), Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn resume_after_n_steps_equals_an_uninterrupted_run_of_2n() {
+        let data = images();
+        let c = tiny(Model::Ebgan, Network::Dcgan);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = train(&c, &data, a.path(), None).unwrap().unwrap();
+        assert!(train(&c, &data, b.path(), Some(6)).unwrap().is_none());
+        let halves = train(&c, &data, b.path(), None).unwrap().unwrap();
+        let (wa, wb) = (weights(a.path()), weights(b.path()));
+        // G, D, batch-norm statistics, Adam moments and the open log window, all bit for bit.
+        assert!(wa.iter().any(|(n, _)| n.ends_with("running_var")));
+        assert!(wa.iter().any(|(n, _)| n.starts_with("opt_g/exp_avg_sq")));
+        assert_eq!(wa.len(), wb.len());
+        for ((na, va), (nb, vb)) in wa.iter().zip(&wb) {
+            assert_eq!(na, nb);
+            assert_eq!(va, vb, "{na} differs after resuming");
+        }
+        let losses = |m: &MemberResult| m.log.iter().map(|l| (l.step, l.loss_d, l.loss_g)).collect::<Vec<_>>();
+        assert_eq!(losses(&whole), losses(&halves));
+        assert_eq!(whole.log.last().unwrap().step, 12);
+        // A different seed trains differently: the comparison above can fail.
+        let c2 = RunConfig { seed: 1, ..c };
+        let d = tempfile::tempdir().unwrap();
+        train(&c2, &data, d.path(), None).unwrap();
+        assert_ne!(weights(d.path()), wa);
+    }
+
+    #[test]
+    fn every_model_trains_and_writes_samples_interpolations_and_checkpoints() {
+        let data = images();
+        for c in [
+            tiny(Model::Ebgan, Network::Dcgan),
+            tiny(Model::Gan, Network::Dcgan),
+            tiny(Model::Ebgan, Network::Imagenet),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let m = train(&c, &data, dir.path(), None).unwrap().unwrap();
+            assert_eq!(m.status, Status::Finished, "{:?} {:?}", c.model, c.network);
+            assert!(m.log.iter().all(|l| l.loss_d.is_finite() && l.loss_g.is_finite()));
+            for f in ["samples.png", "interpolations.png", CHECKPOINT, "samples/step-0000006.png", "samples/step-0000012.png"] {
+                assert!(dir.path().join(f).is_file(), "{f} missing for {:?} {:?}", c.model, c.network);
+            }
+            let grid = image::open(dir.path().join("samples.png")).unwrap();
+            assert_eq!((grid.width(), grid.height()), (8 * 18 + 2, 8 * 18 + 2));
+            let out = dir.path().join("s.png");
+            sample(&dir.path().join(CHECKPOINT), 9, 0, &out, Device::Cpu).unwrap();
+            let s = image::open(&out).unwrap();
+            assert_eq!((s.width(), s.height()), (3 * 18 + 2, 3 * 18 + 2));
+        }
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_checkpoint_is_an_error_not_a_fresh_start() {
+        let data = images();
+        let c = tiny(Model::Ebgan, Network::Dcgan);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(train(&c, &data, dir.path(), Some(6)).unwrap().is_none());
+        let path = dir.path().join(CHECKPOINT);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = format!("{:#}", train(&c, &data, dir.path(), None).err().unwrap());
+        assert!(err.contains("truncated") && err.contains(CHECKPOINT), "{err}");
+        // A checkpoint of another model (wider G) in this run's folder is refused by name.
+        std::fs::write(&path, &bytes).unwrap();
+        let wider = RunConfig { g_base: 8, ..c };
+        let err = format!("{:#}", train(&wider, &data, dir.path(), None).err().unwrap());
+        assert!(err.contains("shape") && err.contains("g/"), "{err}");
+    }
+
+    #[test]
+    fn the_margin_hinges_each_fake_energy() {
+        // D's loss on one step equals E(x) mean + mean of [m - E(G(z))]^+ recomputed by hand
+        // from the same networks before the update.
+        let c = tiny(Model::Ebgan, Network::Dcgan);
+        let data = images();
+        let gan = ConvGan::new(&c, 3, Device::Cpu);
+        let x = data.batch(&[0, 1, 2, 3], 16, &mut ChaCha8Rng::seed_from_u64(0));
+        let latent = Latent::draw(&gan.spec, 4, &mut ChaCha8Rng::seed_from_u64(1), Device::Cpu);
+        let (e_real, e_fake) = {
+            let _g = tch::no_grad_guard();
+            let fake = gan.g.forward(&latent.z, &latent.planes, true);
+            let Critic::Energy(ae) = &gan.d else { unreachable!() };
+            let e = |t: &Tensor| -> Vec<f64> {
+                let r = ae.forward(t, true).reconstruction;
+                Vec::<f64>::try_from((r - t).square().sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double).sqrt()).unwrap()
+            };
+            (e(&x), e(&fake))
+        };
+        // A fresh copy (same seed) takes the step: the statistics run in train mode in both.
+        let mut fresh = ConvGan::new(&c, 3, Device::Cpu);
+        let stats = Vec::<f64>::try_from(fresh.step(&x, &latent, 20.0)).unwrap();
+        let want = e_real.iter().sum::<f64>() / 4.0 + e_fake.iter().map(|e| (20.0 - e).max(0.0)).sum::<f64>() / 4.0;
+        assert!((stats[0] - want).abs() < 1e-3 * want.abs().max(1.0), "{} vs {want}", stats[0]);
+    }
+}
