@@ -51,6 +51,30 @@ semi-mnist mode="" *flags="": mnist
 margin-sweep mode="" *flags="": setup
     {{ebgan}} run experiments/margin-sweep{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
 
+# §4.3: EBGAN-PT, EBGAN and DCGAN on aligned CelebA 64x64 (data: $EBGAN_CELEBA or data/celeba)
+celeba *flags="": build
+    {{ebgan}} run experiments/celeba.toml {{flags}}
+
+# §4.3: the same on LSUN bedroom (LMDB or image folder: $EBGAN_LSUN); `just lsun augmented` = random 64 crops of 96
+lsun mode="" *flags="": build
+    {{ebgan}} run experiments/lsun{{ if mode == "augmented" { "-augmented" } else { "" } }}.toml {{flags}}
+
+# §4.4: EBGAN-PT with the noise-plane generator on ImageNet 128x128 ($EBGAN_IMAGENET: train/<wnid>/*.JPEG)
+imagenet128 *flags="": build
+    {{ebgan}} run experiments/imagenet128.toml {{flags}}
+
+# §4.4: 256x256 on ImageNet's dog breeds (experiments/imagenet256-dogs.txt)
+imagenet256 *flags="": build
+    {{ebgan}} run experiments/imagenet256.toml {{flags}}
+
+# the 64x64 models on MNIST padded to 64x64: a stand-in that runs without CelebA/LSUN
+mnist64 *flags="": setup
+    {{ebgan}} run experiments/mnist64.toml {{flags}}
+
+# samples from a checkpoint, e.g. `just sample results/celeba/ebgan-pt-xxxx/checkpoint.safetensors grid.png`
+sample checkpoint out *flags="": build
+    {{ebgan}} sample {{checkpoint}} --out {{out}} {{flags}}
+
 # submit the Table 1 grid to Slurm as an array job (docs/cluster.md); e.g. `just slurm-grid --partition gpu`
 slurm-grid *flags="": setup
     {{ebgan}} slurm experiments/grid-mnist.toml --submit {{flags}}
@@ -70,6 +94,10 @@ bench *flags="": build
 # grid throughput: cohorts vs single runs vs PyTorch eager, extrapolated to a grid-epoch
 bench-grid *flags="": build
     {{ebgan}} bench-grid --python "$EBGAN_VENV/bin/python" {{flags}}
+
+# 64x64 EBGAN-PT step images/s: Rust against PyTorch eager, and the data pipeline alone
+bench-conv *flags="": build
+    {{ebgan}} bench-conv --python "$EBGAN_VENV/bin/python" {{flags}}
 
 fmt:
     cargo fmt --all

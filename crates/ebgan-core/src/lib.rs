@@ -10,7 +10,9 @@ pub mod margin;
 pub mod optim;
 pub mod pulling_away;
 pub mod score;
+pub mod upload;
 
 pub use energy::Energy;
 pub use margin::MarginSchedule;
 pub use optim::{MemberOptim, OptimHyper, OptimKind};
+pub use upload::upload;

@@ -65,7 +65,7 @@ pub struct MemberOptim {
 
 fn per_member(values: impl Iterator<Item = f64>, like: &Tensor) -> Tensor {
     let v: Vec<f32> = values.map(|x| x as f32).collect();
-    Tensor::from_slice(&v).to_device(like.device())
+    crate::upload(Tensor::from_slice(&v), like.device())
 }
 
 /// `[K]` -> `[K, 1, ..., 1]` with the rank of `p`.

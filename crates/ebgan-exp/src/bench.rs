@@ -74,7 +74,7 @@ fn seconds_per_step(
         let idx: Vec<i64> = (0..64 * k)
             .map(|_| rng.random_range(0..images.len as i64))
             .collect();
-        let x = images.batch(&Tensor::from_slice(&idx).to_device(device), k, 64);
+        let x = images.batch(&ebgan_core::upload(Tensor::from_slice(&idx), device), k, 64);
         cohort.step(&x, &margin, &alive)
     };
     for _ in 0..warmup {
@@ -270,13 +270,16 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     let dev = device::parse(&args.device)?;
     let threads = device::cores();
     tch::set_num_threads(threads as i32);
-    let k = match args.cohort.as_str() {
-        "auto" => crate::runner::auto_cohort(dev),
-        n => n
-            .parse()
-            .ok()
-            .filter(|&k: &usize| k >= 1)
-            .ok_or_else(|| anyhow::anyhow!("--cohort {n:?}: expected auto or a number >= 1"))?,
+    let cohort: crate::cohort_size::CohortSize = args.cohort.parse().map_err(anyhow::Error::msg)?;
+    let free = match dev {
+        tch::Device::Cuda(i) => crate::cohort_size::cuda_free_bytes(i),
+        _ => None,
+    };
+    let k_for = |c: &RunConfig| match cohort {
+        crate::cohort_size::CohortSize::Fixed(k) => k,
+        crate::cohort_size::CohortSize::Auto => {
+            crate::cohort_size::members(&crate::train::CohortKey::of(c), dev, free)
+        }
     };
     let shapes: Vec<[i64; 4]> = if args.shapes.is_empty() {
         vec![[2, 400, 2, 128], [3, 1600, 3, 512], [5, 3200, 5, 1024]]
@@ -309,12 +312,11 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
             if members.is_empty() {
                 bail!("shape {shape:?} is not a Table 1 shape group");
             }
+            let kk = k_for(&members[0]).min(members.len());
             eprintln!(
-                "timing {model} {shape:?}: a cohort of {} of its {} runs, and one run alone",
-                k.min(members.len()),
+                "timing {model} {shape:?}: a cohort of {kk} of its {} runs, and one run alone",
                 members.len()
             );
-            let kk = k.min(members.len());
             let cohort =
                 seconds_per_step(&members[..kk], args.steps, args.warmup, &images) / kk as f64;
             let single = seconds_per_step(&members[..1], args.steps, args.warmup, &images);
@@ -324,7 +326,7 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     }
 
     let mut t = String::new();
-    writeln!(t, "device: {} ({threads} threads) · cohorts of up to {k} · {} timed steps after {} warm-up · batch 64\n", device::describe(dev), args.steps, args.warmup)?;
+    writeln!(t, "device: {} ({threads} threads) · --cohort {} · {} timed steps after {} warm-up · batch 64\n", device::describe(dev), args.cohort, args.steps, args.warmup)?;
     writeln!(t, "| shape group | family | MACs/step/sample | cohort run-steps/s | single-run run-steps/s | PyTorch eager run-steps/s | cohort / single |")?;
     writeln!(t, "|---|---|---:|---:|---:|---:|---:|")?;
     for (shape, model, macs, c, s1, py) in &samples {
@@ -368,7 +370,12 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     writeln!(t, "interpolated log-log in MACs per step between the sample shapes of the run's family (proportional past the ends):\n")?;
     writeln!(t, "| path | grid-epoch |")?;
     writeln!(t, "|---|---:|")?;
-    writeln!(t, "| cohorts (up to {k}) | {} |", hours(totals[0]))?;
+    writeln!(
+        t,
+        "| cohorts (--cohort {}) | {} |",
+        args.cohort,
+        hours(totals[0])
+    )?;
     writeln!(t, "| single-run path | {} |", hours(totals[1]))?;
     if have_py {
         writeln!(t, "| sequential PyTorch eager | {} |", hours(totals[2]))?;

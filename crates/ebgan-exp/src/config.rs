@@ -337,14 +337,14 @@ impl RunConfig {
 
     fn validate_for(&self, dataset: Dataset) -> Result<(), String> {
         let conv = self.network.is_conv();
-        let checks: [(bool, String); 5] = [
+        let checks: [(bool, String); 6] = [
             (
                 conv || dataset == Dataset::Mnist,
                 format!("network = \"mlp\" (the default) trains on dataset = \"mnist\"; for dataset = \"{dataset}\" set network = \"dcgan\" or \"imagenet\""),
             ),
             (
                 !conv || (dataset != Dataset::Mnist && !self.model.is_ladder()),
-                format!("network = {:?} needs 64x64-style images: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", and model \"ebgan\" or \"gan\"", self.network),
+                "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with model \"ebgan\" or \"gan\"".into(),
             ),
             (
                 !conv || (self.image_size >= 16 && (self.image_size as u64).is_power_of_two()),
@@ -353,6 +353,10 @@ impl RunConfig {
             (
                 dataset != Dataset::Mnist64 || self.image_size == 64,
                 "dataset = \"mnist64\" is 64x64: image_size must be 64".into(),
+            ),
+            (
+                dataset != Dataset::Mnist64 || !self.random_crop,
+                "random_crop is for LSUN-style data cached at 1.5x; dataset = \"mnist64\" has no margin to crop from".into(),
             ),
             (
                 self.g_base > 0
@@ -489,6 +493,9 @@ pub struct Experiment {
     pub dataset: Dataset,
     pub data_root: Option<String>,
     pub wnids: Option<String>,
+    /// Folder of the experiment file (relative paths that are not found from the working
+    /// directory are looked up there).
+    pub dir: std::path::PathBuf,
     pub runs: Vec<Run>,
     pub slurm: crate::slurm::SlurmSettings,
 }
@@ -497,7 +504,9 @@ impl Experiment {
     pub fn load(path: &Path) -> Result<Experiment> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read experiment file {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+        let mut e = Self::parse(&text, &path.display().to_string())?;
+        e.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(e)
     }
 
     /// Parses experiment text; `origin` names it in errors.
@@ -540,6 +549,7 @@ impl Experiment {
             dataset: file.dataset,
             data_root: file.data_root,
             wnids: file.wnids,
+            dir: std::path::PathBuf::from("."),
             runs,
             slurm: file.slurm,
         })
@@ -699,6 +709,58 @@ mod tests {
             err.contains("n_layer_g must be >= 2") && err.contains("bad.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn image_datasets_need_convolutional_networks_and_say_so() {
+        let err = Experiment::parse(
+            "name = \"t\"\ndataset = \"celeba\"\n[[grid]]\nmodel = \"ebgan\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("network = \"dcgan\""),
+            "{err}"
+        );
+        let err = Experiment::parse("name = \"t\"\n[[grid]]\nnetwork = \"dcgan\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mnist64"), "{err}");
+        let err = Experiment::parse(
+            "name = \"t\"\ndataset = \"lsun\"\n[[grid]]\nnetwork = \"dcgan\"\nimage_size = 48\n",
+            "l.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("power of two"), "{err}");
+        let err = Experiment::parse(
+            "name = \"t\"\ndataset = \"lsun\"\nwnids = \"x.txt\"\n[[grid]]\nnetwork = \"dcgan\"\n",
+            "w.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("wnids"), "{err}");
+        let err = Experiment::parse("name = \"t\"\ndataset = \"faces\"\n[[grid]]\n", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("d.toml") && err.contains("celeba"), "{err}");
+        // Every shipped image experiment parses and plans EBGAN-PT, EBGAN and the DCGAN comparison.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        for f in [
+            "celeba",
+            "lsun",
+            "lsun-augmented",
+            "imagenet128",
+            "imagenet256",
+            "mnist64",
+        ] {
+            let e = Experiment::load(&dir.join(format!("{f}.toml"))).unwrap();
+            let mut fams: Vec<&str> = e.runs.iter().map(|r| r.config.family()).collect();
+            fams.sort();
+            assert_eq!(fams, ["ebgan", "ebgan-pt", "gan"], "{f}");
+            assert!(e.runs.iter().all(|r| r.config.network.is_conv()), "{f}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `ebgan`: EBGAN experiments from TOML files.
 
 mod bench;
+mod bench_conv;
+mod cohort_size;
 mod config;
 mod data;
 mod device;
@@ -162,6 +164,8 @@ enum Command {
     /// Grid throughput: Table 1 shape groups through cohorts, the single-run path and PyTorch
     /// eager, extrapolated to a grid-epoch (6,656 runs x one MNIST epoch).
     BenchGrid(bench::BenchGridArgs),
+    /// Images/s of the 64x64 EBGAN-PT step in Rust and PyTorch eager, and of the data pipeline.
+    BenchConv(bench_conv::BenchConvArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -246,12 +250,7 @@ fn run(cli: Cli) -> Result<()> {
             no_report,
         } => {
             let device = device::parse(&device)?;
-            let cohort = match cohort.as_str() {
-                "auto" => runner::auto_cohort(device),
-                n => n.parse().ok().filter(|&k: &usize| k >= 1).ok_or_else(|| {
-                    anyhow::anyhow!("--cohort {n:?}: expected auto or a number >= 1")
-                })?,
-            };
+            let cohort: cohort_size::CohortSize = cohort.parse().map_err(anyhow::Error::msg)?;
             let opts = runner::RunOptions {
                 shard,
                 device,
@@ -367,12 +366,11 @@ fn run(cli: Cli) -> Result<()> {
             sides.dedup();
             for side in sides {
                 let path = data::image_set::ensure_cache(&exp, &data, side as u32)?;
-                let c = data::images::load_cache(&path)?;
+                let (n, _) = data::images::read_header(&path)?;
                 eprintln!(
-                    "{}: {} images of {side}x{side}x3, {:.1} MiB",
+                    "{}: {n} images of {side}x{side}x3, {:.1} MiB",
                     path.display(),
-                    c.images,
-                    c.data.len() as f64 / (1 << 20) as f64
+                    std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64
                 );
             }
         }
@@ -394,7 +392,14 @@ fn run(cli: Cli) -> Result<()> {
             out,
             device,
         } => {
-            train::conv::interpolate(&checkpoint, rows, steps, seed, &out, device::parse(&device)?)?;
+            train::conv::interpolate(
+                &checkpoint,
+                rows,
+                steps,
+                seed,
+                &out,
+                device::parse(&device)?,
+            )?;
             eprintln!("wrote {}", out.display());
         }
         Command::Status { dir } => print!("{}", slurm::status(&dir)?),
@@ -404,6 +409,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(args) => bench::run(&args)?,
         Command::BenchGrid(args) => bench::run_grid(&args)?,
+        Command::BenchConv(args) => bench_conv::run(&args)?,
     }
     Ok(())
 }

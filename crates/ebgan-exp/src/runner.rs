@@ -1,12 +1,13 @@
 //! `ebgan run`: plan -> pending (plan minus finished) -> shard -> cohorts -> train -> results.
 
+use crate::cohort_size::{self, CohortSize};
 use crate::config::{Dataset, Experiment, Run, Shard};
-use crate::data::image_set::{self, HostImages};
+use crate::data::image_set::{self, ImageSet};
 use crate::data::mnist;
-use crate::train::conv;
 use crate::device;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::{self, Scorer};
+use crate::train::conv;
 use crate::train::ladder::train_run as train_ladder;
 use crate::train::mlp::{train_cohort, DeviceImages, Status};
 use crate::train::CohortKey;
@@ -25,8 +26,8 @@ pub struct RunOptions {
     pub device: Device,
     /// Cohorts trained at once (CPU: in parallel threads).
     pub jobs: Option<usize>,
-    /// Most runs per cohort (1 = every run alone).
-    pub cohort: usize,
+    /// Most runs per cohort (`Fixed(1)` = every run alone).
+    pub cohort: CohortSize,
     /// CPU threads to use in all (default: every core).
     pub threads: Option<usize>,
     pub results: PathBuf,
@@ -42,17 +43,9 @@ pub struct Outcome {
     pub failed: usize,
 }
 
-/// `--cohort auto`: 2 on CPU (see docs/performance.md), 32 on CUDA.
-pub fn auto_cohort(device: Device) -> usize {
-    if device == Device::Cpu {
-        2
-    } else {
-        32
-    }
-}
-
-/// Groups runs that share a [`CohortKey`] into cohorts of at most `max` members, in plan order.
-pub fn cohorts(runs: Vec<Run>, max: usize) -> Vec<Vec<Run>> {
+/// Groups runs that share a [`CohortKey`] into cohorts of at most `max(key)` members, in plan
+/// order.
+pub fn cohorts(runs: Vec<Run>, max: impl Fn(&CohortKey) -> usize) -> Vec<Vec<Run>> {
     let mut groups: BTreeMap<CohortKey, Vec<Run>> = BTreeMap::new();
     let mut order = vec![];
     for r in runs {
@@ -66,7 +59,7 @@ pub fn cohorts(runs: Vec<Run>, max: usize) -> Vec<Vec<Run>> {
         .into_iter()
         .flat_map(|k| {
             let g = groups.remove(&k).unwrap();
-            let size = if k.trains_alone() { 1 } else { max.max(1) };
+            let size = if k.trains_alone() { 1 } else { max(&k).max(1) };
             g.chunks(size).map(|c| c.to_vec()).collect::<Vec<_>>()
         })
         .collect()
@@ -140,24 +133,37 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         mnist::Mnist::default()
     };
     // Image sets of the convolutional runs, by stored side.
-    let mut image_sets: BTreeMap<i64, HostImages> = BTreeMap::new();
+    // (Behind a mutex: tensors may move between threads but not be shared; conv runs go one at a time.)
+    let mut image_sets: BTreeMap<i64, Mutex<ImageSet>> = BTreeMap::new();
     for r in pending.iter().filter(|r| r.config.network.is_conv()) {
         let side = image_set::stored_side(r.config.image_size, r.config.random_crop);
         if let std::collections::btree_map::Entry::Vacant(e) = image_sets.entry(side) {
-            let set = image_set::load(&exp, &opts.data, side)?;
+            let set = image_set::load(&exp, &opts.data, side, opts.device)?;
             eprintln!(
                 "{}: {} images of {side}x{side}x{}",
                 exp.dataset, set.len, set.channels
             );
-            e.insert(set);
+            e.insert(Mutex::new(set));
         }
     }
     let conv_total = |c: &crate::config::RunConfig| {
-        let set = &image_sets[&image_set::stored_side(c.image_size, c.random_crop)];
+        let set = image_sets[&image_set::stored_side(c.image_size, c.random_crop)]
+            .lock()
+            .unwrap();
         conv::total_steps(c, conv::usable(c, set.len, set.channels))
     };
 
-    let groups = cohorts(pending, opts.cohort);
+    let free = match opts.device {
+        // Cohorts trained at once on one GPU share its memory.
+        Device::Cuda(i) if opts.cohort == CohortSize::Auto => {
+            cohort_size::cuda_free_bytes(i).map(|f| f / opts.jobs.unwrap_or(1).max(1) as u64)
+        }
+        _ => None,
+    };
+    let groups = cohorts(pending, |key| match opts.cohort {
+        CohortSize::Fixed(k) => k,
+        CohortSize::Auto => cohort_size::members(key, opts.device, free),
+    });
     let cores = opts.threads.unwrap_or_else(device::cores).max(1);
     let jobs = match opts.device {
         // A convolutional run uses every core by itself.
@@ -249,8 +255,10 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                         };
                         if configs[0].network.is_conv() {
                             let c = &configs[0];
-                            let set = image_sets[&image_set::stored_side(c.image_size, c.random_crop)]
-                                .upload(opts.device);
+                            let set = image_sets
+                                [&image_set::stored_side(c.image_size, c.random_crop)]
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner());
                             let scorer = if scored(c) {
                                 Some(Scorer::load(&opts.classifier, opts.device)?)
                             } else {
@@ -259,15 +267,23 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                             let run = conv::ConvRun {
                                 config: c,
                                 id: &group[0].id,
-                                data: &set,
+                                data: &*set,
                                 dir: &res.run_dir(&group[0].id),
                                 scorer: scorer.as_ref(),
                                 stop_at: None,
                             };
+                            let mut shown = String::new();
                             let mut status = |s: u64, msg: &str| {
                                 progress(s);
-                                if !msg.is_empty() {
-                                    pb.set_message(format!("{} step {s}: {msg} · {}", group[0].id, message(&counts)));
+                                if !msg.is_empty() && msg != shown {
+                                    // A new log window: on the bar, or as a line in a log file.
+                                    let line = format!("{} step {s}: {msg}", group[0].id);
+                                    if pb.is_hidden() {
+                                        eprintln!("{line}");
+                                    } else {
+                                        pb.set_message(format!("{line} · {}", message(&counts)));
+                                    }
+                                    shown = msg.to_string();
                                 }
                             };
                             let m = conv::train_run(&run, opts.device, &mut status)?

@@ -75,11 +75,24 @@ fn check_results(root: &Path) {
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{csv}");
     for family in ["ebgan-pt", "ebgan", "gan"] {
-        assert!(rows.iter().any(|r| r.starts_with(&format!("{family}-")) && r.contains(",finished,")), "{family}: {csv}");
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(&format!("{family}-")) && r.contains(",finished,")),
+            "{family}: {csv}"
+        );
     }
     for row in rows {
         let id = row.split(',').next().unwrap();
-        for f in ["config.toml", "losses.csv", "result.json", "checkpoint.safetensors", "samples.png", "interpolations.png", "curves.png", "samples/step-0000002.png"] {
+        for f in [
+            "config.toml",
+            "losses.csv",
+            "result.json",
+            "checkpoint.safetensors",
+            "samples.png",
+            "interpolations.png",
+            "curves.png",
+            "samples/step-0000002.png",
+        ] {
             assert!(root.join(id).join(f).is_file(), "{id}/{f} missing");
         }
     }
@@ -96,46 +109,123 @@ fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
     let mut partition = String::new();
     for i in 1..=10u32 {
         let name = format!("{i:06}.jpg");
-        face(i).save(celeba.join("img_align_celeba").join(&name)).unwrap();
+        face(i)
+            .save(celeba.join("img_align_celeba").join(&name))
+            .unwrap();
         partition += &format!("{name} {}\n", if i <= 8 { 0 } else { 2 });
     }
-    std::fs::write(celeba.join("img_align_celeba/000011.jpg"), b"truncated jpeg").unwrap();
+    std::fs::write(
+        celeba.join("img_align_celeba/000011.jpg"),
+        b"truncated jpeg",
+    )
+    .unwrap();
     partition += "000011.jpg 0\n";
     std::fs::write(celeba.join("list_eval_partition.txt"), partition).unwrap();
-    let exp = experiment(tmp.path(), "name = \"faces\"\ndataset = \"celeba\"", "dcgan", "");
+    let exp = experiment(
+        tmp.path(),
+        "name = \"faces\"\ndataset = \"celeba\"",
+        "dcgan",
+        "",
+    );
     let data = tmp.path().join("data");
     let results = tmp.path().join("results");
-    let args = ["run", exp.to_str().unwrap(), "--device", "cpu", "--data", data.to_str().unwrap(), "--results", results.to_str().unwrap()];
+    let args = [
+        "run",
+        exp.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
 
     // Missing data: the error says where it looked and how the folder must look.
     let out = ebgan(&args, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("img_align_celeba") && err.contains("EBGAN_CELEBA"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("img_align_celeba") && err.contains("EBGAN_CELEBA"),
+        "{err}"
+    );
 
     let log = ok(ebgan(&args, &[("EBGAN_CELEBA", &celeba)]));
     // 9 training-partition files, one of them unreadable.
-    assert!(log.contains("cached 8 images") && log.contains("1 unreadable"), "{log}");
+    assert!(
+        log.contains("cached 8 images") && log.contains("1 unreadable"),
+        "{log}"
+    );
     check_results(&results.join("faces"));
     let log = ok(ebgan(&args, &[("EBGAN_CELEBA", &celeba)]));
     assert!(log.contains("3 already done, 0 to run"), "{log}");
 
     // Samples and interpolations from a checkpoint.
     let csv = std::fs::read_to_string(results.join("faces/runs.csv")).unwrap();
-    let id = csv.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
-    let ck = results.join("faces").join(&id).join("checkpoint.safetensors");
+    let id = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let ck = results
+        .join("faces")
+        .join(&id)
+        .join("checkpoint.safetensors");
     let out = tmp.path().join("grid.png");
-    ok(ebgan(&["sample", ck.to_str().unwrap(), "--n", "16", "--out", out.to_str().unwrap(), "--device", "cpu"], &[]));
+    ok(ebgan(
+        &[
+            "sample",
+            ck.to_str().unwrap(),
+            "--n",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
     let g = image::open(&out).unwrap();
     assert_eq!((g.width(), g.height()), (4 * 18 + 2, 4 * 18 + 2));
-    ok(ebgan(&["interpolate", ck.to_str().unwrap(), "--rows", "2", "--steps", "5", "--out", out.to_str().unwrap(), "--device", "cpu"], &[]));
+    ok(ebgan(
+        &[
+            "interpolate",
+            ck.to_str().unwrap(),
+            "--rows",
+            "2",
+            "--steps",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
     let g = image::open(&out).unwrap();
     assert_eq!((g.width(), g.height()), (5 * 18 + 2, 2 * 18 + 2));
     // A truncated checkpoint is an error naming it.
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&ck, &bytes[..100]).unwrap();
-    let out = ebgan(&["sample", ck.to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", "cpu"], &[]);
+    let out = ebgan(
+        &[
+            "sample",
+            ck.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("truncated") && err.contains("checkpoint.safetensors"), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains("truncated")
+            && err.contains("checkpoint.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -143,30 +233,62 @@ fn lsun_lmdb_with_webp_and_jpeg_trains_on_random_crops() {
     let tmp = tempfile::tempdir().unwrap();
     let lmdb_dir = tmp.path().join("bedroom_train_lmdb");
     std::fs::create_dir_all(&lmdb_dir).unwrap();
-    let env = lmdb::Environment::new().set_map_size(64 << 20).open(&lmdb_dir).unwrap();
+    let env = lmdb::Environment::new()
+        .set_map_size(64 << 20)
+        .open(&lmdb_dir)
+        .unwrap();
     let db = env.create_db(None, lmdb::DatabaseFlags::empty()).unwrap();
     {
         use lmdb::Transaction;
         let mut txn = env.begin_rw_txn().unwrap();
         for i in 0..8u32 {
-            let img = image::imageops::resize(&face(i), 120, 90, image::imageops::FilterType::Triangle);
-            let format = if i % 2 == 0 { image::ImageFormat::WebP } else { image::ImageFormat::Jpeg };
-            txn.put(db, &format!("{:040x}", i), &encoded(&img, format), lmdb::WriteFlags::empty()).unwrap();
+            let img =
+                image::imageops::resize(&face(i), 120, 90, image::imageops::FilterType::Triangle);
+            let format = if i % 2 == 0 {
+                image::ImageFormat::WebP
+            } else {
+                image::ImageFormat::Jpeg
+            };
+            txn.put(
+                db,
+                &format!("{:040x}", i),
+                &encoded(&img, format),
+                lmdb::WriteFlags::empty(),
+            )
+            .unwrap();
         }
         txn.commit().unwrap();
     }
     drop(env);
     let exp = experiment(
         tmp.path(),
-        &format!("name = \"bedrooms\"\ndataset = \"lsun\"\ndata_root = {:?}", tmp.path().to_str().unwrap()),
+        &format!(
+            "name = \"bedrooms\"\ndataset = \"lsun\"\ndata_root = {:?}",
+            tmp.path().to_str().unwrap()
+        ),
         "dcgan",
         "random_crop = true",
     );
     let data = tmp.path().join("data");
     let results = tmp.path().join("results");
-    let log = ok(ebgan(&["run", exp.to_str().unwrap(), "--device", "cpu", "--data", data.to_str().unwrap(), "--results", results.to_str().unwrap()], &[]));
+    let log = ok(ebgan(
+        &[
+            "run",
+            exp.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--data",
+            data.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+        &[],
+    ));
     // Random 16x16 crops of images cached at 24x24.
-    assert!(log.contains("cached 8 images") && log.contains("8 images of 24x24x3"), "{log}");
+    assert!(
+        log.contains("cached 8 images") && log.contains("8 images of 24x24x3"),
+        "{log}"
+    );
     check_results(&results.join("bedrooms"));
 }
 
@@ -178,7 +300,9 @@ fn imagenet_class_tree_restricted_to_a_wnid_list() {
         let d = root.join("train").join(wnid);
         std::fs::create_dir_all(&d).unwrap();
         for i in 0..3u32 {
-            face(i + 3 * c as u32).save(d.join(format!("{wnid}_{i}.JPEG"))).unwrap();
+            face(i + 3 * c as u32)
+                .save(d.join(format!("{wnid}_{i}.JPEG")))
+                .unwrap();
         }
     }
     let wnids = tmp.path().join("dogs.txt");
@@ -195,7 +319,16 @@ fn imagenet_class_tree_restricted_to_a_wnid_list() {
     let data = tmp.path().join("data");
     let results = tmp.path().join("results");
     let log = ok(ebgan(
-        &["run", exp.to_str().unwrap(), "--device", "cpu", "--data", data.to_str().unwrap(), "--results", results.to_str().unwrap()],
+        &[
+            "run",
+            exp.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--data",
+            data.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
         &[("EBGAN_IMAGENET", &root)],
     ));
     assert!(log.contains("cached 6 images"), "{log}");

@@ -76,9 +76,7 @@ impl MemberRng {
     fn stack<T: tch::kind::Element>(&self, v: &[T], shape: &[i64], _kind: Kind) -> Tensor {
         let mut full = vec![self.rngs.len() as i64];
         full.extend_from_slice(shape);
-        Tensor::from_slice(v)
-            .view(full.as_slice())
-            .to_device(self.device)
+        ebgan_core::upload(Tensor::from_slice(v).view(full.as_slice()), self.device)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The images a convolutional run trains on: resolved from the experiment's dataset, cached
 //! once as uint8, held on the device as `[N, C, S, S]` bytes; batches are gathered by index.
 
-use super::images::{build_cache, load_cache, Preprocess, Source};
+use super::images::{build_cache, load_cache_tensor, Preprocess, Source};
 use super::{imagenet, lsun, mnist};
 use crate::config::{Dataset, Experiment};
 use anyhow::{Context, Result};
@@ -10,67 +10,85 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-/// Preprocessed images in host memory (`[N, S, S, C]` bytes), shared by the runner's threads;
-/// each run uploads them to its device.
-pub struct HostImages {
-    pub data: Vec<u8>,
-    pub len: usize,
-    pub channels: i64,
-    pub side: i64,
-}
-
-impl HostImages {
-    pub fn upload(&self, device: Device) -> ImageSet {
-        ImageSet::from_bytes(&self.data, self.len, self.side, self.channels, device)
-    }
-}
-
+/// A run's training images as uint8 `[N, S, S, C]`: on the training device when they fit in half
+/// of its free memory, else on the host, where each batch is gathered before its upload.
 pub struct ImageSet {
-    /// `[N, C, S, S]` uint8 on the training device.
     pub images: Tensor,
     pub len: usize,
     pub channels: i64,
     /// Side of the stored images (> the training side when random crops are taken).
     pub side: i64,
+    /// The training device (batches come out here).
+    pub device: Device,
 }
 
 impl ImageSet {
-    pub fn from_bytes(hwc: &[u8], n: usize, side: i64, channels: i64, device: Device) -> Self {
-        let images = Tensor::from_slice(&hwc[..n * (side * side * channels) as usize])
-            .view([n as i64, side, side, channels])
-            .permute([0, 3, 1, 2])
-            .contiguous()
-            .to_device(device);
+    /// From a host tensor `[N, S, S, C]`, moved to `device` in chunks when it fits there.
+    pub fn new(host: Tensor, device: Device) -> Self {
+        let size = host.size();
+        let (len, side, channels) = (size[0] as usize, size[1], size[3]);
+        let bytes = host.numel() as u64;
+        let fits = match device {
+            Device::Cuda(i) => {
+                crate::cohort_size::cuda_free_bytes(i).is_none_or(|free| bytes < free / 2)
+            }
+            _ => true,
+        };
+        let images = if device.is_cuda() && fits {
+            let dev = Tensor::empty(size.as_slice(), (Kind::Uint8, device));
+            let step = ((256 << 20) / (bytes / len.max(1) as u64).max(1)).max(1) as i64;
+            let mut i = 0;
+            while i < len as i64 {
+                let m = step.min(len as i64 - i);
+                dev.narrow(0, i, m).copy_(&host.narrow(0, i, m));
+                i += m;
+            }
+            dev
+        } else {
+            if device.is_cuda() {
+                eprintln!(
+                    "image set of {:.1} GiB kept in host memory: it does not fit in half of the GPU's free memory",
+                    bytes as f64 / (1u64 << 30) as f64
+                );
+            }
+            host
+        };
         ImageSet {
             images,
-            len: n,
+            len,
             channels,
             side,
+            device,
         }
     }
 
-    /// Batch `[B, C, out, out]` in [-1, 1] of images `idx`; when `out` < the stored side, each
-    /// image is cropped at its own random position drawn from `rng` (else centred).
+    /// From `[N, S, S, C]` bytes.
+    pub fn from_bytes(hwc: &[u8], n: usize, side: i64, channels: i64, device: Device) -> Self {
+        let host = Tensor::from_slice(&hwc[..n * (side * side * channels) as usize])
+            .view([n as i64, side, side, channels]);
+        Self::new(host, device)
+    }
+
+    /// Batch `[B, C, out, out]` in [-1, 1] on the training device of images `idx`; when `out` <
+    /// the stored side, each image is cropped at its own random position drawn from `rng`.
     pub fn batch(&self, idx: &[i64], out: i64, rng: &mut impl Rng) -> Tensor {
-        let device = self.images.device();
-        let sel = Tensor::from_slice(idx).to_device(device);
+        let at = self.images.device();
+        let sel = ebgan_core::upload(Tensor::from_slice(idx), at);
         let mut x = self.images.index_select(0, &sel);
         if out < self.side {
             let b = idx.len() as i64;
             let span = self.side - out + 1;
             let offsets: Vec<i64> = (0..2 * b).map(|_| rng.random_range(0..span)).collect();
-            let off = Tensor::from_slice(&offsets).view([b, 2]).to_device(device);
-            let ar = Tensor::arange(out, (Kind::Int64, device));
+            let off = ebgan_core::upload(Tensor::from_slice(&offsets).view([b, 2]), at);
+            let ar = Tensor::arange(out, (Kind::Int64, at));
             let rows = off.select(1, 0).view([b, 1, 1]) + ar.view([1, out, 1]);
             let cols = off.select(1, 1).view([b, 1, 1]) + ar.view([1, 1, out]);
-            let bi = Tensor::arange(b, (Kind::Int64, device)).view([b, 1, 1]);
-            // [B, H, W, C] gathered at (b, rows, cols) -> [B, out, out, C].
-            x = x
-                .permute([0, 2, 3, 1])
-                .index(&[Some(bi), Some(rows), Some(cols)])
-                .permute([0, 3, 1, 2]);
+            let bi = Tensor::arange(b, (Kind::Int64, at)).view([b, 1, 1]);
+            // [B, S, S, C] gathered at (b, rows, cols) -> [B, out, out, C].
+            x = x.index(&[Some(bi), Some(rows), Some(cols)]);
         }
-        x.to_kind(Kind::Float) * (2.0 / 255.0) - 1.0
+        let x = ebgan_core::upload(x, self.device);
+        x.permute([0, 3, 1, 2]).to_kind(Kind::Float) * (2.0 / 255.0) - 1.0
     }
 }
 
@@ -87,7 +105,9 @@ pub fn data_root(exp: &Experiment, data: &Path) -> PathBuf {
 
 /// Source and preprocessing of `exp`'s dataset at `side` pixels.
 fn source(exp: &Experiment, data: &Path, side: u32) -> Result<(Source, Preprocess)> {
+    // Canonical, so a relative and an absolute path to the same data share one cache.
     let root = data_root(exp, data);
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
     let from = |what: &str| {
         format!(
             "{what} (set {} or data_root in the experiment file)",
@@ -110,10 +130,20 @@ fn source(exp: &Experiment, data: &Path, side: u32) -> Result<(Source, Preproces
             let wnids = exp
                 .wnids
                 .as_ref()
-                .map(|f| imagenet::read_wnids(Path::new(f)))
+                .map(|f| {
+                    let p = Path::new(f);
+                    let beside = exp.dir.join(p);
+                    imagenet::read_wnids(if p.exists() || !beside.exists() {
+                        p
+                    } else {
+                        &beside
+                    })
+                })
                 .transpose()?;
             (
-                Source::Files(imagenet::train_files(&root, wnids.as_deref()).context(from("ImageNet"))?),
+                Source::Files(
+                    imagenet::train_files(&root, wnids.as_deref()).context(from("ImageNet"))?,
+                ),
                 Preprocess::shorter_side(side),
             )
         }
@@ -138,7 +168,12 @@ fn cache_path(exp: &Experiment, data: &Path, src: &Source, p: Preprocess) -> Res
             h.update(lsun::entries(dir)?.to_le_bytes());
         }
     }
-    let hex: String = h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(data
         .join("cache")
         .join(format!("{}-{}-{hex}.cache", exp.dataset, p.size)))
@@ -156,7 +191,11 @@ pub fn ensure_cache(exp: &Experiment, data: &Path, side: u32) -> Result<PathBuf>
             path.display()
         );
         let r = build_cache(&src, p, &path)?;
-        anyhow::ensure!(r.images > 0, "{}: no image could be decoded", src.describe());
+        anyhow::ensure!(
+            r.images > 0,
+            "{}: no image could be decoded",
+            src.describe()
+        );
         eprintln!(
             "cached {} images ({:.1} MiB, {:.0} images/s decoded); {} unreadable record(s) skipped",
             r.images,
@@ -177,38 +216,38 @@ pub fn stored_side(image_size: i64, random_crop: bool) -> i64 {
     }
 }
 
-/// The training images of `exp` at `side` pixels.
-pub fn load(exp: &Experiment, data: &Path, side: i64) -> Result<HostImages> {
-    if exp.dataset == Dataset::Mnist64 {
+/// The training images of `exp` at `side` pixels, for training on `device`.
+pub fn load(exp: &Experiment, data: &Path, side: i64, device: Device) -> Result<ImageSet> {
+    let host = if exp.dataset == Dataset::Mnist64 {
         let m = mnist::load(data)?;
-        return Ok(mnist64(&m.train_images, m.train_len()));
-    }
-    let path = ensure_cache(exp, data, side as u32)?;
-    let c = load_cache(&path)?;
-    anyhow::ensure!(c.size as i64 == side, "{}: holds {}px images, expected {side}px", path.display(), c.size);
-    Ok(HostImages {
-        data: c.data,
-        len: c.images,
-        channels: 3,
-        side,
-    })
+        mnist64(&m.train_images, m.train_len())
+    } else {
+        let path = ensure_cache(exp, data, side as u32)?;
+        let t = load_cache_tensor(&path)?;
+        anyhow::ensure!(
+            t.size()[1] == side,
+            "{}: holds {}px images, expected {side}px",
+            path.display(),
+            t.size()[1]
+        );
+        t
+    };
+    Ok(ImageSet::new(host, device))
 }
 
-/// MNIST's 28x28 digits in the middle of 64x64 black images (18 pixels each side).
-pub fn mnist64(images: &[u8], n: usize) -> HostImages {
+/// MNIST's 28x28 digits in the middle of 64x64 black images (18 pixels each side), `[N, 64, 64, 1]`.
+pub fn mnist64(images: &[u8], n: usize) -> Tensor {
     let mut data = vec![0u8; n * 64 * 64];
-    for (i, digit) in images[..n * mnist::PIXELS].chunks(mnist::PIXELS).enumerate() {
+    for (i, digit) in images[..n * mnist::PIXELS]
+        .chunks(mnist::PIXELS)
+        .enumerate()
+    {
         for (y, row) in digit.chunks(28).enumerate() {
             let o = i * 4096 + (y + 18) * 64 + 18;
             data[o..o + 28].copy_from_slice(row);
         }
     }
-    HostImages {
-        data,
-        len: n,
-        channels: 1,
-        side: 64,
-    }
+    Tensor::from_slice(&data).view([n as i64, 64, 64, 1])
 }
 
 #[cfg(test)]
@@ -254,9 +293,9 @@ mod tests {
     fn mnist64_centres_the_digit() {
         let mut img = vec![0u8; 2 * 784];
         img[784] = 255; // image 1, pixel (0, 0)
-        let set = mnist64(&img, 2).upload(Device::Cpu);
-        assert_eq!(set.images.size(), [2, 1, 64, 64]);
-        assert_eq!(set.images.int64_value(&[1, 0, 18, 18]), 255);
+        let set = ImageSet::new(mnist64(&img, 2), Device::Cpu);
+        assert_eq!(set.images.size(), [2, 64, 64, 1]);
+        assert_eq!(set.images.int64_value(&[1, 18, 18, 0]), 255);
         assert_eq!(i64::try_from(set.images.sum(Kind::Int64)).unwrap(), 255);
     }
 }

@@ -16,7 +16,8 @@ pub fn read_wnids(path: &Path) -> Result<Vec<String>> {
         let Some(id) = line.split_whitespace().next() else {
             continue;
         };
-        let ok = id.len() == 9 && id.starts_with('n') && id[1..].bytes().all(|b| b.is_ascii_digit());
+        let ok =
+            id.len() == 9 && id.starts_with('n') && id[1..].bytes().all(|b| b.is_ascii_digit());
         if !ok {
             bail!(
                 "{}: line {}: expected a WordNet id such as n02085620, got {id:?}",
@@ -51,7 +52,11 @@ pub fn train_files(root: &Path, wnids: Option<&[String]>) -> Result<Vec<PathBuf>
                 if d.is_dir() {
                     Ok(d)
                 } else {
-                    bail!("{}: no folder for WordNet id {id} (expected {})", root.display(), d.display())
+                    bail!(
+                        "{}: no folder for WordNet id {id} (expected {})",
+                        root.display(),
+                        d.display()
+                    )
                 }
             })
             .collect::<Result<_>>()?,
@@ -89,7 +94,11 @@ mod tests {
     #[test]
     fn class_tree_with_a_wnid_subset_to_a_cache() {
         let root = tempfile::tempdir().unwrap();
-        for (wnid, n, shade) in [("n02085620", 2, 40u8), ("n02085782", 1, 120), ("n01440764", 3, 250)] {
+        for (wnid, n, shade) in [
+            ("n02085620", 2, 40u8),
+            ("n02085782", 1, 120),
+            ("n01440764", 3, 250),
+        ] {
             let d = root.path().join("train").join(wnid);
             std::fs::create_dir_all(&d).unwrap();
             for i in 0..n {
@@ -98,7 +107,11 @@ mod tests {
                     .unwrap();
             }
         }
-        std::fs::write(root.path().join("train/n01440764/README.txt"), "not an image").unwrap();
+        std::fs::write(
+            root.path().join("train/n01440764/README.txt"),
+            "not an image",
+        )
+        .unwrap();
         assert_eq!(train_files(root.path(), None).unwrap().len(), 6);
         let list = root.path().join("dogs.txt");
         std::fs::write(&list, "# dogs\nn02085620 Chihuahua\n\nn02085782\n").unwrap();
@@ -117,7 +130,10 @@ mod tests {
             .chunks(32 * 32 * 3)
             .map(|im| im.iter().map(|&b| b as f64).sum::<f64>() / im.len() as f64)
             .collect();
-        assert!((means[0] - 40.0).abs() < 3.0 && (means[2] - 120.0).abs() < 3.0, "{means:?}");
+        assert!(
+            (means[0] - 40.0).abs() < 3.0 && (means[2] - 120.0).abs() < 3.0,
+            "{means:?}"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Image datasets on disk (aligned CelebA, image folders) -> a compact uint8 cache, decoded and
 //! preprocessed once, in parallel, so later epochs never decode JPEGs again.
 
-use crate::fsutil::write_atomic;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Centre crop then resize to `size` x `size` RGB.
@@ -92,6 +92,7 @@ pub fn celeba_train_files(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A preprocessed dataset: `images` x `size` x `size` x 3 bytes, HWC.
+#[cfg(test)]
 pub struct ImageCache {
     pub images: usize,
     pub size: u32,
@@ -134,27 +135,35 @@ fn decode(bytes: &[u8], p: Preprocess) -> Option<Vec<u8>> {
         .map(|img| preprocess(&img, p))
 }
 
-/// Decodes and preprocesses every record of `source` in parallel and writes the cache
-/// atomically. Undecodable records are counted and skipped.
+/// Decodes and preprocesses every record of `source` in parallel and streams the pixels to a
+/// temporary file beside `out`, renamed over it once complete (a killed build leaves no cache).
+/// Undecodable records are counted and skipped; a source with no decodable image is an error
+/// and writes nothing.
 pub fn build_cache(source: &Source, p: Preprocess, out: &Path) -> Result<CacheReport> {
     let start = std::time::Instant::now();
-    let per_image = (p.size * p.size * 3) as usize;
-    let mut bytes = Vec::with_capacity(24);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&[0u8; 16]); // header, filled in below
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut w = std::io::BufWriter::new(tmp);
+    w.write_all(&[0u8; 24])?; // header, written once the count is known
     let (mut images, mut skipped) = (0usize, 0usize);
-    let mut take = |decoded: Vec<Option<Vec<u8>>>| {
+    let mut take = |decoded: Vec<Option<Vec<u8>>>| -> std::io::Result<()> {
         for d in decoded {
             match d {
                 Some(px) => {
-                    debug_assert_eq!(px.len(), per_image);
-                    bytes.extend_from_slice(&px);
+                    w.write_all(&px)?;
                     images += 1;
                 }
                 None => skipped += 1,
             }
         }
+        Ok(())
     };
+    let failed = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", out.display());
     match source {
         Source::Files(files) => {
             for chunk in files.chunks(CHUNK) {
@@ -163,49 +172,104 @@ pub fn build_cache(source: &Source, p: Preprocess, out: &Path) -> Result<CacheRe
                         .par_iter()
                         .map(|f| std::fs::read(f).ok().and_then(|b| decode(&b, p)))
                         .collect(),
-                );
+                )
+                .map_err(failed)?;
             }
         }
-        Source::Lmdb(dir) => super::lsun::for_each_chunk(dir, CHUNK, |values| {
-            take(values.par_iter().map(|v| decode(v, p)).collect())
-        })?,
+        Source::Lmdb(dir) => {
+            let mut result = Ok(());
+            super::lsun::for_each_chunk(dir, CHUNK, |values| {
+                if result.is_ok() {
+                    result = take(values.par_iter().map(|v| decode(v, p)).collect());
+                }
+            })?;
+            result.map_err(failed)?;
+        }
     }
-    for (i, v) in [VERSION, images as u32, p.size, 3].into_iter().enumerate() {
-        bytes[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    if images == 0 {
+        bail!(
+            "{}: none of its {skipped} records could be decoded as an image; no cache written",
+            source.describe()
+        );
     }
-    write_atomic(out, &bytes)?;
+    let mut tmp = w.into_inner().map_err(|e| failed(e.into_error()))?;
+    let mut header = MAGIC.to_vec();
+    for v in [VERSION, images as u32, p.size, 3] {
+        header.extend_from_slice(&v.to_le_bytes());
+    }
+    tmp.seek(std::io::SeekFrom::Start(0))?;
+    tmp.write_all(&header)?;
+    tmp.as_file().sync_all().map_err(failed)?;
+    let bytes = tmp.as_file().metadata()?.len();
+    tmp.persist(out)
+        .with_context(|| format!("cannot replace {}", out.display()))?;
     Ok(CacheReport {
         images,
         skipped,
-        bytes: bytes.len() as u64,
+        bytes,
         images_per_s: (images + skipped) as f64 / start.elapsed().as_secs_f64().max(1e-9),
     })
 }
 
-pub fn load_cache(path: &Path) -> Result<ImageCache> {
-    let mut bytes = std::fs::read(path)
+/// Images and side promised by a cache's header, checked against the file's length.
+pub fn read_header(path: &Path) -> Result<(usize, u32)> {
+    let mut f = std::fs::File::open(path)
         .with_context(|| format!("cannot read image cache {}", path.display()))?;
-    if bytes.len() < 24 || &bytes[..8] != MAGIC {
+    let mut h = [0u8; 24];
+    let len = f.metadata()?.len();
+    if len < 24 || f.read_exact(&mut h).is_err() || &h[..8] != MAGIC {
         bail!(
-            "{}: not an ebgan image cache (no EBGANIMG header)",
+            "{}: not an ebgan image cache (no EBGANIMG header); delete it to rebuild",
             path.display()
         );
     }
-    let field = |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().unwrap());
-    let (version, n, size, channels) = (field(0), field(1) as usize, field(2), field(3));
+    let field = |i: usize| u32::from_le_bytes(h[8 + 4 * i..12 + 4 * i].try_into().unwrap());
+    let (version, n, size, channels) = (field(0), field(1) as u64, field(2), field(3));
     if version != VERSION || channels != 3 {
         bail!("{}: cache version {version} with {channels} channels, expected version {VERSION} with 3: delete it to rebuild", path.display());
     }
-    let want = n * (size * size * 3) as usize;
-    if bytes.len() - 24 != want {
-        bail!("{}: truncated or corrupt: the header promises {n} images of {size}x{size}x3 ({want} bytes), the file holds {}; delete it to rebuild", path.display(), bytes.len() - 24);
+    let want = n * (size as u64 * size as u64 * 3);
+    if len - 24 != want {
+        bail!("{}: truncated or corrupt: the header promises {n} images of {size}x{size}x3 ({want} bytes), the file holds {}; delete it to rebuild", path.display(), len - 24);
     }
+    Ok((n as usize, size))
+}
+
+/// The whole cache in memory (tests; training streams it with [`load_cache_tensor`]).
+#[cfg(test)]
+pub fn load_cache(path: &Path) -> Result<ImageCache> {
+    let (n, size) = read_header(path)?;
+    let mut bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read image cache {}", path.display()))?;
     bytes.drain(..24);
     Ok(ImageCache {
         images: n,
         size,
         data: bytes,
     })
+}
+
+/// The cache as a host uint8 tensor `[N, S, S, 3]`, read in chunks straight into it (the
+/// dataset is held once, not once per copy).
+pub fn load_cache_tensor(path: &Path) -> Result<tch::Tensor> {
+    let (n, size) = read_header(path)?;
+    let per = (size * size * 3) as usize;
+    let s = size as i64;
+    let t = tch::Tensor::empty([n as i64, s, s, 3], (tch::Kind::Uint8, tch::Device::Cpu));
+    let mut f = std::io::BufReader::new(std::fs::File::open(path)?);
+    f.seek(std::io::SeekFrom::Start(24))?;
+    let step = (64 << 20) / per.max(1) + 1;
+    let mut buf = vec![0u8; step * per];
+    let mut i = 0;
+    while i < n {
+        let m = step.min(n - i);
+        f.read_exact(&mut buf[..m * per])
+            .with_context(|| format!("cannot read image cache {}", path.display()))?;
+        t.narrow(0, i as i64, m as i64)
+            .copy_(&tch::Tensor::from_slice(&buf[..m * per]).view([m as i64, s, s, 3]));
+        i += m;
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -242,7 +306,15 @@ mod tests {
         let files = celeba_train_files(root.path()).unwrap();
         assert_eq!(files.len(), 4);
         let cache = root.path().join("celeba-64.cache");
-        let r = build_cache(&Source::Files(files), Preprocess { crop: Some(108), size: 64 }, &cache).unwrap();
+        let r = build_cache(
+            &Source::Files(files),
+            Preprocess {
+                crop: Some(108),
+                size: 64,
+            },
+            &cache,
+        )
+        .unwrap();
         assert_eq!((r.images, r.skipped), (3, 1));
         assert_eq!(r.bytes, 24 + 3 * 64 * 64 * 3);
         let c = load_cache(&cache).unwrap();
@@ -252,6 +324,32 @@ mod tests {
         assert!(
             px.chunks(3).all(|p| p[0] > 170 && p[2] < 70),
             "the crop let the blue border in"
+        );
+    }
+
+    #[test]
+    fn a_source_with_no_decodable_image_is_an_error_and_writes_no_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("a.jpg");
+        std::fs::write(&bad, b"not a jpeg").unwrap();
+        let out = dir.path().join("x.cache");
+        let err = build_cache(
+            &Source::Files(vec![bad]),
+            Preprocess {
+                crop: None,
+                size: 16,
+            },
+            &out,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("none of its 1 records"), "{err}");
+        assert!(!out.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "a temporary file was left behind"
         );
     }
 

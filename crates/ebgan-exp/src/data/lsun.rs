@@ -68,7 +68,8 @@ pub fn for_each_chunk(dir: &Path, chunk: usize, mut f: impl FnMut(Vec<Vec<u8>>))
     let mut cursor = txn.open_ro_cursor(db)?;
     let mut values = Vec::with_capacity(chunk);
     for item in cursor.iter_start() {
-        let (_key, value) = item.with_context(|| format!("{}: cannot read a record", dir.display()))?;
+        let (_key, value) =
+            item.with_context(|| format!("{}: cannot read a record", dir.display()))?;
         values.push(value.to_vec());
         if values.len() == chunk {
             f(std::mem::replace(&mut values, Vec::with_capacity(chunk)));
@@ -89,10 +90,7 @@ pub mod tests {
     /// An LMDB like LSUN's: ids as keys, encoded images (`format` per record) as values.
     pub fn write_lmdb(dir: &Path, records: &[(&str, Vec<u8>)]) {
         std::fs::create_dir_all(dir).unwrap();
-        let env = Environment::new()
-            .set_map_size(64 << 20)
-            .open(dir)
-            .unwrap();
+        let env = Environment::new().set_map_size(64 << 20).open(dir).unwrap();
         let db = env.create_db(None, DatabaseFlags::empty()).unwrap();
         let mut txn = env.begin_rw_txn().unwrap();
         for (k, v) in records {
@@ -135,7 +133,11 @@ pub mod tests {
             let px = |x: usize, y: usize| &im[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3];
             // Left edge red, right edge green (lossy JPEG: loose bounds).
             assert!(px(2, 32)[0] > 200 && px(2, 32)[1] < 60, "{:?}", px(2, 32));
-            assert!(px(61, 32)[1] > 200 && px(61, 32)[0] < 60, "{:?}", px(61, 32));
+            assert!(
+                px(61, 32)[1] > 200 && px(61, 32)[0] < 60,
+                "{:?}",
+                px(61, 32)
+            );
         }
     }
 

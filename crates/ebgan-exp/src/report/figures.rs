@@ -226,7 +226,11 @@ pub fn best_samples(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
 
 /// Paper Figures 5-8 style: final fixed-noise samples of DCGAN, EBGAN and EBGAN-PT side by side
 /// (convolutional runs; one run per family, the best by I' where samples are scored).
-pub fn conv_side_by_side(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
+pub fn conv_side_by_side(
+    res: &ResultsDir,
+    rows: &[RunRecord],
+    out: &Path,
+) -> Result<Option<PathBuf>> {
     let conv: Vec<RunRecord> = rows
         .iter()
         .filter(|r| r.config.network.is_conv())
@@ -240,8 +244,14 @@ pub fn conv_side_by_side(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Re
                 "gan" => "DCGAN".to_string(),
                 f => f.to_uppercase(),
             };
-            let score = r.i_prime.map(|v| format!(", I' {v:.2}")).unwrap_or_default();
-            (format!("{name} ({}{score})", r.run_id), res.run_dir(&r.run_id).join("samples.png"))
+            let score = r
+                .i_prime
+                .map(|v| format!(", I' {v:.2}"))
+                .unwrap_or_default();
+            (
+                format!("{name} ({}{score})", r.run_id),
+                res.run_dir(&r.run_id).join("samples.png"),
+            )
         })
         .collect();
     sheet_row(&sheets, out)

@@ -45,7 +45,11 @@ pub fn write(dir: &Path) -> Result<()> {
     made.extend(figures::figure3(&mlp, &dir.join("fig3.png"))?);
     made.extend(figures::best_samples(&res, &mlp, &dir.join("fig4.png"))?);
     made.extend(figures::margin_sweep(&res, &mlp, &dir.join("fig9.png"))?);
-    made.extend(figures::conv_side_by_side(&res, &rows, &dir.join("samples-side-by-side.png"))?);
+    made.extend(figures::conv_side_by_side(
+        &res,
+        &rows,
+        &dir.join("samples-side-by-side.png"),
+    )?);
     for family in FAMILIES {
         if let Some(best) = representative(&rows, family) {
             let losses = res.run_dir(&best.run_id).join("losses.csv");
@@ -110,8 +114,10 @@ pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
 
 /// The run shown for a family: the best by I', or (unscored image sets) the first finished.
 pub fn representative<'a>(rows: &'a [RunRecord], family: &str) -> Option<&'a RunRecord> {
-    best_of(rows, |r| r.family == family)
-        .or_else(|| rows.iter().find(|r| r.family == family && r.status == "finished"))
+    best_of(rows, |r| r.family == family).or_else(|| {
+        rows.iter()
+            .find(|r| r.family == family && r.status == "finished")
+    })
 }
 
 /// The finished row with the highest I' among those matching `keep`.

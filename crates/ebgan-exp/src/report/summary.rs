@@ -86,7 +86,13 @@ pub fn write(
         let mut v = i_primes(fam.iter().copied());
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let diverged = fam.iter().filter(|r| r.status == "diverged").count();
-        let epochs: Vec<usize> = fam.iter().map(|r| r.config.epochs).collect();
+        let epochs: Vec<String> = fam
+            .iter()
+            .map(|r| match r.config.steps {
+                0 => r.config.epochs.to_string(),
+                n => format!("{n} steps"),
+            })
+            .collect();
         let wall = fam
             .iter()
             .map(|r| r.wall_s / r.cohort_size.max(1) as f64)
@@ -101,8 +107,8 @@ pub fn write(
             fmt3(quantile(&v, 0.5)),
             fmt3(quantile(&v, 0.75)),
             fmt3(v.last().copied().unwrap_or(f64::NAN)),
-            if epochs.iter().min() == epochs.iter().max() {
-                epochs[0].to_string()
+            if epochs.iter().all(|e| *e == epochs[0]) {
+                epochs[0].clone()
             } else {
                 "mixed".into()
             },
@@ -114,10 +120,17 @@ pub fn write(
         writeln!(s, "\n## Convolutional runs\n")?;
         writeln!(s, "Last logged window (100 steps) of each run; real / fake are mean energies (EBGAN) or D(x) (DCGAN). Samples, interpolations, curves and the checkpoint are in each run's folder; wall s counts the last process that trained the run (a resumed run counts from its resumption).\n")?;
         writeln!(s, "| run | family | network | side | status | steps | loss D | loss G | real | fake | margin | I' | wall s |")?;
-        writeln!(s, "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(
+            s,
+            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )?;
         for r in conv {
             let last = last_log(&dir.join(&r.run_id).join("losses.csv"));
-            let cell = |i: usize| last.as_ref().map(|l| fmt3(l[i])).unwrap_or_else(|| "-".into());
+            let cell = |i: usize| {
+                last.as_ref()
+                    .map(|l| fmt3(l[i]))
+                    .unwrap_or_else(|| "-".into())
+            };
             let steps = last.as_ref().map(|l| l[0]).unwrap_or(0.0);
             writeln!(
                 s,

@@ -51,15 +51,20 @@ fn blob(t: &Tensor) -> Result<Blob> {
 }
 
 /// Writes `tensors` and `metadata` to `path` atomically.
-pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Result<()> {
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
     let blobs: Vec<(String, Blob)> = tensors
         .iter()
         .map(|(n, t)| Ok((n.clone(), blob(t)?)))
         .collect::<Result<_>>()?;
     let mut meta = metadata;
     meta.insert("format".into(), FORMAT.into());
-    let bytes = safetensors::tensor::serialize(blobs.iter().map(|(n, b)| (n.as_str(), b)), &Some(meta))
-        .with_context(|| format!("cannot serialise checkpoint {}", path.display()))?;
+    let bytes =
+        safetensors::tensor::serialize(blobs.iter().map(|(n, b)| (n.as_str(), b)), &Some(meta))
+            .with_context(|| format!("cannot serialise checkpoint {}", path.display()))?;
     write_atomic(path, &bytes)
 }
 
@@ -71,7 +76,8 @@ pub struct Loaded {
 }
 
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let bad = |why: String| {
         anyhow::anyhow!(
             "checkpoint {} is truncated or corrupt ({why}); delete it to start this run over",
@@ -108,10 +114,12 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 impl Loaded {
     pub fn meta(&self, key: &str) -> Result<&str> {
-        self.metadata
-            .get(key)
-            .map(String::as_str)
-            .with_context(|| format!("checkpoint {}: no `{key}` in its metadata", self.path.display()))
+        self.metadata.get(key).map(String::as_str).with_context(|| {
+            format!(
+                "checkpoint {}: no `{key}` in its metadata",
+                self.path.display()
+            )
+        })
     }
 
     /// Copies `prefix/<name>` into each of `vars` (name -> tensor); shapes must agree.
@@ -143,7 +151,10 @@ impl Loaded {
         let p = format!("{prefix}/");
         self.tensors
             .iter()
-            .filter_map(|(n, t)| n.strip_prefix(&p).map(|s| (s.to_string(), t.shallow_clone())))
+            .filter_map(|(n, t)| {
+                n.strip_prefix(&p)
+                    .map(|s| (s.to_string(), t.shallow_clone()))
+            })
             .collect()
     }
 }
@@ -159,13 +170,24 @@ mod tests {
         let w = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0]).view([2, 2]);
         let step = Tensor::from_slice(&[7i64]);
         let meta = HashMap::from([("step".to_string(), "7".to_string())]);
-        save(&path, &[("g/w".into(), w.shallow_clone()), ("opt/step".into(), step)], meta).unwrap();
+        save(
+            &path,
+            &[("g/w".into(), w.shallow_clone()), ("opt/step".into(), step)],
+            meta,
+        )
+        .unwrap();
         let l = load(&path).unwrap();
         assert_eq!(l.meta("step").unwrap(), "7");
         let target = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
-        l.restore("g", &HashMap::from([("w".to_string(), target.shallow_clone())]))
-            .unwrap();
-        assert_eq!(Vec::<f32>::try_from(target.view([-1])).unwrap(), [1.5, -2.0, 3.25, 0.0]);
+        l.restore(
+            "g",
+            &HashMap::from([("w".to_string(), target.shallow_clone())]),
+        )
+        .unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(target.view([-1])).unwrap(),
+            [1.5, -2.0, 3.25, 0.0]
+        );
         assert_eq!(l.group("opt")[0].1.int64_value(&[0]), 7);
         // A model of another shape is refused by name.
         let other = Tensor::zeros([3], (Kind::Float, Device::Cpu));
@@ -178,6 +200,9 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = load(&path).err().unwrap().to_string();
-        assert!(err.contains("truncated") && err.contains("c.safetensors"), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains("c.safetensors"),
+            "{err}"
+        );
     }
 }

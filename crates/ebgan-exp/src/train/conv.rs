@@ -33,8 +33,10 @@ fn stream_rng(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
 
 fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
     let n: i64 = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
-    Tensor::from_slice(&v).view(shape).to_device(device)
+    let v: Vec<f32> = (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect();
+    ebgan_core::upload(Tensor::from_slice(&v).view(shape), device)
 }
 
 /// G's input for `n` samples: z `[n, z_dim]` and the noise planes of the ImageNet generator.
@@ -59,7 +61,12 @@ impl Latent {
         let mix = |x: &Tensor, y: &Tensor| x * (1.0 - t) + y * t;
         Latent {
             z: mix(&a.z, &b.z),
-            planes: a.planes.iter().zip(&b.planes).map(|(x, y)| mix(x, y)).collect(),
+            planes: a
+                .planes
+                .iter()
+                .zip(&b.planes)
+                .map(|(x, y)| mix(x, y))
+                .collect(),
         }
     }
 }
@@ -153,6 +160,10 @@ type StepStats = Tensor;
 
 impl ConvGan {
     pub fn new(c: &RunConfig, channels: i64, device: Device) -> Self {
+        if device.is_cuda() {
+            // Shapes are fixed for a whole run: let cuDNN pick the fastest convolution kernels.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         let spec = c.conv_spec(channels);
         let g_vs = nn::VarStore::new(device);
         let d_vs = nn::VarStore::new(device);
@@ -180,7 +191,7 @@ impl ConvGan {
 
     fn margin(&mut self, m: f64) -> Tensor {
         if self.margin.0 != m {
-            let t = Tensor::from_slice(&[m as f32]).to_device(self.g_vs.device());
+            let t = ebgan_core::upload(Tensor::from_slice(&[m as f32]), self.g_vs.device());
             self.margin = (m, t);
         }
         self.margin.1.shallow_clone()
@@ -198,9 +209,10 @@ impl ConvGan {
                 let e_real = self
                     .energy
                     .of(&one(&ae.forward(x, true).reconstruction), &one(x));
-                let e_fake = self
-                    .energy
-                    .of(&one(&ae.forward(&fake_d, true).reconstruction), &one(&fake_d));
+                let e_fake = self.energy.of(
+                    &one(&ae.forward(&fake_d, true).reconstruction),
+                    &one(&fake_d),
+                );
                 (
                     loss::discriminator(&e_real, &e_fake, &margin),
                     e_real.mean(None),
@@ -250,10 +262,19 @@ impl ConvGan {
     fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
         for (prefix, vs) in [("g", &self.g_vs), ("d", &self.d_vs)] {
-            out.extend(vs.variables().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)));
+            out.extend(
+                vs.variables()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{prefix}/{n}"), t)),
+            );
         }
         for (prefix, o) in [("opt_g", &self.opt_g), ("opt_d", &self.opt_d)] {
-            out.extend(o.inner.state().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)));
+            out.extend(
+                o.inner
+                    .state()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{prefix}/{n}"), t)),
+            );
         }
         out
     }
@@ -323,7 +344,7 @@ pub fn interpolations(gan: &ConvGan, rows: i64, cols: i64, rng: &mut ChaCha8Rng)
     let steps: Vec<Tensor> = (0..cols)
         .map(|j| gan.generate(&Latent::lerp(&a, &b, j as f64 / (cols - 1).max(1) as f64)))
         .collect();
-    // [cols, rows, C, S, S] -> row-major grid of rows x cols.
+    // [rows, cols, C, S, S] -> row-major grid of rows x cols.
     Tensor::stack(&steps, 1).flatten(0, 1)
 }
 
@@ -341,6 +362,7 @@ fn save_checkpoint(
         ("run_id".to_string(), run.id.to_string()),
         ("config".to_string(), serde_json::to_string(run.config)?),
         ("channels".to_string(), gan.spec.channels.to_string()),
+        ("images".to_string(), run.data.len.to_string()),
         ("step".to_string(), step.to_string()),
         ("window".to_string(), serde_json::to_string(&window)?),
         ("log".to_string(), serde_json::to_string(log)?),
@@ -357,18 +379,34 @@ pub fn train_run(
     let c = run.config;
     let data = run.data;
     let len = usable(c, data.len, data.channels);
+    if len < c.batch_size as usize {
+        bail!(
+            "run {}: {len} training images, fewer than one batch of {}",
+            run.id,
+            c.batch_size
+        );
+    }
     let total = total_steps(c, len);
     let per_epoch = steps_per_epoch(c, len);
     let b = c.batch_size;
     let schedule = ebgan_core::MarginSchedule::from_fractions(
         c.margin,
-        if c.margin_decay == crate::config::MarginDecay::None { c.margin } else { c.margin_floor },
+        if c.margin_decay == crate::config::MarginDecay::None {
+            c.margin
+        } else {
+            c.margin_floor
+        },
         c.margin_decay_start,
         c.margin_decay_end,
         total,
     );
     let mut gan = ConvGan::new(c, data.channels, device);
-    let fixed = Latent::draw(&gan.spec, 64, &mut stream_rng(c.seed, Stream::Sample, 0), device);
+    let fixed = Latent::draw(
+        &gan.spec,
+        64,
+        &mut stream_rng(c.seed, Stream::Sample, 0),
+        device,
+    );
     std::fs::create_dir_all(run.dir.join("samples"))?;
 
     let (mut step, mut log, mut acc, mut window) = (
@@ -388,11 +426,27 @@ pub fn train_run(
                 run.id
             );
         }
+        let images: usize = ck.meta("images")?.parse().context("checkpoint `images`")?;
+        if images != data.len {
+            bail!(
+                "checkpoint {} was written while training on {images} images, the data now holds {}: \
+                 the data order would differ, so it cannot resume exactly; restore the data or move \
+                 the checkpoint away to start the run over",
+                ck_path.display(),
+                data.len
+            );
+        }
         gan.restore(&ck)?;
         step = ck.meta("step")?.parse().context("checkpoint step")?;
         log = serde_json::from_str(ck.meta("log")?).context("checkpoint loss log")?;
         window = serde_json::from_str(ck.meta("window")?).context("checkpoint window")?;
-        acc = ck.tensors["log/acc"].to_device(device);
+        acc = match ck.tensors.get("log/acc") {
+            Some(t) if t.size() == [4] => t.to_device(device),
+            _ => bail!(
+                "checkpoint {}: no loss-log window `log/acc` of 4 values",
+                ck_path.display()
+            ),
+        };
         progress(step, &format!("resumed at step {step}"));
     }
 
@@ -411,7 +465,12 @@ pub fn train_run(
         let start = ((step % per_epoch) * b as u64) as usize;
         let idx: Vec<i64> = (0..b as usize).map(|i| perm.1[(start + i) % len]).collect();
         let x = data.batch(&idx, side, &mut stream_rng(c.seed, Stream::Crop, step));
-        let latent = Latent::draw(&gan.spec, b, &mut stream_rng(c.seed, Stream::Noise, step), device);
+        let latent = Latent::draw(
+            &gan.spec,
+            b,
+            &mut stream_rng(c.seed, Stream::Noise, step),
+            device,
+        );
         let margin = schedule.margin_at(step);
         acc += gan.step(&x, &latent, margin);
         step += 1;
@@ -446,7 +505,11 @@ pub fn train_run(
             }
         }
         if step % c.sample_every == 0 || step == total {
-            write_samples(&gan, &fixed, &run.dir.join(format!("samples/step-{step:07}.png")))?;
+            write_samples(
+                &gan,
+                &fixed,
+                &run.dir.join(format!("samples/step-{step:07}.png")),
+            )?;
         }
         if step % c.checkpoint_every == 0 || step == total {
             save_checkpoint(&gan, run, step, &log, &acc, window)?;
@@ -479,7 +542,12 @@ pub fn train_run(
 
 /// I' and IS of MNIST-64 samples: the centre 28x28 (where the digits were padded from) through
 /// the MNIST scoring classifier.
-fn score_mnist64(gan: &ConvGan, scorer: &Scorer, n: usize, seed: u64) -> Result<ebgan_core::score::Scores> {
+fn score_mnist64(
+    gan: &ConvGan,
+    scorer: &Scorer,
+    n: usize,
+    seed: u64,
+) -> Result<ebgan_core::score::Scores> {
     let device = gan.g_vs.device();
     let mut rng = stream_rng(seed, Stream::Sample, 2);
     let mut parts = vec![];
@@ -498,7 +566,10 @@ pub fn from_checkpoint(path: &Path, device: Device) -> Result<(ConvGan, RunConfi
     let ck = checkpoint::load(path)?;
     let config: RunConfig = serde_json::from_str(ck.meta("config")?)
         .with_context(|| format!("checkpoint {}: unreadable config", path.display()))?;
-    let channels: i64 = ck.meta("channels")?.parse()?;
+    let channels: i64 = ck
+        .meta("channels")?
+        .parse()
+        .with_context(|| format!("checkpoint {}: `channels` is not a number", path.display()))?;
     let gan = ConvGan::new(&config, channels, device);
     ck.restore("g", &gan.g_vs.variables())?;
     Ok((gan, config))
@@ -506,14 +577,31 @@ pub fn from_checkpoint(path: &Path, device: Device) -> Result<(ConvGan, RunConfi
 
 /// `ebgan sample`: `n` samples of a checkpoint's G as a PNG grid.
 pub fn sample(path: &Path, n: i64, seed: u64, out: &Path, device: Device) -> Result<()> {
+    anyhow::ensure!(n >= 1, "--n {n}: expected at least 1 sample");
     let (gan, _) = from_checkpoint(path, device)?;
-    let latent = Latent::draw(&gan.spec, n, &mut stream_rng(seed, Stream::Sample, 3), device);
+    let latent = Latent::draw(
+        &gan.spec,
+        n,
+        &mut stream_rng(seed, Stream::Sample, 3),
+        device,
+    );
     let cols = (n as f64).sqrt().ceil() as u32;
     save_rgb_png(&image_grid(&gan.generate(&latent), cols), out)
 }
 
 /// `ebgan interpolate`: `rows` latent interpolations of `cols` images each.
-pub fn interpolate(path: &Path, rows: i64, cols: i64, seed: u64, out: &Path, device: Device) -> Result<()> {
+pub fn interpolate(
+    path: &Path,
+    rows: i64,
+    cols: i64,
+    seed: u64,
+    out: &Path,
+    device: Device,
+) -> Result<()> {
+    anyhow::ensure!(
+        rows >= 1 && cols >= 2,
+        "--rows {rows} --steps {cols}: expected at least 1 row of at least 2 steps"
+    );
     let (gan, _) = from_checkpoint(path, device)?;
     let grid = interpolations(&gan, rows, cols, &mut stream_rng(seed, Stream::Sample, 4));
     save_rgb_png(&image_grid(&grid, cols as u32), out)
@@ -552,7 +640,12 @@ mod tests {
         }
     }
 
-    fn train(c: &RunConfig, data: &ImageSet, dir: &Path, stop_at: Option<u64>) -> Result<Option<MemberResult>> {
+    fn train(
+        c: &RunConfig,
+        data: &ImageSet,
+        dir: &Path,
+        stop_at: Option<u64>,
+    ) -> Result<Option<MemberResult>> {
         let run = ConvRun {
             config: c,
             id: "run-1",
@@ -593,7 +686,12 @@ mod tests {
             assert_eq!(na, nb);
             assert_eq!(va, vb, "{na} differs after resuming");
         }
-        let losses = |m: &MemberResult| m.log.iter().map(|l| (l.step, l.loss_d, l.loss_g)).collect::<Vec<_>>();
+        let losses = |m: &MemberResult| {
+            m.log
+                .iter()
+                .map(|l| (l.step, l.loss_d, l.loss_g))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(losses(&whole), losses(&halves));
         assert_eq!(whole.log.last().unwrap().step, 12);
         // A different seed trains differently: the comparison above can fail.
@@ -614,9 +712,23 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let m = train(&c, &data, dir.path(), None).unwrap().unwrap();
             assert_eq!(m.status, Status::Finished, "{:?} {:?}", c.model, c.network);
-            assert!(m.log.iter().all(|l| l.loss_d.is_finite() && l.loss_g.is_finite()));
-            for f in ["samples.png", "interpolations.png", CHECKPOINT, "samples/step-0000006.png", "samples/step-0000012.png"] {
-                assert!(dir.path().join(f).is_file(), "{f} missing for {:?} {:?}", c.model, c.network);
+            assert!(m
+                .log
+                .iter()
+                .all(|l| l.loss_d.is_finite() && l.loss_g.is_finite()));
+            for f in [
+                "samples.png",
+                "interpolations.png",
+                CHECKPOINT,
+                "samples/step-0000006.png",
+                "samples/step-0000012.png",
+            ] {
+                assert!(
+                    dir.path().join(f).is_file(),
+                    "{f} missing for {:?} {:?}",
+                    c.model,
+                    c.network
+                );
             }
             let grid = image::open(dir.path().join("samples.png")).unwrap();
             assert_eq!((grid.width(), grid.height()), (8 * 18 + 2, 8 * 18 + 2));
@@ -637,11 +749,24 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let err = format!("{:#}", train(&c, &data, dir.path(), None).err().unwrap());
-        assert!(err.contains("truncated") && err.contains(CHECKPOINT), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains(CHECKPOINT),
+            "{err}"
+        );
+        // The same run on a data set of another size cannot resume exactly: refused.
+        std::fs::write(&path, &bytes).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let more: Vec<u8> = (0..41 * 24 * 24 * 3).map(|_| rng.random()).collect();
+        let bigger = ImageSet::from_bytes(&more, 41, 24, 3, Device::Cpu);
+        let err = format!("{:#}", train(&c, &bigger, dir.path(), None).err().unwrap());
+        assert!(err.contains("40 images") && err.contains("41"), "{err}");
         // A checkpoint of another model (wider G) in this run's folder is refused by name.
         std::fs::write(&path, &bytes).unwrap();
         let wider = RunConfig { g_base: 8, ..c };
-        let err = format!("{:#}", train(&wider, &data, dir.path(), None).err().unwrap());
+        let err = format!(
+            "{:#}",
+            train(&wider, &data, dir.path(), None).err().unwrap()
+        );
         assert!(err.contains("shape") && err.contains("g/"), "{err}");
     }
 
@@ -657,17 +782,30 @@ mod tests {
         let (e_real, e_fake) = {
             let _g = tch::no_grad_guard();
             let fake = gan.g.forward(&latent.z, &latent.planes, true);
-            let Critic::Energy(ae) = &gan.d else { unreachable!() };
+            let Critic::Energy(ae) = &gan.d else {
+                unreachable!()
+            };
             let e = |t: &Tensor| -> Vec<f64> {
                 let r = ae.forward(t, true).reconstruction;
-                Vec::<f64>::try_from((r - t).square().sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double).sqrt()).unwrap()
+                Vec::<f64>::try_from(
+                    (r - t)
+                        .square()
+                        .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)
+                        .sqrt(),
+                )
+                .unwrap()
             };
             (e(&x), e(&fake))
         };
         // A fresh copy (same seed) takes the step: the statistics run in train mode in both.
         let mut fresh = ConvGan::new(&c, 3, Device::Cpu);
         let stats = Vec::<f64>::try_from(fresh.step(&x, &latent, 20.0)).unwrap();
-        let want = e_real.iter().sum::<f64>() / 4.0 + e_fake.iter().map(|e| (20.0 - e).max(0.0)).sum::<f64>() / 4.0;
-        assert!((stats[0] - want).abs() < 1e-3 * want.abs().max(1.0), "{} vs {want}", stats[0]);
+        let want = e_real.iter().sum::<f64>() / 4.0
+            + e_fake.iter().map(|e| (20.0 - e).max(0.0)).sum::<f64>() / 4.0;
+        assert!(
+            (stats[0] - want).abs() < 1e-3 * want.abs().max(1.0),
+            "{} vs {want}",
+            stats[0]
+        );
     }
 }

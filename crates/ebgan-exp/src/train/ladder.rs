@@ -5,7 +5,7 @@
 use super::mlp::{LossLog, MemberResult, Status, LOG_EVERY};
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
-use ebgan_core::{MemberOptim, OptimHyper, OptimKind};
+use ebgan_core::{upload, MemberOptim, OptimHyper, OptimKind};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::{Generator, MlpMember, MlpSpec};
 use ebgan_models::rng::{MemberRng, Stream};
@@ -193,10 +193,14 @@ pub fn train_run(
             c.lr
         };
         opt.set_lr(lr);
-        let li = Tensor::from_slice(&take(&labelled, &mut lab_order, &mut lab_pos, &mut order))
-            .to_device(device);
-        let ui = Tensor::from_slice(&take(&all, &mut unl_order, &mut unl_pos, &mut order))
-            .to_device(device);
+        let li = upload(
+            Tensor::from_slice(&take(&labelled, &mut lab_order, &mut lab_pos, &mut order)),
+            device,
+        );
+        let ui = upload(
+            Tensor::from_slice(&take(&all, &mut unl_order, &mut unl_pos, &mut order)),
+            device,
+        );
         let (xl, yl, xu) = (
             train_x.index_select(0, &li),
             train_y.index_select(0, &li),

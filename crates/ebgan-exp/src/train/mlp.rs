@@ -311,7 +311,7 @@ pub fn train_cohort(
                 .iter()
                 .flat_map(|p| (0..b as usize).map(move |j| p[(start + j) % n]))
                 .collect();
-            let x = data.batch(&Tensor::from_slice(&idx).to_device(device), k, b);
+            let x = data.batch(&ebgan_core::upload(Tensor::from_slice(&idx), device), k, b);
             let out = cohort.step(&x, &margin, &alive);
             step += 1;
             window += 1;

@@ -1,0 +1,159 @@
+//! `--cohort auto`: how many runs of one Table 1 shape train together. On CUDA, as many as fit
+//! in 80% of the free device memory (from nvidia-smi; libtorch through tch exposes no memory
+//! query), at most [`MAX_CUDA`]; on the CPU, 2 (docs/performance.md).
+
+use crate::config::Model;
+use crate::train::CohortKey;
+use tch::Device;
+
+/// The largest cohort `auto` picks on CUDA: beyond ~96 members the step time grows with K.
+pub const MAX_CUDA: usize = 96;
+/// When nvidia-smi cannot say how much memory is free.
+pub const FALLBACK_CUDA: usize = 32;
+const CPU: usize = 2;
+
+/// `--cohort K` or `--cohort auto`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CohortSize {
+    Fixed(usize),
+    Auto,
+}
+
+impl std::str::FromStr for CohortSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(CohortSize::Auto),
+            n => n
+                .parse()
+                .ok()
+                .filter(|&k: &usize| k >= 1)
+                .map(CohortSize::Fixed)
+                .ok_or_else(|| format!("--cohort {n:?}: expected auto or a number >= 1")),
+        }
+    }
+}
+
+/// Bytes one member of a cohort of shape `key` holds on the device: parameters with their
+/// gradients and two Adam moments (4 x 4 bytes each), and the activations autograd keeps (three
+/// tensors per hidden unit: pre-activation, batch-normalised, activated) for G's pass and D's
+/// three passes (real, fake for D's step, fake for G's step).
+pub fn bytes_per_member(key: &CohortKey) -> u64 {
+    const PIXELS: u64 = 784;
+    let (ng, sg, nd, sd, z) = (
+        key.n_layer_g as u64,
+        key.size_g as u64,
+        key.n_layer_d as u64,
+        key.size_d as u64,
+        key.z_dim as u64,
+    );
+    let linear = |i: u64, o: u64| i * o + o;
+    let g = linear(z, sg) + (ng - 2) * linear(sg, sg) + linear(sg, PIXELS);
+    let d_out = if key.model == Model::Gan { 1 } else { PIXELS };
+    let d = linear(PIXELS, sd) + (nd - 2) * linear(sd, sd) + linear(sd, d_out);
+    let params = g + d;
+    let b = key.batch_size as u64;
+    let g_units = (ng - 1) * sg + PIXELS;
+    let d_units = (nd - 1) * sd + d_out;
+    let activations = b * 3 * (g_units + 3 * d_units);
+    4 * (4 * params + activations)
+}
+
+/// Members per cohort for `--cohort auto` given the free device memory (None: unknown).
+pub fn members(key: &CohortKey, device: Device, free: Option<u64>) -> usize {
+    match (device, free) {
+        (Device::Cpu, _) => CPU,
+        (_, None) => FALLBACK_CUDA,
+        (_, Some(free)) => {
+            ((free as f64 * 0.8) as u64 / bytes_per_member(key)).clamp(1, MAX_CUDA as u64) as usize
+        }
+    }
+}
+
+/// Free memory of CUDA device `index` in bytes, from `nvidia-smi` (respecting
+/// CUDA_VISIBLE_DEVICES when it lists plain indices).
+pub fn cuda_free_bytes(index: usize) -> Option<u64> {
+    let physical = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').nth(index)?.trim().parse().ok()?,
+        _ => index,
+    };
+    let out = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=index,memory.free",
+            "--format=csv,noheader,nounits",
+        ])
+        .output()
+        .ok()?;
+    parse_free(&String::from_utf8_lossy(&out.stdout), physical)
+}
+
+/// `index, MiB free` lines -> bytes free of GPU `physical`.
+fn parse_free(text: &str, physical: usize) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (i, mib) = l.split_once(',')?;
+        (i.trim().parse::<usize>().ok()? == physical)
+            .then(|| mib.trim().parse::<u64>().ok().map(|m| m << 20))
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+
+    fn key(model: Model, shape: [i64; 4]) -> CohortKey {
+        CohortKey::of(&RunConfig {
+            model,
+            n_layer_g: shape[0] as usize,
+            size_g: shape[1],
+            n_layer_d: shape[2] as usize,
+            size_d: shape[3],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn bytes_per_member_by_hand() {
+        // EBGAN 2/400/2/128: G 100*400+400 + 400*784+784 = 354,784 parameters; D 784*128+128 +
+        // 128*784+784 = 201,616. Activations: 64 * 3 * ((400 + 784) + 3 * (128 + 784)) = 752,640.
+        let k = key(Model::Ebgan, [2, 400, 2, 128]);
+        assert_eq!(
+            bytes_per_member(&k),
+            4 * (4 * (354_784 + 201_616) + 752_640)
+        );
+        // GAN: D ends in one logit: 784*128+128 + 128+1 = 100,609; activations 64*3*(1184 + 3*129).
+        let k = key(Model::Gan, [2, 400, 2, 128]);
+        assert_eq!(
+            bytes_per_member(&k),
+            4 * (4 * (354_784 + 100_609) + 64 * 3 * (1184 + 3 * 129))
+        );
+    }
+
+    #[test]
+    fn members_from_free_memory() {
+        let k = key(Model::Ebgan, [5, 3200, 5, 1024]);
+        let per = bytes_per_member(&k);
+        assert_eq!(members(&k, Device::Cuda(0), Some(per * 10)), 8); // 80% of 10 members
+        assert_eq!(members(&k, Device::Cuda(0), Some(per / 2)), 1);
+        assert_eq!(members(&k, Device::Cuda(0), Some(u64::MAX / 2)), MAX_CUDA);
+        assert_eq!(members(&k, Device::Cuda(0), None), FALLBACK_CUDA);
+        assert_eq!(members(&k, Device::Cpu, Some(per * 10)), 2);
+    }
+
+    #[test]
+    fn nvidia_smi_lines() {
+        let text = "0, 81000\n1, 1024\n";
+        assert_eq!(parse_free(text, 1), Some(1024 << 20));
+        assert_eq!(parse_free(text, 0), Some(81000 << 20));
+        assert_eq!(parse_free(text, 2), None);
+        assert_eq!(parse_free("garbage", 0), None);
+    }
+
+    #[test]
+    fn cohort_flag() {
+        assert_eq!("auto".parse::<CohortSize>(), Ok(CohortSize::Auto));
+        assert_eq!("4".parse::<CohortSize>(), Ok(CohortSize::Fixed(4)));
+        assert!("0".parse::<CohortSize>().unwrap_err().contains("--cohort"));
+    }
+}
