@@ -45,7 +45,7 @@ fn parse_shape(s: &str) -> Result<[i64; 4]> {
     }
 }
 
-fn table1_config(shape: [i64; 4], model: Model) -> RunConfig {
+pub(crate) fn table1_config(shape: [i64; 4], model: Model) -> RunConfig {
     RunConfig {
         model,
         n_layer_g: shape[0] as usize,
@@ -119,10 +119,18 @@ fn python_rates(
                 .join(","),
         ]);
     }
+    json_lines(cmd, &script)
+}
+
+/// Runs a PyTorch reference script (`cmd`) and parses its JSON lines.
+pub(crate) fn json_lines(
+    mut cmd: std::process::Command,
+    script: &Path,
+) -> Result<Vec<serde_json::Value>> {
     eprintln!("timing PyTorch eager ({})", script.display());
     let out = cmd
         .output()
-        .with_context(|| format!("cannot run {}", py.display()))?;
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
     if !out.status.success() {
         bail!(
             "{} failed: {}",

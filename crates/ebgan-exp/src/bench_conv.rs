@@ -8,7 +8,7 @@ use crate::data::image_set::ImageSet;
 use crate::data::images::{build_cache, Preprocess, Source};
 use crate::device;
 use crate::train::conv::{ConvGan, Latent};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
@@ -162,27 +162,15 @@ fn python_rates(
     for b in batches {
         cmd.args(["--batch", &b.to_string()]);
     }
-    eprintln!("timing PyTorch eager ({})", script.display());
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {}", py.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l)?;
-            Ok((
+    Ok(crate::bench::json_lines(cmd, &script)?
+        .iter()
+        .map(|v| {
+            (
                 v["batch"].as_i64().unwrap_or(0),
                 v["images_per_s"].as_f64().unwrap_or(f64::NAN),
-            ))
+            )
         })
-        .collect()
+        .collect())
 }
 
 pub fn run(args: &BenchConvArgs) -> Result<()> {

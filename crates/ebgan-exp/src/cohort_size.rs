@@ -100,17 +100,9 @@ fn parse_free(text: &str, physical: usize) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RunConfig;
 
     fn key(model: Model, shape: [i64; 4]) -> CohortKey {
-        CohortKey::of(&RunConfig {
-            model,
-            n_layer_g: shape[0] as usize,
-            size_g: shape[1],
-            n_layer_d: shape[2] as usize,
-            size_d: shape[3],
-            ..Default::default()
-        })
+        CohortKey::of(&crate::bench::table1_config(shape, model))
     }
 
     #[test]

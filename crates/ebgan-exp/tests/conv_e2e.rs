@@ -70,6 +70,24 @@ model = "gan"
     p
 }
 
+/// `ebgan run EXP --device cpu` with data and results under `tmp`.
+fn run(exp: &Path, tmp: &Path, env: &[(&str, &Path)]) -> Output {
+    let (data, results) = (tmp.join("data"), tmp.join("results"));
+    ebgan(
+        &[
+            "run",
+            exp.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--data",
+            data.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+        env,
+    )
+}
+
 fn check_results(root: &Path) {
     let csv = std::fs::read_to_string(root.join("runs.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
@@ -127,35 +145,24 @@ fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
         "dcgan",
         "",
     );
-    let data = tmp.path().join("data");
     let results = tmp.path().join("results");
-    let args = [
-        "run",
-        exp.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--data",
-        data.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ];
 
     // Missing data: the error says where it looked and how the folder must look.
-    let out = ebgan(&args, &[]);
+    let out = run(&exp, tmp.path(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("img_align_celeba") && err.contains("EBGAN_CELEBA"),
         "{err}"
     );
 
-    let log = ok(ebgan(&args, &[("EBGAN_CELEBA", &celeba)]));
+    let log = ok(run(&exp, tmp.path(), &[("EBGAN_CELEBA", &celeba)]));
     // 9 training-partition files, one of them unreadable.
     assert!(
         log.contains("cached 8 images") && log.contains("1 unreadable"),
         "{log}"
     );
     check_results(&results.join("faces"));
-    let log = ok(ebgan(&args, &[("EBGAN_CELEBA", &celeba)]));
+    let log = ok(run(&exp, tmp.path(), &[("EBGAN_CELEBA", &celeba)]));
     assert!(log.contains("3 already done, 0 to run"), "{log}");
 
     // Samples and interpolations from a checkpoint.
@@ -173,38 +180,24 @@ fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
         .join(&id)
         .join("checkpoint.safetensors");
     let out = tmp.path().join("grid.png");
-    ok(ebgan(
-        &[
-            "sample",
+    let grid = |command: &str, flags: &[&str]| {
+        let mut args = vec![
+            command,
             ck.to_str().unwrap(),
-            "--n",
-            "16",
             "--out",
             out.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ],
-        &[],
-    ));
-    let g = image::open(&out).unwrap();
-    assert_eq!((g.width(), g.height()), (4 * 18 + 2, 4 * 18 + 2));
-    ok(ebgan(
-        &[
-            "interpolate",
-            ck.to_str().unwrap(),
-            "--rows",
-            "2",
-            "--steps",
-            "5",
-            "--out",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ],
-        &[],
-    ));
-    let g = image::open(&out).unwrap();
-    assert_eq!((g.width(), g.height()), (5 * 18 + 2, 2 * 18 + 2));
+        ];
+        args.extend(["--device", "cpu"]);
+        args.extend(flags);
+        ok(ebgan(&args, &[]));
+        let g = image::open(&out).unwrap();
+        (g.width(), g.height())
+    };
+    assert_eq!(grid("sample", &["--n", "16"]), (4 * 18 + 2, 4 * 18 + 2));
+    assert_eq!(
+        grid("interpolate", &["--rows", "2", "--steps", "5"]),
+        (5 * 18 + 2, 2 * 18 + 2)
+    );
     // A truncated checkpoint is an error naming it.
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&ck, &bytes[..100]).unwrap();
@@ -269,21 +262,8 @@ fn lsun_lmdb_with_webp_and_jpeg_trains_on_random_crops() {
         "dcgan",
         "random_crop = true",
     );
-    let data = tmp.path().join("data");
     let results = tmp.path().join("results");
-    let log = ok(ebgan(
-        &[
-            "run",
-            exp.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--data",
-            data.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-        &[],
-    ));
+    let log = ok(run(&exp, tmp.path(), &[]));
     // Random 16x16 crops of images cached at 24x24.
     assert!(
         log.contains("cached 8 images") && log.contains("8 images of 24x24x3"),
@@ -316,21 +296,8 @@ fn imagenet_class_tree_restricted_to_a_wnid_list() {
         "imagenet",
         "noise_planes = 2",
     );
-    let data = tmp.path().join("data");
     let results = tmp.path().join("results");
-    let log = ok(ebgan(
-        &[
-            "run",
-            exp.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--data",
-            data.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-        &[("EBGAN_IMAGENET", &root)],
-    ));
+    let log = ok(run(&exp, tmp.path(), &[("EBGAN_IMAGENET", &root)]));
     assert!(log.contains("cached 6 images"), "{log}");
     check_results(&results.join("dogs"));
 }
