@@ -45,6 +45,15 @@ impl Network {
     pub fn is_conv(self) -> bool {
         self != Network::Mlp
     }
+
+    /// The name experiment files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Mlp => "mlp",
+            Network::Dcgan => "dcgan",
+            Network::Imagenet => "imagenet",
+        }
+    }
 }
 
 /// What an experiment trains on (experiment-level `dataset`).

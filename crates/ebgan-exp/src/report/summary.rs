@@ -134,17 +134,21 @@ pub fn write(
             let steps = last.as_ref().map(|l| l[0]).unwrap_or(0.0);
             writeln!(
                 s,
-                "| {} | {} | {:?} | {} | {} | {steps:.0} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {steps:.0} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 r.run_id,
                 r.family,
-                r.config.network,
+                r.config.network.name(),
                 r.config.image_size,
                 r.status,
                 cell(2),
                 cell(3),
                 cell(4),
                 cell(5),
-                cell(6),
+                if r.config.model == Model::Gan {
+                    "-".into()
+                } else {
+                    cell(6)
+                },
                 r.i_prime.map(fmt3).unwrap_or_else(|| "-".into()),
                 r.wall_s,
             )?;
@@ -199,16 +203,27 @@ pub fn write(
         }
     }
 
-    writeln!(s, "\n## Best run per family\n")?;
-    writeln!(s, "| family | run | I' | IS | nLayerG | sizeG | nLayerD | sizeD | dropoutD | optimD | optimG | lr | margin | PT |")?;
-    writeln!(
-        s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
-    )?;
-    for f in FAMILIES {
-        if let Some(r) = super::best_of(rows, |r| r.family == f) {
-            let c = &r.config;
-            writeln!(
+    // Table 1's columns describe the MLP runs; convolutional runs have their own table above.
+    let mlp: Vec<RunRecord> = rows
+        .iter()
+        .filter(|r| !r.config.network.is_conv())
+        .cloned()
+        .collect();
+    let rows = &mlp[..];
+    if FAMILIES
+        .iter()
+        .any(|f| super::best_of(rows, |r| r.family == *f).is_some())
+    {
+        writeln!(s, "\n## Best run per family\n")?;
+        writeln!(s, "| family | run | I' | IS | nLayerG | sizeG | nLayerD | sizeD | dropoutD | optimD | optimG | lr | margin | PT |")?;
+        writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
+        )?;
+        for f in FAMILIES {
+            if let Some(r) = super::best_of(rows, |r| r.family == f) {
+                let c = &r.config;
+                writeln!(
                 s,
                 "| {f} | {} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.run_id,
@@ -229,6 +244,7 @@ pub fn write(
                 },
                 c.pulling_away
             )?;
+            }
         }
     }
 

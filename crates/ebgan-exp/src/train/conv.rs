@@ -771,6 +771,47 @@ mod tests {
     }
 
     #[test]
+    fn dcgan_losses_are_the_logistic_ones() {
+        // D: mean softplus(-D(x)) + mean softplus(D(G(z))); G (through the updated D):
+        // mean softplus(-D(G(z))). Recomputed by hand from the same networks.
+        let c = tiny(Model::Gan, Network::Dcgan);
+        let data = images();
+        let x = data.batch(&[0, 1, 2, 3], 16, &mut ChaCha8Rng::seed_from_u64(0));
+        let latent = Latent::draw(
+            &ConvGan::new(&c, 3, Device::Cpu).spec,
+            4,
+            &mut ChaCha8Rng::seed_from_u64(1),
+            Device::Cpu,
+        );
+        let softplus = |v: f64| (1.0 + v.exp()).ln();
+        let logits = |gan: &ConvGan, t: &Tensor| -> Vec<f64> {
+            let _g = tch::no_grad_guard();
+            let Critic::Logistic(d) = &gan.d else {
+                unreachable!()
+            };
+            Vec::<f64>::try_from(d.forward(t, true).to_kind(Kind::Double)).unwrap()
+        };
+        let gan = ConvGan::new(&c, 3, Device::Cpu);
+        let fake = {
+            let _g = tch::no_grad_guard();
+            gan.g.forward(&latent.z, &latent.planes, true)
+        };
+        let (lr, lf) = (logits(&gan, &x), logits(&gan, &fake));
+        let want_d = lr.iter().map(|&v| softplus(-v)).sum::<f64>() / 4.0
+            + lf.iter().map(|&v| softplus(v)).sum::<f64>() / 4.0;
+        let mut fresh = ConvGan::new(&c, 3, Device::Cpu);
+        let stats = Vec::<f64>::try_from(fresh.step(&x, &latent, 0.0)).unwrap();
+        assert!((stats[0] - want_d).abs() < 1e-4, "{} vs {want_d}", stats[0]);
+        // G's loss is taken after D's update: recompute with the updated D of `fresh`.
+        let lf_after = logits(&fresh, &fake);
+        let want_g = lf_after.iter().map(|&v| softplus(-v)).sum::<f64>() / 4.0;
+        assert!((stats[1] - want_g).abs() < 1e-3, "{} vs {want_g}", stats[1]);
+        // real / fake statistics are the mean D(x) and D(G(z)) probabilities.
+        let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+        assert!((stats[2] - lr.iter().map(|&v| sig(v)).sum::<f64>() / 4.0).abs() < 1e-4);
+    }
+
+    #[test]
     fn the_margin_hinges_each_fake_energy() {
         // D's loss on one step equals E(x) mean + mean of [m - E(G(z))]^+ recomputed by hand
         // from the same networks before the update.
