@@ -50,6 +50,22 @@ pub fn write(dir: &Path) -> Result<()> {
         &rows,
         &dir.join("samples-side-by-side.png"),
     )?);
+    // Latent interpolations of the runs that sheet shows.
+    let conv: Vec<RunRecord> = rows
+        .iter()
+        .filter(|r| r.config.network.is_conv())
+        .cloned()
+        .collect();
+    for family in FAMILIES {
+        if let Some(r) = representative(&conv, family) {
+            let from = res.run_dir(&r.run_id).join("interpolations.png");
+            let to = dir.join(format!("interpolations-{family}.png"));
+            if from.is_file() {
+                crate::fsutil::write_atomic(&to, &std::fs::read(&from)?)?;
+                made.push(to);
+            }
+        }
+    }
     for family in FAMILIES {
         if let Some(best) = representative(&rows, family) {
             let losses = res.run_dir(&best.run_id).join("losses.csv");
