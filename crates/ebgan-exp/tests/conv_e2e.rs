@@ -116,7 +116,13 @@ fn check_results(root: &Path) {
     }
     let summary = std::fs::read_to_string(root.join("summary.md")).unwrap();
     assert!(summary.contains("## Convolutional runs"), "{summary}");
-    assert!(root.join("samples-side-by-side.png").is_file());
+    for f in [
+        "samples-side-by-side.png",
+        "interpolations-ebgan-pt.png",
+        "curves-gan.png",
+    ] {
+        assert!(root.join(f).is_file(), "{f} missing");
+    }
 }
 
 #[test]
