@@ -274,6 +274,10 @@ fn interpolate(points: &[(f64, f64)], macs: f64) -> f64 {
 
 /// `ebgan bench-grid`: run-steps/s of Table 1 shape groups through cohorts, the single-run path
 /// and sequential PyTorch eager, extrapolated to a grid-epoch (all 6,656 runs x 938 steps).
+/// One measured shape group: shape, family, MACs per step and sample, then seconds per run-step
+/// through a cohort, alone, and in PyTorch eager (when timed).
+type Sample = ([i64; 4], Model, f64, f64, f64, Option<f64>);
+
 pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     let dev = device::parse(&args.device)?;
     let threads = device::cores();
@@ -362,8 +366,12 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     let mut have_py = true;
     for r in &grid.runs {
         let c = &r.config;
-        let pts = |f: &dyn Fn(&([i64; 4], Model, f64, f64, f64, Option<f64>)) -> Option<f64>| -> Option<Vec<(f64, f64)>> {
-            samples.iter().filter(|s| s.1 == c.model).map(|s| f(s).map(|v| (s.2, v))).collect()
+        let pts = |f: &dyn Fn(&Sample) -> Option<f64>| -> Option<Vec<(f64, f64)>> {
+            samples
+                .iter()
+                .filter(|s| s.1 == c.model)
+                .map(|s| f(s).map(|v| (s.2, v)))
+                .collect()
         };
         let macs = step_macs(c);
         totals[0] += steps_per_epoch * interpolate(&pts(&|s| Some(s.3)).unwrap(), macs);

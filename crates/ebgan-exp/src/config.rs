@@ -387,7 +387,9 @@ impl RunConfig {
         let checks: [(bool, &str); 11] = [
             (
                 !self.model.is_ladder()
-                    || (self.labels >= 10 && self.labels % 10 == 0 && self.labels <= 60000),
+                    || (self.labels >= 10
+                        && self.labels.is_multiple_of(10)
+                        && self.labels <= 60000),
                 "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
             ),
             (self.n_layer_g >= 2, "n_layer_g must be >= 2"),

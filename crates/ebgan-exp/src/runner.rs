@@ -267,7 +267,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                             let run = conv::ConvRun {
                                 config: c,
                                 id: &group[0].id,
-                                data: &*set,
+                                data: &set,
                                 dir: &res.run_dir(&group[0].id),
                                 scorer: scorer.as_ref(),
                                 stop_at: None,

@@ -71,7 +71,7 @@ impl ConvSpec {
                 (0..n).map(|i| b << (n - 1 - i)).collect()
             }
             ConvArch::Imagenet => (0..=self.doublings(4))
-                .map(|i| (16 * b >> i).max(b))
+                .map(|i| ((16 * b) >> i).max(b))
                 .collect(),
         }
     }

@@ -298,7 +298,9 @@ pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<Path
     let halves = root.split_evenly((1, 2));
     // Columns: step, epoch, loss_d, loss_g, real, fake, margin.
     let x_max = rows.iter().map(|r| r[1]).fold(0.0, f64::max) * 1.02;
-    let panels: [(&str, Vec<(usize, &str, RGBColor)>); 2] = [
+    // (title, [(losses.csv column, label, colour)]).
+    type Panel<'a> = (&'a str, Vec<(usize, &'a str, RGBColor)>);
+    let panels: [Panel; 2] = [
         (
             "losses",
             vec![

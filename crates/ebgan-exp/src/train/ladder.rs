@@ -224,7 +224,7 @@ pub fn train_run(
         if let Some(g) = &generator {
             let fake = tch::no_grad(|| generate(g, &mut z_rng));
             let e = net.energy(&fake, &mut noise);
-            loss_d = loss_d + (margin - &e).relu().mean(None) * c.lambda_0;
+            loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
             energy_fake = Some(e.detach());
         }
         opt.backward_step(&loss_d);

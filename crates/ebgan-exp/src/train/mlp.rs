@@ -323,13 +323,13 @@ pub fn train_cohort(
             });
             on_step(step);
             let epoch_end = s + 1 == steps_per_epoch;
-            if step % DIVERGENCE_CHECK_EVERY == 0 || epoch_end {
+            if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
                 host_alive = Vec::<bool>::try_from(&alive).unwrap();
                 if host_alive.iter().all(|a| !a) {
                     break 'epochs;
                 }
             }
-            if step % LOG_EVERY == 0 || epoch_end {
+            if step.is_multiple_of(LOG_EVERY) || epoch_end {
                 let means = Vec::<f64>::try_from(
                     (&sums / window as f64).to_kind(Kind::Double).flatten(0, -1),
                 )
@@ -532,7 +532,7 @@ mod tests {
         let alone = train(std::slice::from_ref(&sane));
         let both = train(&[wild, sane]);
         match both[0].status {
-            Status::Diverged { step } => assert!(step >= 1 && step <= 48, "{step}"),
+            Status::Diverged { step } => assert!((1..=48).contains(&step), "{step}"),
             Status::Finished => panic!("lr 1e12 should diverge"),
         }
         assert!(both[0].scores.is_none() && both[0].samples.is_none());
