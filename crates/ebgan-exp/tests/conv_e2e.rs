@@ -125,10 +125,9 @@ fn check_results(root: &Path) {
     }
 }
 
-#[test]
-fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let celeba = tmp.path().join("celeba");
+/// `<dir>/celeba`: 10 faces (8 in the training partition) and a corrupt JPEG listed as training.
+fn celeba_folder(dir: &Path) -> PathBuf {
+    let celeba = dir.join("celeba");
     std::fs::create_dir_all(celeba.join("img_align_celeba")).unwrap();
     let mut partition = String::new();
     for i in 1..=10u32 {
@@ -145,6 +144,13 @@ fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
     .unwrap();
     partition += "000011.jpg 0\n";
     std::fs::write(celeba.join("list_eval_partition.txt"), partition).unwrap();
+    celeba
+}
+
+#[test]
+fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let celeba = celeba_folder(tmp.path());
     let exp = experiment(
         tmp.path(),
         "name = \"faces\"\ndataset = \"celeba\"",
@@ -306,4 +312,89 @@ fn imagenet_class_tree_restricted_to_a_wnid_list() {
     let log = ok(run(&exp, tmp.path(), &[("EBGAN_IMAGENET", &root)]));
     assert!(log.contains("cached 6 images"), "{log}");
     check_results(&results.join("dogs"));
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_checkpoint_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let celeba = celeba_folder(tmp.path());
+    let exp = tmp.path().join("k.toml");
+    std::fs::write(
+        &exp,
+        r#"name = "k"
+dataset = "celeba"
+[common]
+network = "dcgan"
+image_size = 16
+g_base = 4
+ae_base = 4
+d_base = 4
+batch_size = 4
+lr = 0.0002
+init_std_d = 0.02
+steps = 150
+sample_every = 100
+checkpoint_every = 5
+[[grid]]
+model = "ebgan"
+margin = 20
+pulling_away = 0.1
+"#,
+    )
+    .unwrap();
+    let env = [("EBGAN_CELEBA", celeba.as_path())];
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(run(&exp, &a, &env));
+
+    // The same run, killed (SIGKILL) as soon as its first checkpoint exists.
+    let (data, results) = (b.join("data"), b.join("results"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+        .args(["run", exp.to_str().unwrap(), "--device", "cpu"])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .env("EBGAN_CELEBA", &celeba)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = |root: &Path| -> Option<PathBuf> {
+        std::fs::read_dir(root.join("results/k"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("checkpoint.safetensors")))
+            .find(|p| p.is_file())
+    };
+    let start = std::time::Instant::now();
+    while checkpoint(&b).is_none() {
+        assert!(start.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !results.join("k/runs.csv").exists(),
+        "the run finished before it could be killed; the test needs more steps"
+    );
+    let log = ok(run(&exp, &b, &env));
+    assert!(log.contains("resumed at step"), "{log}");
+
+    // Every tensor of the final checkpoints agrees bit for bit.
+    let (ca, cb) = (checkpoint(&a).unwrap(), checkpoint(&b).unwrap());
+    let (fa, fb) = (std::fs::read(&ca).unwrap(), std::fs::read(&cb).unwrap());
+    let (ta, tb) = (
+        safetensors::SafeTensors::deserialize(&fa).unwrap(),
+        safetensors::SafeTensors::deserialize(&fb).unwrap(),
+    );
+    let mut names = ta.names();
+    names.sort();
+    assert!(names.len() > 20, "{names:?}");
+    for name in names {
+        let (x, y) = (ta.tensor(name).unwrap(), tb.tensor(name).unwrap());
+        assert!(
+            x.data() == y.data(),
+            "{name} differs after the kill and resume"
+        );
+    }
 }
