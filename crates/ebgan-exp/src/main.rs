@@ -14,6 +14,7 @@ mod runner;
 mod scoring;
 mod slurm;
 mod train;
+mod workers;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -77,9 +78,13 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
         /// Most runs of one shape trained together as one batched model: a number (1 = each run
-        /// alone) or auto (2 on CPU, 32 on CUDA; see docs/performance.md).
+        /// alone) or auto (2 on CPU; on CUDA from the free GPU memory; docs/performance.md).
         #[arg(long, default_value = "auto")]
         cohort: String,
+        /// Split the shard over W `ebgan run` processes on this machine (several cohorts in
+        /// flight on one GPU, each process with its own CUDA context).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
         /// CPU threads in all (default: every core); Slurm tasks pass their --cpus-per-task.
         #[arg(long)]
         threads: Option<usize>,
@@ -248,8 +253,12 @@ fn run(cli: Cli) -> Result<()> {
             results,
             classifier,
             no_report,
+            workers,
         } => {
+            anyhow::ensure!(workers >= 1, "--workers 0: expected at least 1");
+            let device_flag = device.clone();
             let device = device::parse(&device)?;
+            let cohort_flag = cohort.clone();
             let cohort: cohort_size::CohortSize = cohort.parse().map_err(anyhow::Error::msg)?;
             let opts = runner::RunOptions {
                 shard,
@@ -261,7 +270,28 @@ fn run(cli: Cli) -> Result<()> {
                 data: data.clone(),
                 classifier: classifier.unwrap_or_else(|| scoring::default_dir(&data)),
             };
-            runner::run(&file, &opts)?;
+            if workers > 1 {
+                let mut pass = vec![
+                    "--device".to_string(),
+                    device_flag,
+                    "--cohort".into(),
+                    cohort_flag,
+                    "--results".into(),
+                    results.display().to_string(),
+                    "--classifier".into(),
+                    opts.classifier.display().to_string(),
+                ];
+                let threads = threads.unwrap_or_else(device::cores);
+                if device == tch::Device::Cpu {
+                    pass.extend(["--threads".into(), (threads / workers).max(1).to_string()]);
+                }
+                if let Some(j) = jobs {
+                    pass.extend(["--jobs".into(), j.to_string()]);
+                }
+                workers::run(&file, shard, workers, &data, &results, &pass)?;
+            } else {
+                runner::run(&file, &opts)?;
+            }
             if !no_report {
                 let exp = config::Experiment::load(&file)?;
                 let dir = results.join(&exp.name);

@@ -219,6 +219,27 @@ fn shards_cover_the_grid_exactly_once_and_merge() {
 }
 
 #[test]
+fn workers_split_a_shard_into_processes_that_train_each_run_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), TINY);
+    let results = tmp.path().join("results");
+    let log = run(&exp, &results, &["--workers", "2", "--cohort", "1"]);
+    assert!(log.contains("[worker 1, shard 1/2]") && log.contains("5 of 5 runs"), "{log}");
+    let root = results.join("tiny");
+    let s0 = ids(&rows(&root.join("runs-shard-0-of-2.csv")));
+    let s1 = ids(&rows(&root.join("runs-shard-1-of-2.csv")));
+    assert_eq!((s0.len(), s1.len()), (3, 2));
+    let mut all = [s0, s1].concat();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 5);
+    assert!(root.join("summary.md").is_file());
+    // Nothing left: a second call trains nothing.
+    let log = run(&exp, &results, &["--workers", "2", "--no-report"]);
+    assert!(log.contains("0 to run"), "{log}");
+}
+
+#[test]
 fn a_killed_grid_resumes_without_losing_or_repeating_a_run() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = write_experiment(tmp.path(), &TINY.replace("epochs = 1", "epochs = 20"));
