@@ -7,11 +7,12 @@ Prints one JSON line per batch size: {"batch": B, "images_per_s": ...}.
 import argparse
 import json
 import os
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import steps_per_second
 
 
 def generator(z_dim, b, channels=3):
@@ -87,16 +88,7 @@ def bench(batch, steps, warmup, device, images, base):
         loss_g.backward()
         opt_g.step()
 
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - start)
+    return batch * steps_per_second(step, steps, warmup, device)
 
 
 def main():

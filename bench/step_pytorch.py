@@ -6,11 +6,12 @@ Prints one JSON line per (shape, model): {"shape": [nLayerG, sizeG, nLayerD, siz
 import argparse
 import json
 import os
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import steps_per_second
 
 
 def generator(n_layer, size, z_dim=100, out=784):
@@ -81,16 +82,7 @@ def bench(shape, model, steps, warmup, device, images):
         loss_g.backward()
         opt_g.step()
 
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - start)
+    return steps_per_second(step, steps, warmup, device)
 
 
 def main():
