@@ -294,6 +294,11 @@ impl RunConfig {
     }
 
     pub fn margin_schedule(&self) -> MarginSchedule {
+        self.margin_schedule_over(self.total_steps())
+    }
+
+    /// m(t) over a run of `total` steps (image runs count steps from their data set's size).
+    pub fn margin_schedule_over(&self, total: u64) -> MarginSchedule {
         match self.margin_decay {
             MarginDecay::None => MarginSchedule::Constant(self.margin),
             MarginDecay::Linear => MarginSchedule::from_fractions(
@@ -301,7 +306,7 @@ impl RunConfig {
                 self.margin_floor,
                 self.margin_decay_start,
                 self.margin_decay_end,
-                self.total_steps(),
+                total,
             ),
         }
     }

@@ -224,7 +224,10 @@ fn workers_split_a_shard_into_processes_that_train_each_run_once() {
     let exp = write_experiment(tmp.path(), TINY);
     let results = tmp.path().join("results");
     let log = run(&exp, &results, &["--workers", "2", "--cohort", "1"]);
-    assert!(log.contains("[worker 1, shard 1/2]") && log.contains("5 of 5 runs"), "{log}");
+    assert!(
+        log.contains("[worker 1, shard 1/2]") && log.contains("5 of 5 runs"),
+        "{log}"
+    );
     let root = results.join("tiny");
     let s0 = ids(&rows(&root.join("runs-shard-0-of-2.csv")));
     let s1 = ids(&rows(&root.join("runs-shard-1-of-2.csv")));

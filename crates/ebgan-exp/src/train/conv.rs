@@ -354,7 +354,7 @@ fn save_checkpoint(
     step: u64,
     log: &[LossLog],
     acc: &Tensor,
-    window: (u64, u64),
+    window: u64,
 ) -> Result<()> {
     let mut tensors = gan.tensors();
     tensors.push(("log/acc".into(), acc.shallow_clone()));
@@ -364,7 +364,7 @@ fn save_checkpoint(
         ("channels".to_string(), gan.spec.channels.to_string()),
         ("images".to_string(), run.data.len.to_string()),
         ("step".to_string(), step.to_string()),
-        ("window".to_string(), serde_json::to_string(&window)?),
+        ("window".to_string(), window.to_string()),
         ("log".to_string(), serde_json::to_string(log)?),
     ]);
     checkpoint::save(&run.dir.join(CHECKPOINT), &tensors, meta)
@@ -389,17 +389,7 @@ pub fn train_run(
     let total = total_steps(c, len);
     let per_epoch = steps_per_epoch(c, len);
     let b = c.batch_size;
-    let schedule = ebgan_core::MarginSchedule::from_fractions(
-        c.margin,
-        if c.margin_decay == crate::config::MarginDecay::None {
-            c.margin
-        } else {
-            c.margin_floor
-        },
-        c.margin_decay_start,
-        c.margin_decay_end,
-        total,
-    );
+    let schedule = c.margin_schedule_over(total);
     let mut gan = ConvGan::new(c, data.channels, device);
     let fixed = Latent::draw(
         &gan.spec,
@@ -413,7 +403,7 @@ pub fn train_run(
         0u64,
         Vec::<LossLog>::new(),
         Tensor::zeros([4], (Kind::Float, device)),
-        (0u64, 0u64), // (first step of the open window, steps in it)
+        0u64, // steps summed in `acc` since the last log entry
     );
     let ck_path = run.dir.join(CHECKPOINT);
     if ck_path.exists() {
@@ -439,7 +429,7 @@ pub fn train_run(
         gan.restore(&ck)?;
         step = ck.meta("step")?.parse().context("checkpoint step")?;
         log = serde_json::from_str(ck.meta("log")?).context("checkpoint loss log")?;
-        window = serde_json::from_str(ck.meta("window")?).context("checkpoint window")?;
+        window = ck.meta("window")?.parse().context("checkpoint window")?;
         acc = match ck.tensors.get("log/acc") {
             Some(t) if t.size() == [4] => t.to_device(device),
             _ => bail!(
@@ -474,10 +464,10 @@ pub fn train_run(
         let margin = schedule.margin_at(step);
         acc += gan.step(&x, &latent, margin);
         step += 1;
-        window.1 += 1;
+        window += 1;
 
-        if window.1 == LOG_EVERY || step == total {
-            let mean = Vec::<f64>::try_from(&acc / window.1 as f64)?; // the one host sync
+        if window == LOG_EVERY || step == total {
+            let mean = Vec::<f64>::try_from(&acc / window as f64)?; // the one host sync
             acc = acc.zeros_like();
             log.push(LossLog {
                 step,
@@ -488,7 +478,7 @@ pub fn train_run(
                 fake: mean[3],
                 margin,
             });
-            window = (step, 0);
+            window = 0;
             let secs = clock.0.elapsed().as_secs_f64();
             message = format!(
                 "{:.0} img/s · D {:.3} · G {:.3} · real {:.3} · fake {:.3}",
