@@ -284,7 +284,7 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     tch::set_num_threads(threads as i32);
     let cohort: crate::cohort_size::CohortSize = args.cohort.parse().map_err(anyhow::Error::msg)?;
     let free = match dev {
-        tch::Device::Cuda(i) => crate::cohort_size::cuda_free_bytes(i),
+        tch::Device::Cuda(i) => crate::device::cuda_free_bytes(i),
         _ => None,
     };
     let k_for = |c: &RunConfig| match cohort {

@@ -57,7 +57,7 @@ fn config(base: i64, batch: i64) -> RunConfig {
 fn random_set(n: usize, side: i64, dev: tch::Device) -> ImageSet {
     let mut data = vec![0u8; n * (side * side * 3) as usize];
     ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut data);
-    ImageSet::from_bytes(&data, n, side, 3, dev)
+    ImageSet::from_bytes(&data, n, side, 3, crate::config::Dataset::Celeba, dev)
 }
 
 /// Training images/s of the Rust step: batch gather, latent draw and both updates, as

@@ -1,12 +1,12 @@
 //! `--cohort auto`: how many runs of one Table 1 shape train together. On CUDA, as many as fit
-//! in 80% of the free device memory (from nvidia-smi; libtorch through tch exposes no memory
-//! query), at most [`MAX_CUDA`]; on the CPU, 2 (docs/performance.md).
+//! in 80% of the free device memory (`device::cuda_free_bytes`), at most [`MAX_CUDA`]; on the CPU, 2 (docs/performance.md).
 
 use crate::config::Model;
 use crate::train::CohortKey;
 use tch::Device;
 
-/// The largest cohort `auto` picks on CUDA: beyond ~96 members the step time grows with K.
+/// The largest cohort `auto` picks on CUDA: the largest the grid-throughput issue's H100 probe
+/// measured (96 members per step, 43x the run-steps/s of one); not measured here.
 pub const MAX_CUDA: usize = 96;
 /// When nvidia-smi cannot say how much memory is free.
 pub const FALLBACK_CUDA: usize = 32;
@@ -70,33 +70,6 @@ pub fn members(key: &CohortKey, device: Device, free: Option<u64>) -> usize {
     }
 }
 
-/// Free memory of CUDA device `index` in bytes, from `nvidia-smi` (respecting
-/// CUDA_VISIBLE_DEVICES when it lists plain indices).
-pub fn cuda_free_bytes(index: usize) -> Option<u64> {
-    let physical = match std::env::var("CUDA_VISIBLE_DEVICES") {
-        Ok(v) if !v.trim().is_empty() => v.split(',').nth(index)?.trim().parse().ok()?,
-        _ => index,
-    };
-    let out = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=index,memory.free",
-            "--format=csv,noheader,nounits",
-        ])
-        .output()
-        .ok()?;
-    parse_free(&String::from_utf8_lossy(&out.stdout), physical)
-}
-
-/// `index, MiB free` lines -> bytes free of GPU `physical`.
-fn parse_free(text: &str, physical: usize) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (i, mib) = l.split_once(',')?;
-        (i.trim().parse::<usize>().ok()? == physical)
-            .then(|| mib.trim().parse::<u64>().ok().map(|m| m << 20))
-            .flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,15 +104,6 @@ mod tests {
         assert_eq!(members(&k, Device::Cuda(0), Some(u64::MAX / 2)), MAX_CUDA);
         assert_eq!(members(&k, Device::Cuda(0), None), FALLBACK_CUDA);
         assert_eq!(members(&k, Device::Cpu, Some(per * 10)), 2);
-    }
-
-    #[test]
-    fn nvidia_smi_lines() {
-        let text = "0, 81000\n1, 1024\n";
-        assert_eq!(parse_free(text, 1), Some(1024 << 20));
-        assert_eq!(parse_free(text, 0), Some(81000 << 20));
-        assert_eq!(parse_free(text, 2), None);
-        assert_eq!(parse_free("garbage", 0), None);
     }
 
     #[test]

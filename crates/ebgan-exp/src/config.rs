@@ -728,6 +728,35 @@ mod tests {
     }
 
     #[test]
+    fn margin_schedule_over_a_runs_real_length() {
+        // Image runs count steps from their data set: the decay's end points follow `total`.
+        let c = RunConfig {
+            margin: 20.0,
+            margin_decay: MarginDecay::Linear,
+            margin_floor: 0.0,
+            margin_decay_start: 0.5,
+            margin_decay_end: 1.0,
+            ..Default::default()
+        };
+        let s = c.margin_schedule_over(1000);
+        assert_eq!(
+            (
+                s.margin_at(0),
+                s.margin_at(500),
+                s.margin_at(750),
+                s.margin_at(1000)
+            ),
+            (20.0, 20.0, 10.0, 0.0)
+        );
+        let constant = RunConfig {
+            margin: 20.0,
+            ..Default::default()
+        }
+        .margin_schedule_over(1000);
+        assert_eq!(constant.margin_at(999), 20.0);
+    }
+
+    #[test]
     fn image_datasets_need_convolutional_networks_and_say_so() {
         let err = Experiment::parse(
             "name = \"t\"\ndataset = \"celeba\"\n[[grid]]\nmodel = \"ebgan\"\n",

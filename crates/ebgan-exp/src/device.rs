@@ -35,3 +35,44 @@ pub fn cores() -> usize {
         .map(|n| n.get())
         .unwrap_or(1)
 }
+
+/// Free memory of CUDA device `index` in bytes, from `nvidia-smi` (tch exposes no memory query) (respecting
+/// CUDA_VISIBLE_DEVICES when it lists plain indices).
+pub fn cuda_free_bytes(index: usize) -> Option<u64> {
+    let physical = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').nth(index)?.trim().parse().ok()?,
+        _ => index,
+    };
+    let out = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=index,memory.free",
+            "--format=csv,noheader,nounits",
+        ])
+        .output()
+        .ok()?;
+    parse_free(&String::from_utf8_lossy(&out.stdout), physical)
+}
+
+/// `index, MiB free` lines -> bytes free of GPU `physical`.
+fn parse_free(text: &str, physical: usize) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (i, mib) = l.split_once(',')?;
+        (i.trim().parse::<usize>().ok()? == physical)
+            .then(|| mib.trim().parse::<u64>().ok().map(|m| m << 20))
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvidia_smi_lines() {
+        let text = "0, 81000\n1, 1024\n";
+        assert_eq!(parse_free(text, 1), Some(1024 << 20));
+        assert_eq!(parse_free(text, 0), Some(81000 << 20));
+        assert_eq!(parse_free(text, 2), None);
+        assert_eq!(parse_free("garbage", 0), None);
+    }
+}

@@ -150,13 +150,13 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         let set = image_sets[&image_set::stored_side(c.image_size, c.random_crop)]
             .lock()
             .unwrap();
-        conv::total_steps(c, conv::usable(c, set.len, set.channels))
+        conv::total_steps(c, set.usable(c))
     };
 
     let free = match opts.device {
         // Cohorts trained at once on one GPU share its memory.
         Device::Cuda(i) if opts.cohort == CohortSize::Auto => {
-            cohort_size::cuda_free_bytes(i).map(|f| f / opts.jobs.unwrap_or(1).max(1) as u64)
+            device::cuda_free_bytes(i).map(|f| f / opts.jobs.unwrap_or(1).max(1) as u64)
         }
         _ => None,
     };
@@ -370,8 +370,8 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
                         config: r.config.clone(),
                     };
                     if let Some(samples) = &m.samples {
-                        crate::images::save_png(
-                            &crate::images::sample_sheet(samples, 28, 8),
+                        crate::images::save_rgb_png(
+                            &crate::images::image_grid(&samples.view([-1, 1, 28, 28]), 8),
                             &res.run_dir(&r.id).join("samples.png"),
                         )?;
                     }

@@ -22,6 +22,24 @@ pub enum Stream {
     Crop = 7,
 }
 
+/// Stream `stream` of `seed` at position `index` (0 for a run's whole-run streams; a step or an
+/// epoch for the streams the convolutional trainer restarts at each one, which makes them
+/// functions of (seed, step) and so exactly resumable).
+pub fn stream(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream((index << 8) | stream as u64);
+    r
+}
+
+/// `shape` of N(0, 1) draws from `rng`, on `device`.
+pub fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect();
+    ebgan_core::upload(Tensor::from_slice(&v).view(shape), device)
+}
+
 /// One generator per member, all on the same stream.
 pub struct MemberRng {
     rngs: Vec<ChaCha8Rng>,
@@ -30,14 +48,7 @@ pub struct MemberRng {
 
 impl MemberRng {
     pub fn new(seeds: &[u64], stream: Stream, device: Device) -> Self {
-        let rngs = seeds
-            .iter()
-            .map(|&s| {
-                let mut r = ChaCha8Rng::seed_from_u64(s);
-                r.set_stream(stream as u64);
-                r
-            })
-            .collect();
+        let rngs = seeds.iter().map(|&s| self::stream(s, stream, 0)).collect();
         MemberRng { rngs, device }
     }
 
@@ -92,6 +103,16 @@ mod tests {
         assert!(both.get(1).equal(&alone.get(0)));
         assert!(both.get(2).equal(&alone.get(0)));
         assert!(!both.get(0).equal(&alone.get(0)));
+    }
+
+    #[test]
+    fn step_streams_differ_and_index_0_is_the_run_stream() {
+        let mut whole = MemberRng::new(&[7], Stream::Noise, Device::Cpu);
+        let a = whole.normal(&[4], 1.0).get(0);
+        let b = normal(&mut stream(7, Stream::Noise, 0), &[4], Device::Cpu);
+        let c = normal(&mut stream(7, Stream::Noise, 1), &[4], Device::Cpu);
+        assert!(a.equal(&b));
+        assert!(!b.equal(&c));
     }
 
     #[test]

@@ -20,17 +20,18 @@ pub struct ImageSet {
     pub side: i64,
     /// The training device (batches come out here).
     pub device: Device,
+    pub dataset: Dataset,
 }
 
 impl ImageSet {
     /// From a host tensor `[N, S, S, C]`, moved to `device` in chunks when it fits there.
-    pub fn new(host: Tensor, device: Device) -> Self {
+    pub fn new(host: Tensor, dataset: Dataset, device: Device) -> Self {
         let size = host.size();
         let (len, side, channels) = (size[0] as usize, size[1], size[3]);
         let bytes = host.numel() as u64;
         let fits = match device {
             Device::Cuda(i) => {
-                crate::cohort_size::cuda_free_bytes(i).is_none_or(|free| bytes < free / 2)
+                crate::device::cuda_free_bytes(i).is_none_or(|free| bytes < free / 2)
             }
             _ => true,
         };
@@ -59,14 +60,32 @@ impl ImageSet {
             channels,
             side,
             device,
+            dataset,
+        }
+    }
+
+    /// Images a run draws from: MNIST-64 honours the run's `train_images` (the first N, as for
+    /// MNIST); image data sets use every image.
+    pub fn usable(&self, c: &crate::config::RunConfig) -> usize {
+        if self.dataset.is_mnist() {
+            c.train_images.min(self.len)
+        } else {
+            self.len
         }
     }
 
     /// From `[N, S, S, C]` bytes.
-    pub fn from_bytes(hwc: &[u8], n: usize, side: i64, channels: i64, device: Device) -> Self {
+    pub fn from_bytes(
+        hwc: &[u8],
+        n: usize,
+        side: i64,
+        channels: i64,
+        dataset: Dataset,
+        device: Device,
+    ) -> Self {
         let host = Tensor::from_slice(&hwc[..n * (side * side * channels) as usize])
             .view([n as i64, side, side, channels]);
-        Self::new(host, device)
+        Self::new(host, dataset, device)
     }
 
     /// Batch `[B, C, out, out]` in [-1, 1] on the training device of images `idx`; when `out` <
@@ -232,7 +251,7 @@ pub fn load(exp: &Experiment, data: &Path, side: i64, device: Device) -> Result<
         );
         t
     };
-    Ok(ImageSet::new(host, device))
+    Ok(ImageSet::new(host, exp.dataset, device))
 }
 
 /// MNIST's 28x28 digits in the middle of 64x64 black images (18 pixels each side), `[N, 64, 64, 1]`.
@@ -267,7 +286,7 @@ mod tests {
                 }
             }
         }
-        let set = ImageSet::from_bytes(&hwc, 2, 4, 3, Device::Cpu);
+        let set = ImageSet::from_bytes(&hwc, 2, 4, 3, Dataset::Celeba, Device::Cpu);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let full = set.batch(&[1, 0], 4, &mut rng);
         assert_eq!(full.size(), [2, 3, 4, 4]);
@@ -293,9 +312,17 @@ mod tests {
     fn mnist64_centres_the_digit() {
         let mut img = vec![0u8; 2 * 784];
         img[784] = 255; // image 1, pixel (0, 0)
-        let set = ImageSet::new(mnist64(&img, 2), Device::Cpu);
+        let set = ImageSet::new(mnist64(&img, 2), Dataset::Mnist64, Device::Cpu);
         assert_eq!(set.images.size(), [2, 64, 64, 1]);
         assert_eq!(set.images.int64_value(&[1, 18, 18, 0]), 255);
         assert_eq!(i64::try_from(set.images.sum(Kind::Int64)).unwrap(), 255);
+        // MNIST-64 honours a run's train_images, as MNIST does; image data sets use every image.
+        let c = crate::config::RunConfig {
+            train_images: 1,
+            ..Default::default()
+        };
+        assert_eq!(set.usable(&c), 1);
+        let faces = ImageSet::new(mnist64(&img, 2), Dataset::Celeba, Device::Cpu);
+        assert_eq!(faces.usable(&c), 2);
     }
 }

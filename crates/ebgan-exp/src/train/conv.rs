@@ -12,32 +12,15 @@ use crate::scoring::Scorer;
 use anyhow::{bail, Context, Result};
 use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, Energy, MemberOptim, OptimHyper};
 use ebgan_models::dcgan::{AutoEncoder, ConvSpec, Discriminator, Generator};
-use ebgan_models::rng::Stream;
+use ebgan_models::rng::{normal, stream as stream_rng, Stream};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
-
-/// Stream `stream` of the run's seed at position `index` (a step, an epoch, ...).
-fn stream_rng(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream((index << 8) | stream as u64);
-    r
-}
-
-fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
-    let n: i64 = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| rng.sample::<f32, _>(StandardNormal))
-        .collect();
-    ebgan_core::upload(Tensor::from_slice(&v).view(shape), device)
-}
 
 /// G's input for `n` samples: z `[n, z_dim]` and the noise planes of the ImageNet generator.
 pub struct Latent {
@@ -310,15 +293,6 @@ fn steps_per_epoch(c: &RunConfig, len: usize) -> u64 {
     (len as u64).div_ceil(c.batch_size as u64)
 }
 
-/// Images a run draws from: MNIST-64 honours `train_images`, other sets use every image.
-pub fn usable(c: &RunConfig, len: usize, channels: i64) -> usize {
-    if channels == 1 {
-        c.train_images.min(len)
-    } else {
-        len
-    }
-}
-
 pub struct ConvRun<'a> {
     pub config: &'a RunConfig,
     pub id: &'a str,
@@ -378,7 +352,7 @@ pub fn train_run(
 ) -> Result<Option<MemberResult>> {
     let c = run.config;
     let data = run.data;
-    let len = usable(c, data.len, data.channels);
+    let len = data.usable(c);
     if len < c.batch_size as usize {
         bail!(
             "run {}: {len} training images, fewer than one batch of {}",
@@ -600,13 +574,14 @@ pub fn interpolate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Network;
+    use crate::config::{Dataset, Network};
+    use rand::{Rng, SeedableRng};
 
     /// 40 random RGB images of 24x24: training on 16x16 random crops of them.
     fn images() -> ImageSet {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let bytes: Vec<u8> = (0..40 * 24 * 24 * 3).map(|_| rng.random()).collect();
-        ImageSet::from_bytes(&bytes, 40, 24, 3, Device::Cpu)
+        ImageSet::from_bytes(&bytes, 40, 24, 3, Dataset::Celeba, Device::Cpu)
     }
 
     fn tiny(model: Model, network: Network) -> RunConfig {
@@ -747,7 +722,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let more: Vec<u8> = (0..41 * 24 * 24 * 3).map(|_| rng.random()).collect();
-        let bigger = ImageSet::from_bytes(&more, 41, 24, 3, Device::Cpu);
+        let bigger = ImageSet::from_bytes(&more, 41, 24, 3, Dataset::Celeba, Device::Cpu);
         let err = format!("{:#}", train(&c, &bigger, dir.path(), None).err().unwrap());
         assert!(err.contains("40 images") && err.contains("41"), "{err}");
         // A checkpoint of another model (wider G) in this run's folder is refused by name.
