@@ -74,42 +74,25 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
     .unwrap();
     writeln!(s, "| model | 100 labels | 200 labels | 1000 labels |").unwrap();
     writeln!(s, "|---|---|---|---|").unwrap();
-    writeln!(
-        s,
-        "| LN bottom-layer, ours | {} | {} | {} |",
-        cell(rows, "ln", 100),
-        cell(rows, "ln", 200),
-        cell(rows, "ln", 1000)
-    )
-    .unwrap();
-    writeln!(
-        s,
-        "| LN bottom-layer, paper | {} |",
-        PAPER
+    for (name, family) in [("LN bottom-layer", "ln"), ("EBGAN-LN", "ebgan-ln")] {
+        let ours: Vec<String> = [100, 200, 1000]
             .iter()
-            .map(|p| format!("{:.2} +- {:.2}", p.1, p.2))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    )
-    .unwrap();
-    writeln!(
-        s,
-        "| EBGAN-LN, ours | {} | {} | {} |",
-        cell(rows, "ebgan-ln", 100),
-        cell(rows, "ebgan-ln", 200),
-        cell(rows, "ebgan-ln", 1000)
-    )
-    .unwrap();
-    writeln!(
-        s,
-        "| EBGAN-LN, paper | {} |",
-        PAPER
+            .map(|&l| cell(rows, family, l))
+            .collect();
+        let theirs: Vec<String> = PAPER
             .iter()
-            .map(|p| format!("{:.2} +- {:.2}", p.3, p.4))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    )
-    .unwrap();
+            .map(|p| {
+                let (mean, std) = if family == "ln" {
+                    (p.1, p.2)
+                } else {
+                    (p.3, p.4)
+                };
+                format!("{mean:.2} +- {std:.2}")
+            })
+            .collect();
+        writeln!(s, "| {name}, ours | {} |", ours.join(" | ")).unwrap();
+        writeln!(s, "| {name}, paper | {} |", theirs.join(" | ")).unwrap();
+    }
     let diverged = rows
         .iter()
         .filter(|r| r.config.model.is_ladder() && r.status == "diverged")
