@@ -728,6 +728,25 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_experiment_file_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let exp = Experiment::load(&p).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(!exp.runs.is_empty(), "{}", p.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 12, "{n} experiment files");
+        // Figure 9 on CPU: the eight margins of the sweep, one run each.
+        let sweep = Experiment::load(&dir.join("margin-sweep-quick.toml")).unwrap();
+        let margins: Vec<f64> = sweep.runs.iter().map(|r| r.config.margin).collect();
+        assert_eq!(margins, [1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0]);
+    }
+
+    #[test]
     fn margin_schedule_over_a_runs_real_length() {
         // Image runs count steps from their data set: the decay's end points follow `total`.
         let c = RunConfig {

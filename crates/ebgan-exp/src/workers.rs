@@ -82,11 +82,13 @@ pub fn run(
         });
         children.push((w, child, echo));
     }
+    // Progress from the sub-shards' runs*.csv (read every 2 s: a large grid's rows are many).
+    let progress = || pb.set_position(done().saturating_sub(at_start) as u64);
     let mut failed = vec![];
     let mut left = children.len();
     while left > 0 {
-        std::thread::sleep(Duration::from_millis(500));
-        pb.set_position((done() - at_start.min(done())) as u64);
+        std::thread::sleep(Duration::from_secs(2));
+        progress();
         left = 0;
         for (w, child, _) in children.iter_mut() {
             match child.try_wait()? {
@@ -101,7 +103,7 @@ pub fn run(
     for (_, _, echo) in children {
         let _ = echo.join();
     }
-    pb.set_position((done() - at_start.min(done())) as u64);
+    progress();
     pb.finish_and_clear();
     eprintln!(
         "{}: {} of {} runs of shard {shard} done",

@@ -116,6 +116,8 @@ fn check_results(root: &Path) {
     }
     let summary = std::fs::read_to_string(root.join("summary.md")).unwrap();
     assert!(summary.contains("## Convolutional runs"), "{summary}");
+    // Step-count runs say so instead of showing the epochs default.
+    assert!(summary.contains("| 4 steps |"), "{summary}");
     for f in [
         "samples-side-by-side.png",
         "interpolations-ebgan-pt.png",
