@@ -107,7 +107,21 @@ pub struct PopulationStats {
 }
 
 impl Ladder {
-    pub fn new(vs: &nn::Path, combinator: Combinator, noise_std: f64) -> Self {
+    /// Weights N(0, 1/fan_in) drawn from `rng` (the run's Init stream), so a run's start does
+    /// not depend on libtorch's generator, which every thread of the process shares.
+    pub fn new(
+        vs: &nn::Path,
+        combinator: Combinator,
+        noise_std: f64,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Self {
+        let mut randn = |name: String, shape: [i64; 2], std: f64| {
+            let t = vs.var(&name, &shape, Init::Const(0.0));
+            let _g = tch::no_grad_guard();
+            t.shallow_clone()
+                .copy_(&(crate::rng::normal(rng, &shape, vs.device()) * std));
+            t
+        };
         let n = WIDTHS.len() - 1;
         let mut w = vec![];
         let mut v = vec![];
@@ -116,21 +130,11 @@ impl Ladder {
         for l in 0..n {
             let (i, o) = (WIDTHS[l], WIDTHS[l + 1]);
             let std = 1.0 / (i as f64).sqrt();
-            w.push(vs.var(
-                &format!("w{}", l + 1),
-                &[i, o],
-                Init::Randn {
-                    mean: 0.0,
-                    stdev: std,
-                },
-            ));
-            v.push(vs.var(
-                &format!("v{}", l + 1),
-                &[o, i],
-                Init::Randn {
-                    mean: 0.0,
-                    stdev: 1.0 / (o as f64).sqrt(),
-                },
+            w.push(randn(format!("w{}", l + 1), [i, o], std));
+            v.push(randn(
+                format!("v{}", l + 1),
+                [o, i],
+                1.0 / (o as f64).sqrt(),
             ));
             beta.push(vs.var(&format!("beta{}", l + 1), &[o], Init::Const(0.0)));
         }
@@ -260,10 +264,25 @@ mod tests {
     use tch::Device;
 
     fn ladder(kind: Combinator, noise: f64) -> (nn::VarStore, Ladder) {
-        tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let l = Ladder::new(&vs.root(), kind, noise);
+        let mut rng = crate::rng::stream(0, Stream::Init, 0);
+        let l = Ladder::new(&vs.root(), kind, noise, &mut rng);
         (vs, l)
+    }
+
+    #[test]
+    fn initial_weights_come_from_the_runs_stream_not_libtorchs_generator() {
+        let weights = |torch_seed: i64, seed: u64| -> Vec<f32> {
+            tch::manual_seed(torch_seed);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let mut rng = crate::rng::stream(seed, Stream::Init, 0);
+            let l = Ladder::new(&vs.root(), Combinator::Gauss, 0.3, &mut rng);
+            Vec::<f32>::try_from(l.w[0].flatten(0, -1).narrow(0, 0, 50)).unwrap()
+        };
+        assert_eq!(weights(1, 5), weights(2, 5));
+        assert_ne!(weights(1, 5), weights(1, 6));
+        // N(0, 1/784) for the first layer: 50 draws of std 1/28 stay well inside 5 std.
+        assert!(weights(1, 5).iter().all(|w| w.abs() < 5.0 / 28.0));
     }
 
     fn x() -> Tensor {

@@ -8,24 +8,17 @@ use crate::data::mnist::{Mnist, PIXELS};
 use ebgan_core::{upload, MemberOptim, OptimHyper, OptimKind};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::{Generator, MlpMember, MlpSpec};
-use ebgan_models::rng::{MemberRng, Stream};
+use ebgan_models::rng::{stream, MemberRng, Stream};
 use ebgan_models::Vars;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-fn stream(seed: u64, s: Stream) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(s as u64);
-    r
-}
-
 /// `n` labelled training indices, n/10 per class, chosen by a seeded shuffle of the training set.
 pub fn balanced_labels(labels: &[u8], n: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..labels.len()).collect();
-    order.shuffle(&mut stream(seed, Stream::Labels));
+    order.shuffle(&mut stream(seed, Stream::Labels, 0));
     let mut taken = [0usize; 10];
     let mut out = vec![];
     for i in order {
@@ -93,9 +86,13 @@ pub fn train_run(
     on_step: &mut dyn FnMut(u64),
 ) -> MemberResult {
     assert!(c.model.is_ladder());
-    tch::manual_seed(c.seed as i64);
     let vs = nn::VarStore::new(device);
-    let net = Ladder::new(&(vs.root() / "ln"), c.combinator, c.ladder_noise);
+    let net = Ladder::new(
+        &(vs.root() / "ln"),
+        c.combinator,
+        c.ladder_noise,
+        &mut stream(c.seed, Stream::Init, 0),
+    );
     let mut opt = nn::Adam {
         beta1: c.beta1,
         beta2: c.beta2,
@@ -158,7 +155,7 @@ pub fn train_run(
 
     let mut noise = MemberRng::new(&[c.seed], Stream::Dropout, device);
     let mut z_rng = MemberRng::new(&[c.seed], Stream::Noise, device);
-    let mut order = stream(c.seed, Stream::Data);
+    let mut order = stream(c.seed, Stream::Data, 0);
     let schedule = c.margin_schedule();
     let b = c.batch_size as usize;
     let total = c.total_steps();
@@ -311,7 +308,7 @@ mod tests {
 
     /// Separable synthetic digits: class c lights up its own band of 78 pixels, plus noise.
     fn synthetic(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
-        use rand::Rng;
+        use rand::{Rng, SeedableRng};
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
         let images = labels
