@@ -2,7 +2,7 @@
 # The GPU figures of docs/performance.md in one go, on a machine with an NVIDIA GPU and a python3
 # that has torch 2.11.0 but no Rust: build here, copy the binary to .device/ebgan, run this there.
 #   mkdir -p .device && cp target/release/ebgan .device/ && (on the GPU machine) scripts/gpu-bench.sh OUT
-# Writes OUT/{gpu.txt,bench-gpu.md,grid-gpu.md,conv-gpu.md}.
+# Writes OUT/{gpu.txt,bench-gpu.md,grid-gpu.md,grid-gpu-per-tensor.md,conv-gpu.md}.
 set -euo pipefail
 out="${1:?usage: scripts/gpu-bench.sh OUT_DIR}"
 mkdir -p "$out"
@@ -14,3 +14,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu
 "$bin" bench-conv --device cuda --python "$py" --steps 50 --warmup 10 --batch 32 --batch 64 --out "$out/conv-gpu.md"
 "$bin" bench --device cuda --python "$py" --out "$out/bench-gpu.md"
 "$bin" bench-grid --device cuda --python "$py" --out "$out/grid-gpu.md"
+# The same grid sample with the CPU's optimizer layout: what packing the parameters buys on CUDA.
+"$bin" bench-grid --device cuda --optim-layout per-tensor --out "$out/grid-gpu-per-tensor.md"

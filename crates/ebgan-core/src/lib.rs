@@ -14,5 +14,5 @@ pub mod upload;
 
 pub use energy::Energy;
 pub use margin::MarginSchedule;
-pub use optim::{MemberOptim, OptimHyper, OptimKind};
+pub use optim::{Layout, MemberOptim, OptimHyper, OptimKind};
 pub use upload::upload;

@@ -2,9 +2,17 @@
 //!
 //! tch's optimizers hide their state (no exact resume) and take one learning rate for all
 //! members; a grid cohort mixes learning rates and even Adam with SGD.
+//!
+//! On CUDA, where a Table 1 step is bound by kernel launches, the parameters of one optimizer are
+//! packed into ONE `[K, P]` buffer (each parameter becomes a view of its columns), and so are the
+//! moments: an update is a fixed ten or so element-wise ops whatever the number of parameter
+//! tensors, the launch count of PyTorch's fused / foreach Adam (which tch 0.24 does not expose),
+//! for one more pass over memory (the gradients gathered into one buffer). On the CPU, where
+//! dispatch is cheap and memory bandwidth is not, parameters are updated tensor by tensor.
+//! Both layouts run the same element-wise ops, so they give bit-identical weights.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,14 +52,52 @@ impl OptimHyper {
     }
 }
 
-pub struct MemberOptim {
-    params: Vec<Tensor>,
-    hyper: Vec<OptimHyper>,
-    /// Adam first moments, or SGD momentum buffers for SGD-only cohorts.
-    exp_avg: Vec<Tensor>,
-    exp_avg_sq: Vec<Tensor>,
+/// How an optimizer lays out its parameters and moments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One `[K, P]` buffer for all parameters (few launches per update).
+    Packed,
+    /// The parameters as they are, one update per tensor (no gather of the gradients).
+    PerTensor,
+}
+
+impl Layout {
+    /// Packed on CUDA, per tensor on the CPU.
+    pub fn for_device(device: Device) -> Self {
+        if device.is_cuda() {
+            Layout::Packed
+        } else {
+            Layout::PerTensor
+        }
+    }
+}
+
+/// What one group of element-wise updates works on: the whole `[K, P]` buffer when packed, one
+/// parameter tensor otherwise.
+struct Group {
+    param: Tensor,
+    /// Adam first moments, or SGD momentum buffers in SGD-only cohorts.
+    exp_avg: Option<Tensor>,
+    exp_avg_sq: Option<Tensor>,
     /// SGD momentum buffers in a cohort that mixes Adam and SGD.
-    momentum_buf: Vec<Tensor>,
+    momentum_buf: Option<Tensor>,
+}
+
+const MOMENTS: [&str; 3] = ["exp_avg", "exp_avg_sq", "momentum_buf"];
+
+impl Group {
+    fn moment(&self, which: usize) -> Option<&Tensor> {
+        [&self.exp_avg, &self.exp_avg_sq, &self.momentum_buf][which].as_ref()
+    }
+}
+
+pub struct MemberOptim {
+    /// The caller's parameter tensors (views of the packed buffer when packed).
+    params: Vec<Tensor>,
+    /// Packed: each parameter's first column in the buffer and its columns per member.
+    columns: Option<Vec<(i64, i64)>>,
+    groups: Vec<Group>,
+    hyper: Vec<OptimHyper>,
     /// Per-member constants `[K]`: 1 - beta1, 1 - beta2, momentum, and the Adam mask.
     one_minus_beta1: Tensor,
     one_minus_beta2: Tensor,
@@ -76,34 +122,62 @@ fn shaped(v: &Tensor, p: &Tensor) -> Tensor {
 }
 
 impl MemberOptim {
-    /// `params` all have the member dimension first, of size `hyper.len()`.
+    /// `params` hold the members' values member-major: first dimension K (any shape when
+    /// K = 1). The layout follows their device ([`Layout::for_device`]).
     pub fn new(params: Vec<Tensor>, hyper: Vec<OptimHyper>) -> Self {
+        let layout = Layout::for_device(params[0].device());
+        Self::with_layout(params, hyper, layout)
+    }
+
+    /// Packed, the parameters are re-pointed into the buffer (`set_data`: the same tensors, so
+    /// every module holding them sees the updates).
+    pub fn with_layout(mut params: Vec<Tensor>, hyper: Vec<OptimHyper>, layout: Layout) -> Self {
         let k = hyper.len() as i64;
         assert!(!params.is_empty(), "an optimizer needs parameters");
         for p in &params {
-            assert_eq!(
-                p.size()[0],
-                k,
+            assert!(
+                k == 1 || p.size().first() == Some(&k),
                 "parameter {:?} lacks the member dimension {k}",
                 p.size()
             );
         }
-        let like = &params[0];
         let any_adam = hyper.iter().any(|h| h.kind == OptimKind::Adam);
         let any_sgd = hyper.iter().any(|h| h.kind == OptimKind::Sgd);
         let any_momentum = hyper
             .iter()
             .any(|h| h.kind == OptimKind::Sgd && h.momentum != 0.0);
-        let zeros = |on: bool| -> Vec<Tensor> {
-            if on {
-                params.iter().map(|p| p.zeros_like()).collect()
-            } else {
-                vec![]
+        let group = |param: Tensor| Group {
+            exp_avg: (any_adam || any_momentum).then(|| param.zeros_like()),
+            exp_avg_sq: any_adam.then(|| param.zeros_like()),
+            momentum_buf: (any_adam && any_momentum).then(|| param.zeros_like()),
+            param,
+        };
+        let _guard = tch::no_grad_guard();
+        let (groups, columns) = match layout {
+            Layout::PerTensor => (
+                params.iter().map(|p| group(p.shallow_clone())).collect(),
+                None,
+            ),
+            Layout::Packed => {
+                let flat = Tensor::cat(
+                    &params
+                        .iter()
+                        .map(|p| p.detach().reshape([k, -1]))
+                        .collect::<Vec<_>>(),
+                    1,
+                );
+                let mut columns = Vec::with_capacity(params.len());
+                let mut first = 0;
+                for p in &mut params {
+                    let n = p.numel() as i64 / k;
+                    p.set_data(&flat.narrow(1, first, n).view(p.size().as_slice()));
+                    columns.push((first, n));
+                    first += n;
+                }
+                (vec![group(flat)], Some(columns))
             }
         };
-        let exp_avg = zeros(any_adam || any_momentum);
-        let exp_avg_sq = zeros(any_adam);
-        let momentum_buf = zeros(any_adam && any_momentum);
+        let like = &params[0];
         MemberOptim {
             one_minus_beta1: per_member(hyper.iter().map(|h| 1.0 - h.beta1), like),
             one_minus_beta2: per_member(hyper.iter().map(|h| 1.0 - h.beta2), like),
@@ -116,10 +190,9 @@ impl MemberOptim {
             )
             .to_kind(Kind::Bool),
             params,
+            columns,
+            groups,
             hyper,
-            exp_avg,
-            exp_avg_sq,
-            momentum_buf,
             any_adam,
             any_sgd,
             any_momentum,
@@ -143,14 +216,25 @@ impl MemberOptim {
         self.step(&grads, alive);
     }
 
-    /// One update from `grads` (in parameter order). Members where `alive` (`[K]` bool) is false
-    /// take a zero step. A member whose gradients are NaN is excluded by its caller through
-    /// `alive`; its own weights may then become NaN, which no other member can see.
+    /// One update from `grads` (in parameter order, each shaped like its parameter). Members
+    /// where `alive` (`[K]` bool) is false take a zero step. A member whose gradients are NaN is
+    /// excluded by its caller through `alive`; its own weights may then become NaN, which no
+    /// other member can see.
     pub fn step(&mut self, grads: &[Tensor], alive: &Tensor) {
         assert_eq!(grads.len(), self.params.len(), "one gradient per parameter");
         self.step += 1;
         let t = self.step as i32;
+        let k = self.hyper.len() as i64;
         let like = &self.params[0];
+        let _guard = tch::no_grad_guard();
+        let packed;
+        let grads = if self.columns.is_some() {
+            let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([k, -1])).collect();
+            packed = [Tensor::cat(&flat, 1)];
+            &packed[..]
+        } else {
+            grads
+        };
         let alive = alive.to_kind(Kind::Float);
         // Adam's bias corrections folded into a step size and eps per member (PyTorch's algebra):
         // lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) = (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)).
@@ -159,11 +243,11 @@ impl MemberOptim {
             per_member(self.hyper.iter().map(|h| h.lr * bc(h).1 / bc(h).0), like) * &alive;
         let adam_eps = per_member(self.hyper.iter().map(|h| h.eps * bc(h).1), like);
         let sgd_lr = per_member(self.hyper.iter().map(|h| h.lr), like) * &alive;
-        let _guard = tch::no_grad_guard();
-        for (i, g) in grads.iter().enumerate() {
-            let p = &self.params[i];
+        for (group, g) in self.groups.iter_mut().zip(grads) {
+            let p = &group.param;
             let adam = self.any_adam.then(|| {
-                let (m, v) = (&mut self.exp_avg[i], &mut self.exp_avg_sq[i]);
+                let m = group.exp_avg.as_mut().unwrap();
+                let v = group.exp_avg_sq.as_mut().unwrap();
                 let _ = m.lerp_tensor_(g, &shaped(&self.one_minus_beta1, p));
                 let _ = v.lerp_tensor_(&g.square(), &shaped(&self.one_minus_beta2, p));
                 let mut update = v.sqrt();
@@ -177,10 +261,11 @@ impl MemberOptim {
             let sgd = self.any_sgd.then(|| {
                 if self.any_momentum {
                     let buf = if self.any_adam {
-                        &mut self.momentum_buf[i]
+                        group.momentum_buf.as_mut()
                     } else {
-                        &mut self.exp_avg[i]
-                    };
+                        group.exp_avg.as_mut()
+                    }
+                    .unwrap();
                     let _ = buf.g_mul_(&shaped(&self.momentum, p)).g_add_(g);
                     &*buf * shaped(&sgd_lr, p)
                 } else {
@@ -193,51 +278,61 @@ impl MemberOptim {
                 (None, Some(s)) => s,
                 (None, None) => unreachable!("every member has an optimizer kind"),
             };
-            let _ = self.params[i].g_sub_(&update);
+            let _ = group.param.g_sub_(&update);
         }
     }
 
-    /// Moments and step counter, for checkpoints.
+    /// Moment `which` (index into MOMENTS) of parameter `i`, shaped like the parameter.
+    fn moment_of(&self, which: usize, i: usize) -> Option<Tensor> {
+        match &self.columns {
+            None => self.groups[i].moment(which).map(|m| m.shallow_clone()),
+            Some(columns) => {
+                let (first, n) = columns[i];
+                self.groups[0]
+                    .moment(which)
+                    .map(|m| m.narrow(1, first, n).view(self.params[i].size().as_slice()))
+            }
+        }
+    }
+
+    /// Moments and step counter, for checkpoints: one tensor per moment and parameter, shaped
+    /// like the parameter (the same in both layouts).
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut s = vec![("step".to_string(), Tensor::from_slice(&[self.step as i64]))];
-        for (name, v) in [
-            ("exp_avg", &self.exp_avg),
-            ("exp_avg_sq", &self.exp_avg_sq),
-            ("momentum_buf", &self.momentum_buf),
-        ] {
+        for (which, name) in MOMENTS.iter().enumerate() {
             s.extend(
-                v.iter()
-                    .enumerate()
-                    .map(|(i, t)| (format!("{name}.{i}"), t.shallow_clone())),
+                (0..self.params.len())
+                    .filter_map(|i| self.moment_of(which, i).map(|m| (format!("{name}.{i}"), m))),
             );
         }
         s
     }
 
-    /// Restores what [`MemberOptim::state`] saved; shapes must match this optimizer's.
+    /// Restores what [`MemberOptim::state`] saved; shapes must match this optimizer's
+    /// parameters (a leading member dimension of 1 may be present or not).
     pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<(), String> {
         let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t);
         let step = find("step").ok_or("optimizer state has no `step`")?;
-        self.step = step.int64_value(&[0]) as u64;
+        let unit_member = |s: &[i64]| s.strip_prefix(&[1]).unwrap_or(s).to_vec();
         let _guard = tch::no_grad_guard();
-        for (name, v) in [
-            ("exp_avg", &mut self.exp_avg),
-            ("exp_avg_sq", &mut self.exp_avg_sq),
-            ("momentum_buf", &mut self.momentum_buf),
-        ] {
-            for (i, t) in v.iter_mut().enumerate() {
+        for (which, name) in MOMENTS.iter().enumerate() {
+            for i in 0..self.params.len() {
+                let Some(mut dst) = self.moment_of(which, i) else {
+                    continue;
+                };
                 let key = format!("{name}.{i}");
                 let src = find(&key).ok_or_else(|| format!("optimizer state has no `{key}`"))?;
-                if src.size() != t.size() {
+                if unit_member(&src.size()) != unit_member(&dst.size()) {
                     return Err(format!(
                         "optimizer state `{key}` has shape {:?}, expected {:?}",
                         src.size(),
-                        t.size()
+                        dst.size()
                     ));
                 }
-                t.copy_(src);
+                dst.copy_(&src.reshape(dst.size().as_slice()));
             }
         }
+        self.step = step.int64_value(&[0]) as u64;
         Ok(())
     }
 }
@@ -245,6 +340,8 @@ impl MemberOptim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LAYOUTS: [Layout; 2] = [Layout::PerTensor, Layout::Packed];
 
     fn param(v: &[f32], k: i64) -> Tensor {
         Tensor::from_slice(v).view([k, -1]).set_requires_grad(true)
@@ -261,7 +358,7 @@ mod tests {
     }
 
     fn all_alive(k: i64) -> Tensor {
-        Tensor::ones([k], (Kind::Bool, tch::Device::Cpu))
+        Tensor::ones([k], (Kind::Bool, Device::Cpu))
     }
 
     #[test]
@@ -270,7 +367,6 @@ mod tests {
         // step 1, g = 2: m = 1, v = 1; mhat = 2, vhat = 4 -> p = 1 - 0.1 * 2/2 = 0.9.
         // step 2, g = 1: m = 1, v = 1; bc1 = 0.75, bc2 = 0.4375 -> mhat = 4/3, vhat = 16/7
         //   -> p = 0.9 - 0.1 * (4/3) / sqrt(16/7) = 0.9 - 0.1 * sqrt(7)/3.
-        let p = param(&[1.0], 1);
         let h = OptimHyper {
             kind: OptimKind::Adam,
             lr: 0.1,
@@ -279,23 +375,25 @@ mod tests {
             eps: 0.0,
             momentum: 0.0,
         };
-        let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![h]);
-        step_with(&mut opt, &p, &[2.0], &all_alive(1));
-        assert!((values(&p)[0] - 0.9).abs() < 1e-6);
-        step_with(&mut opt, &p, &[1.0], &all_alive(1));
-        let want = 0.9 - 0.1 * 7f32.sqrt() / 3.0;
-        assert!(
-            (values(&p)[0] - want).abs() < 1e-6,
-            "{:?} vs {want}",
-            values(&p)
-        );
+        for layout in LAYOUTS {
+            let p = param(&[1.0], 1);
+            let mut opt = MemberOptim::with_layout(vec![p.shallow_clone()], vec![h], layout);
+            step_with(&mut opt, &p, &[2.0], &all_alive(1));
+            assert!((values(&p)[0] - 0.9).abs() < 1e-6, "{layout:?}");
+            step_with(&mut opt, &p, &[1.0], &all_alive(1));
+            let want = 0.9 - 0.1 * 7f32.sqrt() / 3.0;
+            assert!(
+                (values(&p)[0] - want).abs() < 1e-6,
+                "{layout:?}: {:?} vs {want}",
+                values(&p)
+            );
+        }
     }
 
     #[test]
     fn mixed_cohort_applies_each_members_own_rule() {
         // Member 0: Adam lr 0.1 -> first step moves by lr * sign(g). Member 1: SGD lr 0.5 -> lr * g.
         // Member 2: SGD lr 1, momentum 0.5, two steps with g = 1: buf 1 then 1.5 -> p = 0 - 1 - 1.5.
-        let p = param(&[1.0, -2.0, 1.0, 1.0, 0.0, 0.0], 3);
         let hyper = vec![
             OptimHyper::adam(0.1),
             OptimHyper::sgd(0.5),
@@ -304,59 +402,168 @@ mod tests {
                 ..OptimHyper::sgd(1.0)
             },
         ];
-        let mut opt = MemberOptim::new(vec![p.shallow_clone()], hyper);
-        step_with(
-            &mut opt,
-            &p,
-            &[3.0, -0.5, 4.0, -2.0, 1.0, 1.0],
-            &all_alive(3),
-        );
-        let v = values(&p);
-        let want = [0.9, -1.9, -1.0, 2.0, -1.0, -1.0];
-        for (a, b) in v.iter().zip(want) {
-            assert!((a - b).abs() < 1e-5, "{v:?} vs {want:?}");
+        for layout in LAYOUTS {
+            let p = param(&[1.0, -2.0, 1.0, 1.0, 0.0, 0.0], 3);
+            let mut opt = MemberOptim::with_layout(vec![p.shallow_clone()], hyper.clone(), layout);
+            step_with(
+                &mut opt,
+                &p,
+                &[3.0, -0.5, 4.0, -2.0, 1.0, 1.0],
+                &all_alive(3),
+            );
+            let v = values(&p);
+            let want = [0.9, -1.9, -1.0, 2.0, -1.0, -1.0];
+            for (a, b) in v.iter().zip(want) {
+                assert!((a - b).abs() < 1e-5, "{layout:?}: {v:?} vs {want:?}");
+            }
+            step_with(&mut opt, &p, &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0], &all_alive(3));
+            let v = values(&p);
+            assert!(
+                (v[4] + 2.5).abs() < 1e-6 && (v[5] + 2.5).abs() < 1e-6,
+                "{layout:?}: {v:?}"
+            );
         }
-        step_with(&mut opt, &p, &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0], &all_alive(3));
-        let v = values(&p);
-        assert!(
-            (v[4] + 2.5).abs() < 1e-6 && (v[5] + 2.5).abs() < 1e-6,
-            "{v:?}"
-        );
     }
 
     #[test]
     fn dead_members_do_not_move_and_their_nans_stay_theirs() {
-        for hyper in [OptimHyper::sgd(1.0), OptimHyper::adam(0.1)] {
-            let p = param(&[1.0, 1.0, 1.0], 3);
-            let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![hyper; 3]);
-            step_with(
-                &mut opt,
-                &p,
-                &[2.0, f32::NAN, 1.0],
-                &Tensor::from_slice(&[false, false, true]),
-            );
-            let v = values(&p);
-            assert_eq!(v[0], 1.0, "{v:?}");
-            assert!(v[2] < 1.0 && v[2].is_finite(), "{v:?}");
+        for layout in LAYOUTS {
+            for hyper in [OptimHyper::sgd(1.0), OptimHyper::adam(0.1)] {
+                let p = param(&[1.0, 1.0, 1.0], 3);
+                let mut opt =
+                    MemberOptim::with_layout(vec![p.shallow_clone()], vec![hyper; 3], layout);
+                step_with(
+                    &mut opt,
+                    &p,
+                    &[2.0, f32::NAN, 1.0],
+                    &Tensor::from_slice(&[false, false, true]),
+                );
+                let v = values(&p);
+                assert_eq!(v[0], 1.0, "{layout:?}: {v:?}");
+                assert!(v[2] < 1.0 && v[2].is_finite(), "{layout:?}: {v:?}");
+            }
         }
     }
 
     #[test]
-    fn state_round_trips() {
-        let p = param(&[1.0, 2.0], 1);
-        let mut opt = MemberOptim::new(vec![p.shallow_clone()], vec![OptimHyper::adam(0.01)]);
-        step_with(&mut opt, &p, &[1.0, -1.0], &all_alive(1));
-        let saved: Vec<(String, Tensor)> = opt
-            .state()
-            .into_iter()
-            .map(|(n, t)| (n, t.copy()))
-            .collect();
-        let q = param(&[1.0, 2.0], 1);
-        let mut fresh = MemberOptim::new(vec![q.shallow_clone()], vec![OptimHyper::adam(0.01)]);
-        fresh.load_state(&saved).unwrap();
-        assert_eq!(fresh.steps_taken(), 1);
-        assert_eq!(values(&fresh.exp_avg[0]), values(&opt.exp_avg[0]));
-        let bad = vec![("step".to_string(), Tensor::from_slice(&[1i64]))];
-        assert!(fresh.load_state(&bad).unwrap_err().contains("exp_avg.0"));
+    fn state_round_trips_across_layouts() {
+        // Saved from one layout, loaded into the other: the next steps agree bit for bit.
+        for [from, to] in [LAYOUTS, [Layout::Packed, Layout::PerTensor]] {
+            let p = param(&[1.0, 2.0], 1);
+            let mut opt = MemberOptim::with_layout(
+                vec![p.shallow_clone()],
+                vec![OptimHyper::adam(0.01)],
+                from,
+            );
+            step_with(&mut opt, &p, &[1.0, -1.0], &all_alive(1));
+            let saved: Vec<(String, Tensor)> = opt
+                .state()
+                .into_iter()
+                .map(|(n, t)| (n, t.copy()))
+                .collect();
+            let q = p.detach().copy().set_requires_grad(true);
+            let mut fresh =
+                MemberOptim::with_layout(vec![q.shallow_clone()], vec![OptimHyper::adam(0.01)], to);
+            fresh.load_state(&saved).unwrap();
+            assert_eq!(fresh.steps_taken(), 1);
+            step_with(&mut opt, &p, &[0.5, 3.0], &all_alive(1));
+            step_with(&mut fresh, &q, &[0.5, 3.0], &all_alive(1));
+            assert_eq!(values(&p), values(&q), "{from:?} -> {to:?}");
+            let bad = vec![("step".to_string(), Tensor::from_slice(&[1i64]))];
+            assert!(fresh.load_state(&bad).unwrap_err().contains("exp_avg.0"));
+        }
+    }
+
+    /// Two parameters of different shapes, K = 2; SGD lr 1 (member 0) and 0.5 (member 1).
+    fn two_params() -> (Tensor, Tensor) {
+        (
+            param(&[1.0, 2.0, 3.0, 4.0], 2),
+            Tensor::zeros([2, 1, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true),
+        )
+    }
+
+    #[test]
+    fn each_parameter_updates_its_own_columns_of_the_packed_buffer() {
+        // p -= lr * g, where the gradient of sum(p * c) is c.
+        let (a, b) = two_params();
+        let mut opt = MemberOptim::with_layout(
+            vec![a.shallow_clone(), b.shallow_clone()],
+            vec![OptimHyper::sgd(1.0), OptimHyper::sgd(0.5)],
+            Layout::Packed,
+        );
+        let ca = Tensor::from_slice(&[1f32, 1., 2., 2.]).view([2, 2]);
+        let cb = Tensor::from_slice(&[1f32, 2., 3., 4., 6., 8.]).view([2, 1, 3]);
+        let loss = (&a * ca).sum(None) + (&b * cb).sum(None);
+        opt.backward_step(&loss, &all_alive(2));
+        assert_eq!(values(&a), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(values(&b), [-1.0, -2.0, -3.0, -2.0, -3.0, -4.0]);
+        // Still leaves that require grad, so the next step differentiates them again.
+        assert!(a.requires_grad() && b.requires_grad() && a.is_leaf());
+        let names: Vec<String> = opt.state().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["step"]);
+    }
+
+    #[test]
+    fn layouts_give_bit_identical_weights() {
+        // A mixed Adam / SGD-momentum cohort over two parameters, five steps of varied gradients.
+        let hyper = vec![
+            OptimHyper::adam(0.01),
+            OptimHyper {
+                momentum: 0.9,
+                ..OptimHyper::sgd(0.1)
+            },
+        ];
+        let run = |layout| {
+            let (a, b) = two_params();
+            let mut opt = MemberOptim::with_layout(
+                vec![a.shallow_clone(), b.shallow_clone()],
+                hyper.clone(),
+                layout,
+            );
+            for s in 0..5 {
+                let loss =
+                    (&a * &a * (s as f64 + 1.0)).sum(None) + (&b - 0.3 * s as f64).exp().sum(None);
+                opt.backward_step(&loss, &all_alive(2));
+            }
+            (values(&a), values(&b), opt.state().len())
+        };
+        let (per_tensor, packed) = (run(Layout::PerTensor), run(Layout::Packed));
+        assert_eq!(per_tensor, packed);
+        assert_ne!(per_tensor.0, [1.0, 2.0, 3.0, 4.0], "the weights moved");
+    }
+
+    #[test]
+    fn a_single_member_needs_no_member_dimension_and_loads_older_states() {
+        // K = 1 with a [2, 2] parameter (a conv net's weight): Adam's first step moves every
+        // entry by lr * sign(g).
+        for layout in LAYOUTS {
+            let w = Tensor::ones([2, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let mut opt = MemberOptim::with_layout(
+                vec![w.shallow_clone()],
+                vec![OptimHyper::adam(0.1)],
+                layout,
+            );
+            let loss = (&w * Tensor::from_slice(&[1f32, -1., 2., -2.]).view([2, 2])).sum(None);
+            opt.backward_step(&loss, &all_alive(1));
+            let v = values(&w);
+            for (a, b) in v.iter().zip([0.9, 1.1, 0.9, 1.1]) {
+                assert!((a - b).abs() < 1e-6, "{layout:?}: {v:?}");
+            }
+            assert_eq!(opt.state()[1].1.size(), [2, 2]);
+            // A state saved with a leading member dimension of 1 loads; another shape does not.
+            let mut saved: Vec<(String, Tensor)> = opt
+                .state()
+                .into_iter()
+                .map(|(n, t)| (n, t.copy().unsqueeze(0)))
+                .collect();
+            saved[0].1 = Tensor::from_slice(&[1i64]);
+            opt.load_state(&saved).unwrap();
+            saved[1].1 = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+            let err = opt.load_state(&saved).unwrap_err();
+            assert!(
+                err.contains("exp_avg.0") && err.contains("[4]"),
+                "{layout:?}: {err}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@ use crate::data::mnist::PIXELS;
 use crate::device;
 use crate::train::mlp::{Cohort, DeviceImages};
 use anyhow::{bail, Context, Result};
+use ebgan_core::Layout;
 use rand::{Rng, RngCore, SeedableRng};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,26 @@ pub struct BenchArgs {
     /// Also write the table here (markdown).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How the optimizers hold the parameters (auto: packed on CUDA, per tensor on the CPU).
+    #[arg(long, value_enum, default_value = "auto")]
+    optim_layout: OptimLayout,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OptimLayout {
+    Auto,
+    Packed,
+    PerTensor,
+}
+
+impl OptimLayout {
+    fn resolve(self, device: tch::Device) -> Layout {
+        match self {
+            OptimLayout::Auto => Layout::for_device(device),
+            OptimLayout::Packed => Layout::Packed,
+            OptimLayout::PerTensor => Layout::PerTensor,
+        }
+    }
 }
 
 fn parse_shape(s: &str) -> Result<[i64; 4]> {
@@ -62,10 +83,11 @@ fn seconds_per_step(
     steps: usize,
     warmup: usize,
     images: &DeviceImages,
+    layout: Layout,
 ) -> f64 {
     let device = images.images.device();
     let k = members.len() as i64;
-    let mut cohort = Cohort::new(members, device);
+    let mut cohort = Cohort::with_layout(members, device, layout);
     let margins: Vec<f32> = members.iter().map(|m| m.margin as f32).collect();
     let margin = Tensor::from_slice(&margins).to_device(device);
     let alive = Tensor::ones([k], (Kind::Bool, device));
@@ -183,7 +205,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
 
     let mut table = String::new();
-    writeln!(table, "device: {} ({} threads) · batch 64 · {} timed steps after {} warm-up · both updates per step\n", device::describe(dev), threads, args.steps, args.warmup)?;
+    writeln!(table, "device: {} ({} threads) · batch 64 · {} timed steps after {} warm-up · both updates per step · optimizer layout {:?}\n", device::describe(dev), threads, args.steps, args.warmup, args.optim_layout.resolve(dev))?;
     writeln!(table, "| nLayerG, sizeG, nLayerD, sizeD | model | Rust steps/s | PyTorch eager steps/s | Rust / PyTorch |")?;
     writeln!(table, "|---|---|---:|---:|---:|")?;
     for shape in &shapes {
@@ -195,6 +217,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     args.steps,
                     args.warmup,
                     &images,
+                    args.optim_layout.resolve(dev),
                 );
             let p = python_rate(&python, *shape, model);
             let (ps, ratio) = match p {
@@ -237,6 +260,9 @@ pub struct BenchGridArgs {
     python: Option<PathBuf>,
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How the optimizers hold the parameters (auto: packed on CUDA, per tensor on the CPU).
+    #[arg(long, value_enum, default_value = "auto")]
+    optim_layout: OptimLayout,
 }
 
 /// Multiply-adds of one training step per sample, the interpolation axis between sample shapes:
@@ -329,16 +355,17 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
                 "timing {model} {shape:?}: a cohort of {kk} of its {} runs, and one run alone",
                 members.len()
             );
-            let cohort =
-                seconds_per_step(&members[..kk], args.steps, args.warmup, &images) / kk as f64;
-            let single = seconds_per_step(&members[..1], args.steps, args.warmup, &images);
+            let layout = args.optim_layout.resolve(dev);
+            let cohort = seconds_per_step(&members[..kk], args.steps, args.warmup, &images, layout)
+                / kk as f64;
+            let single = seconds_per_step(&members[..1], args.steps, args.warmup, &images, layout);
             let py = python_rate(&python, *shape, model).map(|r| 1.0 / r);
             samples.push((*shape, model, step_macs(&members[0]), cohort, single, py));
         }
     }
 
     let mut t = String::new();
-    writeln!(t, "device: {} ({threads} threads) · --cohort {} · {} timed steps after {} warm-up · batch 64\n", device::describe(dev), args.cohort, args.steps, args.warmup)?;
+    writeln!(t, "device: {} ({threads} threads) · --cohort {} · {} timed steps after {} warm-up · batch 64 · optimizer layout {:?}\n", device::describe(dev), args.cohort, args.steps, args.warmup, args.optim_layout.resolve(dev))?;
     writeln!(t, "| shape group | family | MACs/step/sample | cohort run-steps/s | single-run run-steps/s | PyTorch eager run-steps/s | cohort / single |")?;
     writeln!(t, "|---|---|---:|---:|---:|---:|---:|")?;
     for (shape, model, macs, c, s1, py) in &samples {

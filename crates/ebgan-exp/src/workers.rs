@@ -82,13 +82,18 @@ pub fn run(
         });
         children.push((w, child, echo));
     }
-    // Progress from the sub-shards' runs*.csv (read every 2 s: a large grid's rows are many).
+    // Progress from the sub-shards' runs*.csv, read every 2 s (a large grid's rows are many);
+    // the children's exits are noticed within 0.1 s.
     let progress = || pb.set_position(done().saturating_sub(at_start) as u64);
     let mut failed = vec![];
     let mut left = children.len();
+    let mut last_read = std::time::Instant::now();
     while left > 0 {
-        std::thread::sleep(Duration::from_secs(2));
-        progress();
+        std::thread::sleep(Duration::from_millis(100));
+        if last_read.elapsed() >= Duration::from_secs(2) {
+            progress();
+            last_read = std::time::Instant::now();
+        }
         left = 0;
         for (w, child, _) in children.iter_mut() {
             match child.try_wait()? {

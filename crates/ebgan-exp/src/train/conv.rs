@@ -10,7 +10,9 @@ use crate::data::image_set::ImageSet;
 use crate::images::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::{bail, Context, Result};
-use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, Energy, MemberOptim, OptimHyper};
+use ebgan_core::{
+    gan_loss, loss, pulling_away::pulling_away, Energy, Layout, MemberOptim, OptimHyper,
+};
 use ebgan_models::dcgan::{AutoEncoder, ConvSpec, Discriminator, Generator};
 use ebgan_models::rng::{normal, stream as stream_rng, Stream};
 use rand::seq::SliceRandom;
@@ -56,31 +58,20 @@ impl Latent {
 
 /// Adam/SGD of ebgan-core over one network: its parameters seen as a cohort of one member.
 struct Optim {
-    leaves: Vec<Tensor>,
     inner: MemberOptim,
     alive: Tensor,
 }
 
 impl Optim {
-    fn new(vs: &nn::VarStore, h: OptimHyper) -> Self {
-        let leaves = vs.trainable_variables();
-        let views = {
-            let _g = tch::no_grad_guard();
-            leaves.iter().map(|p| p.unsqueeze(0)).collect()
-        };
+    fn new(vs: &nn::VarStore, h: OptimHyper, layout: Layout) -> Self {
         Optim {
-            inner: MemberOptim::new(views, vec![h]),
+            inner: MemberOptim::with_layout(vs.trainable_variables(), vec![h], layout),
             alive: Tensor::ones([1], (Kind::Bool, vs.device())),
-            leaves,
         }
     }
 
     fn backward_step(&mut self, loss: &Tensor) {
-        let grads: Vec<Tensor> = Tensor::run_backward(&[loss], &self.leaves, false, false)
-            .iter()
-            .map(|g| g.unsqueeze(0))
-            .collect();
-        self.inner.step(&grads, &self.alive);
+        self.inner.backward_step(loss, &self.alive);
     }
 }
 
@@ -143,6 +134,11 @@ type StepStats = Tensor;
 
 impl ConvGan {
     pub fn new(c: &RunConfig, channels: i64, device: Device) -> Self {
+        Self::with_layout(c, channels, device, Layout::for_device(device))
+    }
+
+    /// `layout`: how the optimizers hold the parameters (tests compare both on the CPU).
+    pub fn with_layout(c: &RunConfig, channels: i64, device: Device, layout: Layout) -> Self {
         if device.is_cuda() {
             // Shapes are fixed for a whole run: let cuDNN pick the fastest convolution kernels.
             tch::Cuda::cudnn_set_benchmark(true);
@@ -159,8 +155,8 @@ impl ConvGan {
         init(&g_vs, c.init_std_g, &mut rng);
         init(&d_vs, c.init_std_d, &mut rng);
         ConvGan {
-            opt_g: Optim::new(&g_vs, hyper(c, c.optim_g)),
-            opt_d: Optim::new(&d_vs, hyper(c, c.optim_d)),
+            opt_g: Optim::new(&g_vs, hyper(c, c.optim_g), layout),
+            opt_d: Optim::new(&d_vs, hyper(c, c.optim_d), layout),
             spec,
             g_vs,
             d_vs,
@@ -266,7 +262,7 @@ impl ConvGan {
         ck.restore("g", &self.g_vs.variables())?;
         ck.restore("d", &self.d_vs.variables())?;
         for (prefix, o) in [("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)] {
-            let device = o.leaves[0].device();
+            let device = self.g_vs.device();
             let state: Vec<(String, Tensor)> = ck
                 .group(prefix)
                 .into_iter()
@@ -813,5 +809,43 @@ mod tests {
             "{} vs {want}",
             stats[0]
         );
+    }
+
+    #[test]
+    fn packed_optimizers_train_like_per_tensor_ones() {
+        // The CUDA layout (parameters re-pointed into one buffer per optimizer) against the
+        // CPU one: the same step statistics, weights and moments after three steps.
+        let data = images();
+        for model in [Model::Ebgan, Model::Gan] {
+            let c = tiny(model, Network::Dcgan);
+            let run = |layout| {
+                let mut gan = ConvGan::with_layout(&c, 3, Device::Cpu, layout);
+                let mut rng = ChaCha8Rng::seed_from_u64(3);
+                let mut stats = vec![];
+                for s in 0..3 {
+                    let x = data.batch(&[s, s + 1, s + 2, s + 3], 16, &mut rng);
+                    let latent = Latent::draw(&gan.spec, 4, &mut rng, Device::Cpu);
+                    stats.extend(Vec::<f32>::try_from(gan.step(&x, &latent, 20.0)).unwrap());
+                }
+                let mut tensors = gan.tensors();
+                tensors.sort_by(|a, b| a.0.cmp(&b.0));
+                (stats, tensors)
+            };
+            let (a, b) = (run(Layout::PerTensor), run(Layout::Packed));
+            for (x, y) in a.0.iter().zip(&b.0) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                    "{model}: {:?} vs {:?}",
+                    a.0,
+                    b.0
+                );
+            }
+            assert_eq!(a.1.len(), b.1.len());
+            for ((n, x), (m, y)) in a.1.iter().zip(&b.1) {
+                assert_eq!((n, x.size()), (m, y.size()));
+                let diff = (x - y).abs().max().double_value(&[]);
+                assert!(diff <= 1e-5, "{model}: {n} differs by {diff}");
+            }
+        }
     }
 }

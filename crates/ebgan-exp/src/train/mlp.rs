@@ -7,7 +7,7 @@ use crate::config::{Model, RunConfig};
 use crate::data::mnist::PIXELS;
 use crate::scoring::Scorer;
 use ebgan_core::score::Scores;
-use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, MemberOptim, OptimHyper};
+use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, Layout, MemberOptim, OptimHyper};
 use ebgan_models::mlp::{AutoEncoder, Generator, Logistic, MlpMember, MlpSpec};
 use ebgan_models::rng::{MemberRng, Stream};
 use ebgan_models::Vars;
@@ -114,6 +114,11 @@ pub struct StepOutput {
 
 impl Cohort {
     pub fn new(members: &[RunConfig], device: Device) -> Self {
+        Self::with_layout(members, device, Layout::for_device(device))
+    }
+
+    /// `layout`: how the optimizers hold the parameters (tests compare both on the CPU).
+    pub fn with_layout(members: &[RunConfig], device: Device, layout: Layout) -> Self {
         let key = CohortKey::of(&members[0]);
         assert!(
             members.iter().all(|m| CohortKey::of(m) == key),
@@ -152,13 +157,15 @@ impl Cohort {
             eps: m.adam_eps,
             momentum: m.sgd_momentum,
         };
-        let opt_g = MemberOptim::new(
+        let opt_g = MemberOptim::with_layout(
             vars.tensors_under("g."),
             members.iter().map(|m| hyper(m.optim_g, m)).collect(),
+            layout,
         );
-        let opt_d = MemberOptim::new(
+        let opt_d = MemberOptim::with_layout(
             vars.tensors_under("d."),
             members.iter().map(|m| hyper(m.optim_d, m)).collect(),
+            layout,
         );
         let pt = members
             .iter()
@@ -554,5 +561,56 @@ mod tests {
         );
         let s = r[0].samples.as_ref().unwrap();
         assert_eq!(s.size(), [64, PIXELS as i64]);
+    }
+
+    #[test]
+    fn packed_optimizers_train_like_per_tensor_ones() {
+        // The CUDA layout (each optimizer's parameters in one [K, P] buffer: strided weight
+        // views, batch-norm scales copied out of it) against the CPU one, on the same batches:
+        // a mixed cohort (dropout, PT, Adam and SGD with momentum) and a run alone.
+        let data = images();
+        for model in [Model::Ebgan, Model::Gan] {
+            let mixed = [
+                RunConfig {
+                    dropout_d: true,
+                    pulling_away: if model == Model::Ebgan { 0.1 } else { 0.0 },
+                    ..config(model, 1)
+                },
+                RunConfig {
+                    lr: 0.01,
+                    optim_d: OptimKind::Sgd,
+                    sgd_momentum: 0.9,
+                    ..config(model, 2)
+                },
+            ];
+            for members in [&mixed[..], &mixed[..1]] {
+                let k = members.len() as i64;
+                let run = |layout| {
+                    let mut cohort = Cohort::with_layout(members, Device::Cpu, layout);
+                    let margin = Tensor::full([k], 10.0, (Kind::Float, Device::Cpu));
+                    let mut alive = Tensor::ones([k], (Kind::Bool, Device::Cpu));
+                    let mut losses = vec![];
+                    for s in 0..20 {
+                        let idx: Vec<i64> = (0..k * 16).map(|i| (i * 7 + s * 3) % 256).collect();
+                        let x = data.batch(&Tensor::from_slice(&idx), k, 16);
+                        let out = cohort.step(&x, &margin, &alive);
+                        alive = out.alive;
+                        losses.extend(
+                            Vec::<f32>::try_from(Tensor::cat(&[out.loss_d, out.loss_g], 0))
+                                .unwrap(),
+                        );
+                    }
+                    losses
+                };
+                let (per_tensor, packed) = (run(Layout::PerTensor), run(Layout::Packed));
+                assert_eq!(per_tensor.len(), 40 * k as usize);
+                for (a, b) in per_tensor.iter().zip(&packed) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                        "{model}, K = {k}: {per_tensor:?} vs {packed:?}"
+                    );
+                }
+            }
+        }
     }
 }
