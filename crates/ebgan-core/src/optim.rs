@@ -91,11 +91,23 @@ impl Group {
     }
 }
 
+/// Where each parameter lives in the packed buffer.
+struct Packing {
+    members: i64,
+    /// First column and columns (elements per member) of each parameter.
+    columns: Vec<(i64, i64)>,
+    /// Zeros `[K, pad]` after a parameter whose columns are not a multiple of [`ALIGN`].
+    padding: Vec<Option<Tensor>>,
+}
+
+/// Every parameter view starts on a 16-byte boundary (4 f32), as vectorised GEMM and cuDNN
+/// kernels want; the padding columns hold zeros and get zero updates.
+const ALIGN: i64 = 4;
+
 pub struct MemberOptim {
     /// The caller's parameter tensors (views of the packed buffer when packed).
     params: Vec<Tensor>,
-    /// Packed: each parameter's first column in the buffer and its columns per member.
-    columns: Option<Vec<(i64, i64)>>,
+    packing: Option<Packing>,
     groups: Vec<Group>,
     hyper: Vec<OptimHyper>,
     /// Per-member constants `[K]`: 1 - beta1, 1 - beta2, momentum, and the Adam mask.
@@ -119,6 +131,20 @@ fn shaped(v: &Tensor, p: &Tensor) -> Tensor {
     let mut shape = vec![1i64; p.dim()];
     shape[0] = -1;
     v.view(shape.as_slice())
+}
+
+impl Packing {
+    /// One `[K, P]` tensor of per-parameter tensors (the parameters or their gradients), padded.
+    fn gather(&self, tensors: impl Iterator<Item = Tensor>) -> Tensor {
+        let mut pieces = vec![];
+        for (t, pad) in tensors.zip(&self.padding) {
+            pieces.push(t.reshape([self.members, -1]));
+            if let Some(z) = pad {
+                pieces.push(z.shallow_clone());
+            }
+        }
+        Tensor::cat(&pieces, 1)
+    }
 }
 
 impl MemberOptim {
@@ -153,28 +179,32 @@ impl MemberOptim {
             param,
         };
         let _guard = tch::no_grad_guard();
-        let (groups, columns) = match layout {
+        let (groups, packing) = match layout {
             Layout::PerTensor => (
                 params.iter().map(|p| group(p.shallow_clone())).collect(),
                 None,
             ),
             Layout::Packed => {
-                let flat = Tensor::cat(
-                    &params
-                        .iter()
-                        .map(|p| p.detach().reshape([k, -1]))
-                        .collect::<Vec<_>>(),
-                    1,
-                );
-                let mut columns = Vec::with_capacity(params.len());
+                let mut packing = Packing {
+                    members: k,
+                    columns: vec![],
+                    padding: vec![],
+                };
                 let mut first = 0;
-                for p in &mut params {
+                for p in &params {
                     let n = p.numel() as i64 / k;
-                    p.set_data(&flat.narrow(1, first, n).view(p.size().as_slice()));
-                    columns.push((first, n));
-                    first += n;
+                    let pad = (ALIGN - n % ALIGN) % ALIGN;
+                    packing.columns.push((first, n));
+                    packing
+                        .padding
+                        .push((pad > 0).then(|| Tensor::zeros([k, pad], (p.kind(), p.device()))));
+                    first += n + pad;
                 }
-                (vec![group(flat)], Some(columns))
+                let flat = packing.gather(params.iter().map(|p| p.detach()));
+                for (p, &(first, n)) in params.iter_mut().zip(&packing.columns) {
+                    p.set_data(&flat.narrow(1, first, n).view(p.size().as_slice()));
+                }
+                (vec![group(flat)], Some(packing))
             }
         };
         let like = &params[0];
@@ -190,7 +220,7 @@ impl MemberOptim {
             )
             .to_kind(Kind::Bool),
             params,
-            columns,
+            packing,
             groups,
             hyper,
             any_adam,
@@ -224,16 +254,15 @@ impl MemberOptim {
         assert_eq!(grads.len(), self.params.len(), "one gradient per parameter");
         self.step += 1;
         let t = self.step as i32;
-        let k = self.hyper.len() as i64;
         let like = &self.params[0];
         let _guard = tch::no_grad_guard();
         let packed;
-        let grads = if self.columns.is_some() {
-            let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([k, -1])).collect();
-            packed = [Tensor::cat(&flat, 1)];
-            &packed[..]
-        } else {
-            grads
+        let grads = match &self.packing {
+            Some(packing) => {
+                packed = [packing.gather(grads.iter().map(|g| g.shallow_clone()))];
+                &packed[..]
+            }
+            None => grads,
         };
         let alive = alive.to_kind(Kind::Float);
         // Adam's bias corrections folded into a step size and eps per member (PyTorch's algebra):
@@ -284,10 +313,10 @@ impl MemberOptim {
 
     /// Moment `which` (index into MOMENTS) of parameter `i`, shaped like the parameter.
     fn moment_of(&self, which: usize, i: usize) -> Option<Tensor> {
-        match &self.columns {
+        match &self.packing {
             None => self.groups[i].moment(which).map(|m| m.shallow_clone()),
-            Some(columns) => {
-                let (first, n) = columns[i];
+            Some(packing) => {
+                let (first, n) = packing.columns[i];
                 self.groups[0]
                     .moment(which)
                     .map(|m| m.narrow(1, first, n).view(self.params[i].size().as_slice()))
@@ -499,6 +528,12 @@ mod tests {
         assert_eq!(values(&b), [-1.0, -2.0, -3.0, -2.0, -3.0, -4.0]);
         // Still leaves that require grad, so the next step differentiates them again.
         assert!(a.requires_grad() && b.requires_grad() && a.is_leaf());
+        // Each view starts on a 16-byte boundary: `a` has 2 columns per member (padded to 4),
+        // `b` 3 (padded to 4), so the rows are 8 floats apart.
+        for t in [&a, &b] {
+            assert_eq!(t.data_ptr() as usize % 16, 0);
+            assert_eq!(t.stride()[0], 8);
+        }
         let names: Vec<String> = opt.state().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["step"]);
     }
