@@ -3,13 +3,18 @@
 //! tch's optimizers hide their state (no exact resume) and take one learning rate for all
 //! members; a grid cohort mixes learning rates and even Adam with SGD.
 //!
-//! On CUDA, where a Table 1 step is bound by kernel launches, the parameters of one optimizer are
-//! packed into ONE `[K, P]` buffer (each parameter becomes a view of its columns), and so are the
-//! moments: an update is a fixed ten or so element-wise ops whatever the number of parameter
-//! tensors, the launch count of PyTorch's fused / foreach Adam (which tch 0.24 does not expose),
-//! for one more pass over memory (the gradients gathered into one buffer). On the CPU, where
-//! dispatch is cheap and memory bandwidth is not, parameters are updated tensor by tensor.
-//! Both layouts run the same element-wise ops, so they give bit-identical weights.
+//! On CUDA, where a small Table 1 step is bound by kernel launches, the parameters of one
+//! optimizer are packed into ONE `[K, P]` buffer (each parameter becomes a view of its columns),
+//! and so are the moments: an update is one gather of the gradients plus a fixed handful of
+//! element-wise ops (nine for Adam-only cohorts) whatever the number of parameter tensors, as
+//! with PyTorch's foreach Adam (which tch 0.24 does not expose), for one more pass over memory.
+//! On the CPU, where dispatch is cheap and memory bandwidth is not, parameters are updated tensor
+//! by tensor. Both layouts run the same element-wise ops, so they give bit-identical weights.
+//!
+//! Packed parameters keep their own autograd version counters (`set_data`), so autograd no longer
+//! notices an update of a parameter that a not-yet-backpropagated graph saved: the trainers must
+//! (and do) finish every backward through a network before its optimizer steps. The CPU's
+//! per-tensor layout, which all tests run, would raise an error if one did not.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -101,7 +106,7 @@ struct Packing {
 }
 
 /// Every parameter view starts on a 16-byte boundary (4 f32), as vectorised GEMM and cuDNN
-/// kernels want; the padding columns hold zeros and get zero updates.
+/// kernels want; the padding columns get zero gradients (their values never reach a parameter).
 const ALIGN: i64 = 4;
 
 pub struct MemberOptim {
@@ -156,7 +161,8 @@ impl MemberOptim {
     }
 
     /// Packed, the parameters are re-pointed into the buffer (`set_data`: the same tensors, so
-    /// every module holding them sees the updates).
+    /// every module holding them sees the updates; the module docs say what step order this
+    /// needs).
     pub fn with_layout(mut params: Vec<Tensor>, hyper: Vec<OptimHyper>, layout: Layout) -> Self {
         let k = hyper.len() as i64;
         assert!(!params.is_empty(), "an optimizer needs parameters");
@@ -243,25 +249,22 @@ impl MemberOptim {
     /// and the weight gradients of networks this optimizer does not own.
     pub fn backward_step(&mut self, loss: &Tensor, alive: &Tensor) {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
-        self.step(&grads, alive);
+        self.step(grads, alive);
     }
 
     /// One update from `grads` (in parameter order, each shaped like its parameter). Members
     /// where `alive` (`[K]` bool) is false take a zero step. A member whose gradients are NaN is
     /// excluded by its caller through `alive`; its own weights may then become NaN, which no
     /// other member can see.
-    pub fn step(&mut self, grads: &[Tensor], alive: &Tensor) {
+    pub fn step(&mut self, grads: Vec<Tensor>, alive: &Tensor) {
         assert_eq!(grads.len(), self.params.len(), "one gradient per parameter");
         self.step += 1;
         let t = self.step as i32;
         let like = &self.params[0];
         let _guard = tch::no_grad_guard();
-        let packed;
+        // Packed: the per-parameter gradients are freed once gathered (peak memory).
         let grads = match &self.packing {
-            Some(packing) => {
-                packed = [packing.gather(grads.iter().map(|g| g.shallow_clone()))];
-                &packed[..]
-            }
+            Some(packing) => vec![packing.gather(grads.into_iter())],
             None => grads,
         };
         let alive = alive.to_kind(Kind::Float);
@@ -272,7 +275,7 @@ impl MemberOptim {
             per_member(self.hyper.iter().map(|h| h.lr * bc(h).1 / bc(h).0), like) * &alive;
         let adam_eps = per_member(self.hyper.iter().map(|h| h.eps * bc(h).1), like);
         let sgd_lr = per_member(self.hyper.iter().map(|h| h.lr), like) * &alive;
-        for (group, g) in self.groups.iter_mut().zip(grads) {
+        for (group, g) in self.groups.iter_mut().zip(&grads) {
             let p = &group.param;
             let adam = self.any_adam.then(|| {
                 let m = group.exp_avg.as_mut().unwrap();
@@ -338,11 +341,11 @@ impl MemberOptim {
     }
 
     /// Restores what [`MemberOptim::state`] saved; shapes must match this optimizer's
-    /// parameters (a leading member dimension of 1 may be present or not).
+    /// parameters, or be them with a leading 1 (a single run's moments as saved before the
+    /// optimizer took parameters without a member dimension).
     pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<(), String> {
         let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t);
         let step = find("step").ok_or("optimizer state has no `step`")?;
-        let unit_member = |s: &[i64]| s.strip_prefix(&[1]).unwrap_or(s).to_vec();
         let _guard = tch::no_grad_guard();
         for (which, name) in MOMENTS.iter().enumerate() {
             for i in 0..self.params.len() {
@@ -351,7 +354,8 @@ impl MemberOptim {
                 };
                 let key = format!("{name}.{i}");
                 let src = find(&key).ok_or_else(|| format!("optimizer state has no `{key}`"))?;
-                if unit_member(&src.size()) != unit_member(&dst.size()) {
+                let (src_shape, dst_shape) = (src.size(), dst.size());
+                if src_shape != dst_shape && src_shape[..] != [&[1], &dst_shape[..]].concat()[..] {
                     return Err(format!(
                         "optimizer state `{key}` has shape {:?}, expected {:?}",
                         src.size(),
@@ -539,8 +543,11 @@ mod tests {
     }
 
     #[test]
-    fn layouts_give_bit_identical_weights() {
-        // A mixed Adam / SGD-momentum cohort over two parameters, five steps of varied gradients.
+    fn layouts_give_bit_identical_weights_and_moments() {
+        // A mixed Adam / SGD-momentum cohort over parameters of 37 and 100 columns per member
+        // (vectorised loops and their scalar tails fall on different elements in the two
+        // layouts), five steps of varied gradients; then the packed state restored into a
+        // fresh packed optimizer continues exactly as the per-tensor one.
         let hyper = vec![
             OptimHyper::adam(0.01),
             OptimHyper {
@@ -548,23 +555,49 @@ mod tests {
                 ..OptimHyper::sgd(0.1)
             },
         ];
+        let fresh = || {
+            let a = Tensor::arange(2 * 37, (Kind::Float, Device::Cpu)).view([2, 37]) / 50.0;
+            let b = Tensor::arange(2 * 100, (Kind::Float, Device::Cpu)).view([2, 4, 25]) / -80.0;
+            (a.set_requires_grad(true), b.set_requires_grad(true))
+        };
+        let step = |opt: &mut MemberOptim, a: &Tensor, b: &Tensor, s: i64| {
+            let loss = (a * a * (s as f64 + 1.0)).sum(None) + (b - 0.3 * s as f64).exp().sum(None);
+            opt.backward_step(&loss, &all_alive(2));
+        };
         let run = |layout| {
-            let (a, b) = two_params();
+            let (a, b) = fresh();
             let mut opt = MemberOptim::with_layout(
                 vec![a.shallow_clone(), b.shallow_clone()],
                 hyper.clone(),
                 layout,
             );
             for s in 0..5 {
-                let loss =
-                    (&a * &a * (s as f64 + 1.0)).sum(None) + (&b - 0.3 * s as f64).exp().sum(None);
-                opt.backward_step(&loss, &all_alive(2));
+                step(&mut opt, &a, &b, s);
             }
-            (values(&a), values(&b), opt.state().len())
+            (a, b, opt)
         };
-        let (per_tensor, packed) = (run(Layout::PerTensor), run(Layout::Packed));
-        assert_eq!(per_tensor, packed);
-        assert_ne!(per_tensor.0, [1.0, 2.0, 3.0, 4.0], "the weights moved");
+        let ((a1, b1, o1), (a2, b2, o2)) = (run(Layout::PerTensor), run(Layout::Packed));
+        assert!(a1.equal(&a2) && b1.equal(&b2));
+        let (s1, s2) = (o1.state(), o2.state());
+        assert_eq!(s1.len(), 1 + 3 * 2);
+        for ((n1, t1), (n2, t2)) in s1.iter().zip(&s2) {
+            assert!(n1 == n2 && t1.equal(t2), "{n1}");
+        }
+        assert!(!a1.equal(&fresh().0), "the weights moved");
+
+        let saved: Vec<(String, Tensor)> = s2.into_iter().map(|(n, t)| (n, t.copy())).collect();
+        let (a3, b3) = (a2.detach().copy(), b2.detach().copy());
+        let (a3, b3) = (a3.set_requires_grad(true), b3.set_requires_grad(true));
+        let mut o3 = MemberOptim::with_layout(
+            vec![a3.shallow_clone(), b3.shallow_clone()],
+            hyper.clone(),
+            Layout::Packed,
+        );
+        o3.load_state(&saved).unwrap();
+        let mut o1 = o1;
+        step(&mut o1, &a1, &b1, 5);
+        step(&mut o3, &a3, &b3, 5);
+        assert!(a1.equal(&a3) && b1.equal(&b3));
     }
 
     #[test]
@@ -593,12 +626,36 @@ mod tests {
                 .collect();
             saved[0].1 = Tensor::from_slice(&[1i64]);
             opt.load_state(&saved).unwrap();
+            assert!(opt.state()[1].1.equal(&saved[1].1.squeeze_dim(0)));
             saved[1].1 = Tensor::zeros([4], (Kind::Float, Device::Cpu));
             let err = opt.load_state(&saved).unwrap_err();
             assert!(
                 err.contains("exp_avg.0") && err.contains("[4]"),
                 "{layout:?}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn an_older_single_run_state_loads_when_the_parameter_itself_starts_with_1() {
+        // A conv net's last layer: weight [1, C, 4, 4]; its moments were saved as
+        // [1, 1, C, 4, 4] while the optimizer wanted a member dimension.
+        for layout in LAYOUTS {
+            let w = Tensor::zeros([1, 2, 4, 4], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let mut opt = MemberOptim::with_layout(
+                vec![w.shallow_clone()],
+                vec![OptimHyper::adam(0.1)],
+                layout,
+            );
+            let m = Tensor::arange(32, (Kind::Float, Device::Cpu)).view([1, 1, 2, 4, 4]);
+            let saved = vec![
+                ("step".to_string(), Tensor::from_slice(&[3i64])),
+                ("exp_avg.0".to_string(), m.shallow_clone()),
+                ("exp_avg_sq.0".to_string(), m.shallow_clone()),
+            ];
+            opt.load_state(&saved).unwrap();
+            assert_eq!(opt.steps_taken(), 3);
+            assert!(opt.state()[1].1.equal(&m.view([1, 2, 4, 4])), "{layout:?}");
         }
     }
 }

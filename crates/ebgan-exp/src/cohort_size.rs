@@ -34,8 +34,10 @@ impl std::str::FromStr for CohortSize {
     }
 }
 
-/// Bytes one member of a cohort of shape `key` holds on the device: parameters with their
-/// gradients and two Adam moments (4 x 4 bytes each), and the activations autograd keeps (three
+/// Bytes one member of a cohort of shape `key` holds on the device (CUDA, packed optimizer
+/// layout): 8 f32 per parameter at the update's peak (the parameter, two Adam moments, an SGD
+/// momentum buffer in mixed cohorts, the gathered gradient, and the update's whole-buffer
+/// temporaries: Adam's, SGD's and their per-member selection), and the activations autograd keeps (three
 /// tensors per hidden unit: pre-activation, batch-normalised, activated) for G's pass and D's
 /// three passes (real, fake for D's step, fake for G's step).
 pub fn bytes_per_member(key: &CohortKey) -> u64 {
@@ -56,7 +58,7 @@ pub fn bytes_per_member(key: &CohortKey) -> u64 {
     let g_units = (ng - 1) * sg + PIXELS;
     let d_units = (nd - 1) * sd + d_out;
     let activations = b * 3 * (g_units + 3 * d_units);
-    4 * (4 * params + activations)
+    4 * (8 * params + activations)
 }
 
 /// Members per cohort for `--cohort auto` given the free device memory (None: unknown).
@@ -85,13 +87,13 @@ mod tests {
         let k = key(Model::Ebgan, [2, 400, 2, 128]);
         assert_eq!(
             bytes_per_member(&k),
-            4 * (4 * (354_784 + 201_616) + 752_640)
+            4 * (8 * (354_784 + 201_616) + 752_640)
         );
         // GAN: D ends in one logit: 784*128+128 + 128+1 = 100,609; activations 64*3*(1184 + 3*129).
         let k = key(Model::Gan, [2, 400, 2, 128]);
         assert_eq!(
             bytes_per_member(&k),
-            4 * (4 * (354_784 + 100_609) + 64 * 3 * (1184 + 3 * 129))
+            4 * (8 * (354_784 + 100_609) + 64 * 3 * (1184 + 3 * 129))
         );
     }
 

@@ -604,12 +604,7 @@ mod tests {
                 };
                 let (per_tensor, packed) = (run(Layout::PerTensor), run(Layout::Packed));
                 assert_eq!(per_tensor.len(), 40 * k as usize);
-                for (a, b) in per_tensor.iter().zip(&packed) {
-                    assert!(
-                        (a - b).abs() <= 1e-5 * a.abs().max(1.0),
-                        "{model}, K = {k}: {per_tensor:?} vs {packed:?}"
-                    );
-                }
+                assert_eq!(per_tensor, packed, "{model}, K = {k}");
             }
         }
     }
