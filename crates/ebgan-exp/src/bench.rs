@@ -121,38 +121,42 @@ fn python_rates(
     warmup: usize,
     threads: usize,
 ) -> Result<Vec<serde_json::Value>> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/step_pytorch.py");
-    let mut cmd = std::process::Command::new(py);
-    cmd.arg(&script).args([
-        "--device",
-        &device::describe(dev),
-        "--steps",
-        &steps.to_string(),
-        "--warmup",
-        &warmup.to_string(),
-    ]);
-    cmd.args(["--threads", &threads.to_string()]);
+    let mut extra = vec![];
     for s in shapes {
-        cmd.args([
-            "--shape",
-            &s.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        ]);
+        let shape: Vec<String> = s.iter().map(|v| v.to_string()).collect();
+        extra.extend(["--shape".to_string(), shape.join(",")]);
     }
-    json_lines(cmd, &script)
+    pytorch_reference(py, "step_pytorch.py", dev, steps, warmup, threads, &extra)
 }
 
-/// Runs a PyTorch reference script (`cmd`) and parses its JSON lines.
-pub(crate) fn json_lines(
-    mut cmd: std::process::Command,
-    script: &Path,
+/// Runs the PyTorch reference script bench/`script` with the flags every one of them takes
+/// (device, steps, warm-up, threads) and `extra`, and parses its JSON lines.
+pub(crate) fn pytorch_reference(
+    py: &Path,
+    script: &str,
+    dev: tch::Device,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+    extra: &[String],
 ) -> Result<Vec<serde_json::Value>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../bench")
+        .join(script);
     eprintln!("timing PyTorch eager ({})", script.display());
-    let out = cmd
+    let out = std::process::Command::new(py)
+        .arg(&script)
+        .args(["--device", &device::describe(dev)])
+        .args([
+            "--steps",
+            &steps.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
+        .args(["--threads", &threads.to_string()])
+        .args(extra)
         .output()
-        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+        .with_context(|| format!("cannot run {}", py.display()))?;
     if !out.status.success() {
         bail!(
             "{} failed: {}",

@@ -145,24 +145,20 @@ fn python_rates(
     let Some(py) = &args.python else {
         return Ok(vec![]);
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/conv_pytorch.py");
-    let mut cmd = std::process::Command::new(py);
-    cmd.arg(&script).args([
-        "--device",
-        &device::describe(dev),
-        "--steps",
-        &args.steps.to_string(),
-        "--warmup",
-        &args.warmup.to_string(),
-        "--threads",
-        &threads.to_string(),
-        "--base",
-        &args.base.to_string(),
-    ]);
+    let mut extra = vec!["--base".to_string(), args.base.to_string()];
     for b in batches {
-        cmd.args(["--batch", &b.to_string()]);
+        extra.extend(["--batch".to_string(), b.to_string()]);
     }
-    Ok(crate::bench::json_lines(cmd, &script)?
+    let lines = crate::bench::pytorch_reference(
+        py,
+        "conv_pytorch.py",
+        dev,
+        args.steps,
+        args.warmup,
+        threads,
+        &extra,
+    )?;
+    Ok(lines
         .iter()
         .map(|v| {
             (

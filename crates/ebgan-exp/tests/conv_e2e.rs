@@ -38,11 +38,11 @@ fn encoded(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
     buf.into_inner()
 }
 
-/// Every grid of these experiments: EBGAN-PT, EBGAN and the DCGAN comparison, tiny widths.
-fn experiment(dir: &Path, head: &str, network: &str, common: &str) -> PathBuf {
-    let text = format!(
-        r#"{head}
-[common]
+/// The `[common]` table of these experiments: tiny widths and the given run length, sample-grid
+/// and checkpoint intervals.
+fn tiny_common(network: &str, steps: u64, sample_every: u64, checkpoint_every: u64) -> String {
+    format!(
+        r#"[common]
 network = "{network}"
 image_size = 16
 g_base = 4
@@ -51,10 +51,18 @@ d_base = 4
 batch_size = 4
 lr = 0.0002
 init_std_d = 0.02
-steps = 4
-sample_every = 2
-checkpoint_every = 2
-{common}
+steps = {steps}
+sample_every = {sample_every}
+checkpoint_every = {checkpoint_every}
+"#
+    )
+}
+
+/// Every grid of these experiments: EBGAN-PT, EBGAN and the DCGAN comparison, tiny widths.
+fn experiment(dir: &Path, head: &str, network: &str, common: &str) -> PathBuf {
+    let text = format!(
+        r#"{head}
+{}{common}
 
 [[grid]]
 model = "ebgan"
@@ -63,7 +71,8 @@ pulling_away = [0.1, 0.0]
 
 [[grid]]
 model = "gan"
-"#
+"#,
+        tiny_common(network, 4, 2, 2)
     );
     let p = dir.join("exp.toml");
     std::fs::write(&p, text).unwrap();
@@ -323,25 +332,16 @@ fn a_killed_run_resumes_from_its_checkpoint_exactly() {
     let exp = tmp.path().join("k.toml");
     std::fs::write(
         &exp,
-        r#"name = "k"
+        format!(
+            r#"name = "k"
 dataset = "celeba"
-[common]
-network = "dcgan"
-image_size = 16
-g_base = 4
-ae_base = 4
-d_base = 4
-batch_size = 4
-lr = 0.0002
-init_std_d = 0.02
-steps = 150
-sample_every = 100
-checkpoint_every = 5
-[[grid]]
+{}[[grid]]
 model = "ebgan"
 margin = 20
 pulling_away = 0.1
 "#,
+            tiny_common("dcgan", 150, 100, 5)
+        ),
     )
     .unwrap();
     let env = [("EBGAN_CELEBA", celeba.as_path())];
