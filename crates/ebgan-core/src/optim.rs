@@ -271,10 +271,16 @@ impl MemberOptim {
         // Adam's bias corrections folded into a step size and eps per member (PyTorch's algebra):
         // lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) = (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)).
         let bc = |h: &OptimHyper| (1.0 - h.beta1.powi(t), (1.0 - h.beta2.powi(t)).sqrt());
-        let adam_step =
-            per_member(self.hyper.iter().map(|h| h.lr * bc(h).1 / bc(h).0), like) * &alive;
-        let adam_eps = per_member(self.hyper.iter().map(|h| h.eps * bc(h).1), like);
-        let sgd_lr = per_member(self.hyper.iter().map(|h| h.lr), like) * &alive;
+        // Uploaded only for the kinds this cohort uses.
+        let adam_step = self.any_adam.then(|| {
+            per_member(self.hyper.iter().map(|h| h.lr * bc(h).1 / bc(h).0), like) * &alive
+        });
+        let adam_eps = self
+            .any_adam
+            .then(|| per_member(self.hyper.iter().map(|h| h.eps * bc(h).1), like));
+        let sgd_lr = self
+            .any_sgd
+            .then(|| per_member(self.hyper.iter().map(|h| h.lr), like) * &alive);
         for (group, g) in self.groups.iter_mut().zip(&grads) {
             let p = &group.param;
             let adam = self.any_adam.then(|| {
@@ -284,10 +290,10 @@ impl MemberOptim {
                 let _ = v.lerp_tensor_(&g.square(), &shaped(&self.one_minus_beta2, p));
                 let mut update = v.sqrt();
                 let _ = update
-                    .g_add_(&shaped(&adam_eps, p))
+                    .g_add_(&shaped(adam_eps.as_ref().unwrap(), p))
                     .reciprocal_()
                     .g_mul_(m)
-                    .g_mul_(&shaped(&adam_step, p));
+                    .g_mul_(&shaped(adam_step.as_ref().unwrap(), p));
                 update
             });
             let sgd = self.any_sgd.then(|| {
@@ -299,9 +305,9 @@ impl MemberOptim {
                     }
                     .unwrap();
                     let _ = buf.g_mul_(&shaped(&self.momentum, p)).g_add_(g);
-                    &*buf * shaped(&sgd_lr, p)
+                    &*buf * shaped(sgd_lr.as_ref().unwrap(), p)
                 } else {
-                    g * shaped(&sgd_lr, p)
+                    g * shaped(sgd_lr.as_ref().unwrap(), p)
                 }
             });
             let update = match (adam, sgd) {

@@ -317,12 +317,6 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
         tch::Device::Cuda(i) => crate::device::cuda_free_bytes(i),
         _ => None,
     };
-    let k_for = |c: &RunConfig| match cohort {
-        crate::cohort_size::CohortSize::Fixed(k) => k,
-        crate::cohort_size::CohortSize::Auto => {
-            crate::cohort_size::members(&crate::train::CohortKey::of(c), dev, free)
-        }
-    };
     let shapes: Vec<[i64; 4]> = if args.shapes.is_empty() {
         vec![[2, 400, 2, 128], [3, 1600, 3, 512], [5, 3200, 5, 1024]]
     } else {
@@ -354,7 +348,9 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
             if members.is_empty() {
                 bail!("shape {shape:?} is not a Table 1 shape group");
             }
-            let kk = k_for(&members[0]).min(members.len());
+            let kk = cohort
+                .resolve(&crate::train::CohortKey::of(&members[0]), dev, free)
+                .min(members.len());
             eprintln!(
                 "timing {model} {shape:?}: a cohort of {kk} of its {} runs, and one run alone",
                 members.len()

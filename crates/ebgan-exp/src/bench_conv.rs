@@ -127,10 +127,7 @@ fn decode_rate() -> Result<f64> {
         .collect::<Result<_, _>>()?;
     let r = build_cache(
         &Source::Files(files),
-        Preprocess {
-            crop: Some(108),
-            size: 64,
-        },
+        Preprocess::celeba(64),
         &dir.path().join("c.cache"),
     )?;
     Ok(r.images_per_s)

@@ -19,6 +19,16 @@ pub enum CohortSize {
     Auto,
 }
 
+impl CohortSize {
+    /// Members per cohort of shape `key` (`free`: device memory free for this cohort).
+    pub fn resolve(self, key: &CohortKey, device: Device, free: Option<u64>) -> usize {
+        match self {
+            CohortSize::Fixed(k) => k,
+            CohortSize::Auto => members(key, device, free),
+        }
+    }
+}
+
 impl std::str::FromStr for CohortSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -113,5 +123,10 @@ mod tests {
         assert_eq!("auto".parse::<CohortSize>(), Ok(CohortSize::Auto));
         assert_eq!("4".parse::<CohortSize>(), Ok(CohortSize::Fixed(4)));
         assert!("0".parse::<CohortSize>().unwrap_err().contains("--cohort"));
+        // A fixed size holds whatever the memory; auto follows it.
+        let k = key(Model::Gan, [2, 400, 2, 128]);
+        assert_eq!(CohortSize::Fixed(4).resolve(&k, Device::Cuda(0), Some(0)), 4);
+        assert_eq!(CohortSize::Auto.resolve(&k, Device::Cuda(0), Some(0)), 1);
+        assert_eq!(CohortSize::Auto.resolve(&k, Device::Cpu, None), 2);
     }
 }

@@ -265,14 +265,24 @@ impl RunConfig {
     /// Optimizer steps in one epoch: every image once, the last batch topped up from the start
     /// of the same permutation (938 for MNIST at batch 64).
     pub fn steps_per_epoch(&self) -> u64 {
-        (self.train_images as u64).div_ceil(self.batch_size as u64)
+        self.steps_per_epoch_over(self.train_images)
     }
 
     pub fn total_steps(&self) -> u64 {
+        self.total_steps_over(self.train_images)
+    }
+
+    /// Steps per epoch on `images` training images (image runs count them in their data set).
+    pub fn steps_per_epoch_over(&self, images: usize) -> u64 {
+        (images as u64).div_ceil(self.batch_size as u64)
+    }
+
+    /// `steps` when set, else `epochs` epochs of `images` training images.
+    pub fn total_steps_over(&self, images: usize) -> u64 {
         if self.steps > 0 {
             self.steps
         } else {
-            self.steps_per_epoch() * self.epochs as u64
+            self.steps_per_epoch_over(images) * self.epochs as u64
         }
     }
 

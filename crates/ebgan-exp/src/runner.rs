@@ -1,6 +1,6 @@
 //! `ebgan run`: plan -> pending (plan minus finished) -> shard -> cohorts -> train -> results.
 
-use crate::cohort_size::{self, CohortSize};
+use crate::cohort_size::CohortSize;
 use crate::config::{Dataset, Experiment, Run, Shard};
 use crate::data::image_set::{self, ImageSet};
 use crate::data::mnist;
@@ -150,7 +150,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         let set = image_sets[&image_set::stored_side(c.image_size, c.random_crop)]
             .lock()
             .unwrap();
-        conv::total_steps(c, set.usable(c))
+        c.total_steps_over(set.usable(c))
     };
 
     let free = match opts.device {
@@ -160,10 +160,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Outcome> {
         }
         _ => None,
     };
-    let groups = cohorts(pending, |key| match opts.cohort {
-        CohortSize::Fixed(k) => k,
-        CohortSize::Auto => cohort_size::members(key, opts.device, free),
-    });
+    let groups = cohorts(pending, |key| opts.cohort.resolve(key, opts.device, free));
     let cores = opts.threads.unwrap_or_else(device::cores).max(1);
     let jobs = match opts.device {
         // A convolutional run uses every core by itself.

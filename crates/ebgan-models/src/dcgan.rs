@@ -92,11 +92,6 @@ impl ConvSpec {
             _ => vec![],
         }
     }
-
-    /// Shape of the code the pulling-away term sees: `[C, 8, 8]`.
-    pub fn code_shape(&self) -> [i64; 3] {
-        [*self.encoder_widths().last().unwrap(), 8, 8]
-    }
 }
 
 fn down(vs: nn::Path, i: i64, o: i64) -> nn::Conv2D {

@@ -136,10 +136,7 @@ fn source(exp: &Experiment, data: &Path, side: u32) -> Result<(Source, Preproces
     Ok(match exp.dataset {
         Dataset::Celeba => (
             Source::Files(super::images::celeba_train_files(&root).context(from("CelebA"))?),
-            Preprocess {
-                crop: Some(108),
-                size: side,
-            },
+            Preprocess::celeba(side),
         ),
         Dataset::Lsun => (
             lsun::source(&root).context(from("LSUN"))?,

@@ -1,7 +1,7 @@
 //! ImageNet-style class folders: `<root>/train/<wnid>/*.JPEG` (ILSVRC's train layout) or
 //! `<root>/<wnid>/*`, optionally restricted to the WordNet ids listed in a file.
 
-use super::images::is_image;
+use super::images::list_images;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -72,13 +72,7 @@ pub fn train_files(root: &Path, wnids: Option<&[String]>) -> Result<Vec<PathBuf>
     };
     let mut files = vec![];
     for c in &classes {
-        let mut f: Vec<PathBuf> = std::fs::read_dir(c)
-            .with_context(|| format!("cannot read {}", c.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_image(p))
-            .collect();
-        f.sort();
-        files.extend(f);
+        files.extend(list_images(c)?);
     }
     if files.is_empty() {
         bail!("no images found under {}: expected {shape}", base.display());

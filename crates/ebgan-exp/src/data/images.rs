@@ -15,6 +15,14 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
+    /// Aligned CelebA: centre 108x108 crop (DCGAN's), resized to `size`.
+    pub fn celeba(size: u32) -> Preprocess {
+        Preprocess {
+            crop: Some(108),
+            size,
+        }
+    }
+
     /// LSUN, ImageNet: shorter side to `size`, centre square crop.
     pub fn shorter_side(size: u32) -> Preprocess {
         Preprocess { crop: None, size }
@@ -235,17 +243,14 @@ pub fn read_header(path: &Path) -> Result<(usize, u32)> {
     Ok((n as usize, size))
 }
 
-/// The whole cache in memory (tests; training streams it with [`load_cache_tensor`]).
+/// The whole cache as bytes (tests), through [`load_cache_tensor`].
 #[cfg(test)]
 pub fn load_cache(path: &Path) -> Result<ImageCache> {
-    let (n, size) = read_header(path)?;
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read image cache {}", path.display()))?;
-    bytes.drain(..24);
+    let t = load_cache_tensor(path)?;
     Ok(ImageCache {
-        images: n,
-        size,
-        data: bytes,
+        images: t.size()[0] as usize,
+        size: t.size()[1] as u32,
+        data: Vec::<u8>::try_from(t.flatten(0, -1))?,
     })
 }
 
@@ -306,15 +311,7 @@ mod tests {
         let files = celeba_train_files(root.path()).unwrap();
         assert_eq!(files.len(), 4);
         let cache = root.path().join("celeba-64.cache");
-        let r = build_cache(
-            &Source::Files(files),
-            Preprocess {
-                crop: Some(108),
-                size: 64,
-            },
-            &cache,
-        )
-        .unwrap();
+        let r = build_cache(&Source::Files(files), Preprocess::celeba(64), &cache).unwrap();
         assert_eq!((r.images, r.skipped), (3, 1));
         assert_eq!(r.bytes, 24 + 3 * 64 * 64 * 3);
         let c = load_cache(&cache).unwrap();

@@ -276,19 +276,6 @@ impl ConvGan {
     }
 }
 
-/// Steps per epoch and in all for `c` on `len` images.
-pub fn total_steps(c: &RunConfig, len: usize) -> u64 {
-    if c.steps > 0 {
-        c.steps
-    } else {
-        steps_per_epoch(c, len) * c.epochs as u64
-    }
-}
-
-fn steps_per_epoch(c: &RunConfig, len: usize) -> u64 {
-    (len as u64).div_ceil(c.batch_size as u64)
-}
-
 pub struct ConvRun<'a> {
     pub config: &'a RunConfig,
     pub id: &'a str,
@@ -356,8 +343,8 @@ pub fn train_run(
             c.batch_size
         );
     }
-    let total = total_steps(c, len);
-    let per_epoch = steps_per_epoch(c, len);
+    let total = c.total_steps_over(len);
+    let per_epoch = c.steps_per_epoch_over(len);
     let b = c.batch_size;
     let schedule = c.margin_schedule_over(total);
     let mut gan = ConvGan::new(c, data.channels, device);
