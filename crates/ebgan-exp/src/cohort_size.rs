@@ -125,7 +125,10 @@ mod tests {
         assert!("0".parse::<CohortSize>().unwrap_err().contains("--cohort"));
         // A fixed size holds whatever the memory; auto follows it.
         let k = key(Model::Gan, [2, 400, 2, 128]);
-        assert_eq!(CohortSize::Fixed(4).resolve(&k, Device::Cuda(0), Some(0)), 4);
+        assert_eq!(
+            CohortSize::Fixed(4).resolve(&k, Device::Cuda(0), Some(0)),
+            4
+        );
         assert_eq!(CohortSize::Auto.resolve(&k, Device::Cuda(0), Some(0)), 1);
         assert_eq!(CohortSize::Auto.resolve(&k, Device::Cpu, None), 2);
     }

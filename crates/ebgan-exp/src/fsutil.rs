@@ -6,6 +6,18 @@ use std::path::Path;
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| {
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// [`write_atomic`] for content written by `write` into the temporary file (which it may seek
+/// in); when `write` fails, nothing replaces `path`.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -13,8 +25,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
+    write(tmp.as_file_mut())?;
+    tmp.as_file()
+        .sync_all()
         .with_context(|| format!("cannot write {}", path.display()))?;
     // Temporary files are private (0600); results are meant to be read by others too.
     #[cfg(unix)]

@@ -1,6 +1,7 @@
 //! Image datasets on disk (aligned CelebA, image folders) -> a compact uint8 cache, decoded and
 //! preprocessed once, in parallel, so later epochs never decode JPEGs again.
 
+use crate::fsutil::write_atomic_with;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::io::{Read, Seek, Write};
@@ -149,68 +150,61 @@ fn decode(bytes: &[u8], p: Preprocess) -> Option<Vec<u8>> {
 /// and writes nothing.
 pub fn build_cache(source: &Source, p: Preprocess, out: &Path) -> Result<CacheReport> {
     let start = std::time::Instant::now();
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    let mut w = std::io::BufWriter::new(tmp);
-    w.write_all(&[0u8; 24])?; // header, written once the count is known
     let (mut images, mut skipped) = (0usize, 0usize);
-    let mut take = |decoded: Vec<Option<Vec<u8>>>| -> std::io::Result<()> {
-        for d in decoded {
-            match d {
-                Some(px) => {
-                    w.write_all(&px)?;
-                    images += 1;
+    write_atomic_with(out, |file| {
+        let mut w = std::io::BufWriter::new(&mut *file);
+        w.write_all(&[0u8; 24])?; // header, written once the count is known
+        let mut take = |decoded: Vec<Option<Vec<u8>>>| -> std::io::Result<()> {
+            for d in decoded {
+                match d {
+                    Some(px) => {
+                        w.write_all(&px)?;
+                        images += 1;
+                    }
+                    None => skipped += 1,
                 }
-                None => skipped += 1,
+            }
+            Ok(())
+        };
+        let failed = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", out.display());
+        match source {
+            Source::Files(files) => {
+                for chunk in files.chunks(CHUNK) {
+                    take(
+                        chunk
+                            .par_iter()
+                            .map(|f| std::fs::read(f).ok().and_then(|b| decode(&b, p)))
+                            .collect(),
+                    )
+                    .map_err(failed)?;
+                }
+            }
+            Source::Lmdb(dir) => {
+                let mut result = Ok(());
+                super::lsun::for_each_chunk(dir, CHUNK, |values| {
+                    if result.is_ok() {
+                        result = take(values.par_iter().map(|v| decode(v, p)).collect());
+                    }
+                })?;
+                result.map_err(failed)?;
             }
         }
-        Ok(())
-    };
-    let failed = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", out.display());
-    match source {
-        Source::Files(files) => {
-            for chunk in files.chunks(CHUNK) {
-                take(
-                    chunk
-                        .par_iter()
-                        .map(|f| std::fs::read(f).ok().and_then(|b| decode(&b, p)))
-                        .collect(),
-                )
-                .map_err(failed)?;
-            }
+        if images == 0 {
+            bail!(
+                "{}: none of its {skipped} records could be decoded as an image; no cache written",
+                source.describe()
+            );
         }
-        Source::Lmdb(dir) => {
-            let mut result = Ok(());
-            super::lsun::for_each_chunk(dir, CHUNK, |values| {
-                if result.is_ok() {
-                    result = take(values.par_iter().map(|v| decode(v, p)).collect());
-                }
-            })?;
-            result.map_err(failed)?;
+        w.flush().map_err(failed)?;
+        drop(w);
+        let mut header = MAGIC.to_vec();
+        for v in [VERSION, images as u32, p.size, 3] {
+            header.extend_from_slice(&v.to_le_bytes());
         }
-    }
-    if images == 0 {
-        bail!(
-            "{}: none of its {skipped} records could be decoded as an image; no cache written",
-            source.describe()
-        );
-    }
-    let mut tmp = w.into_inner().map_err(|e| failed(e.into_error()))?;
-    let mut header = MAGIC.to_vec();
-    for v in [VERSION, images as u32, p.size, 3] {
-        header.extend_from_slice(&v.to_le_bytes());
-    }
-    tmp.seek(std::io::SeekFrom::Start(0))?;
-    tmp.write_all(&header)?;
-    tmp.as_file().sync_all().map_err(failed)?;
-    let bytes = tmp.as_file().metadata()?.len();
-    tmp.persist(out)
-        .with_context(|| format!("cannot replace {}", out.display()))?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.write_all(&header).map_err(failed)
+    })?;
+    let bytes = std::fs::metadata(out)?.len();
     Ok(CacheReport {
         images,
         skipped,
@@ -314,6 +308,13 @@ mod tests {
         let r = build_cache(&Source::Files(files), Preprocess::celeba(64), &cache).unwrap();
         assert_eq!((r.images, r.skipped), (3, 1));
         assert_eq!(r.bytes, 24 + 3 * 64 * 64 * 3);
+        #[cfg(unix)]
+        {
+            // Readable by others, like every result (the temporary file was private).
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
         let c = load_cache(&cache).unwrap();
         assert_eq!((c.images, c.size), (3, 64));
         // The 108x108 crop keeps only the inner colour: every pixel near (200, 30, 30) after JPEG.
