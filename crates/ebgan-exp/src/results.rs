@@ -9,21 +9,21 @@
 //! A run counts as done when its row is in any runs*.csv; everything in its folder is written
 //! before the row is appended. Deleting a row therefore re-runs exactly that run.
 
-use crate::config::{RunConfig, Shard};
+use crate::config::{Family, RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
-use crate::train::mlp::LossLog;
+use crate::train::outcome::{LossLog, Status};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Everything known about a run once it has ended (also its result.json).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunRecord {
+/// The result columns of a runs.csv row (before the config columns), in column order; also
+/// the top of a run's result.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultColumns {
     pub run_id: String,
-    pub family: String,
-    /// "finished" or "diverged".
-    pub status: String,
+    pub family: Family,
+    pub status: Status,
     pub i_prime: Option<f64>,
     pub i_prime_printed: Option<f64>,
     pub inception_score: Option<f64>,
@@ -31,36 +31,41 @@ pub struct RunRecord {
     pub test_error: Option<f64>,
     pub final_loss_d: Option<f64>,
     pub final_loss_g: Option<f64>,
+    #[serde(default)]
     pub epochs_done: usize,
     pub diverged_step: Option<u64>,
+    #[serde(default, serialize_with = "millis")]
     pub wall_s: f64,
     /// Runs trained together with this one (1 = alone).
+    #[serde(default = "one")]
     pub cohort_size: usize,
+    #[serde(default)]
     pub device: String,
+    #[serde(default)]
     pub finished_at: String,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn millis<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 1000.0).round() / 1000.0)
+}
+
+/// Everything known about a run once it has ended: its runs.csv row and its result.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    #[serde(flatten)]
+    pub result: ResultColumns,
     pub config: RunConfig,
 }
 
-const RESULT_COLUMNS: [&str; 15] = [
-    "run_id",
-    "family",
-    "status",
-    "i_prime",
-    "i_prime_printed",
-    "inception_score",
-    "test_error",
-    "final_loss_d",
-    "final_loss_g",
-    "epochs_done",
-    "diverged_step",
-    "wall_s",
-    "cohort_size",
-    "device",
-    "finished_at",
-];
-
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+impl std::ops::Deref for RunRecord {
+    type Target = ResultColumns;
+    fn deref(&self) -> &ResultColumns {
+        &self.result
+    }
 }
 
 fn config_fields(c: &RunConfig) -> BTreeMap<String, serde_json::Value> {
@@ -70,38 +75,60 @@ fn config_fields(c: &RunConfig) -> BTreeMap<String, serde_json::Value> {
     }
 }
 
-pub fn header() -> Vec<String> {
-    RESULT_COLUMNS
+/// `r` as CSV fields, with the column names when `header`.
+fn result_fields(r: &ResultColumns) -> Result<(Vec<String>, Vec<String>)> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.serialize(r)?;
+    let bytes = w.into_inner()?;
+    let mut rdr = csv::ReaderBuilder::new().from_reader(&bytes[..]);
+    let head = rdr.headers()?.iter().map(String::from).collect();
+    let row = rdr
+        .records()
+        .next()
+        .expect("one serialised row")?
         .iter()
-        .map(|s| s.to_string())
+        .map(String::from)
+        .collect();
+    Ok((head, row))
+}
+
+fn result_columns() -> Vec<String> {
+    let example = ResultColumns {
+        run_id: String::new(),
+        family: Family::Gan,
+        status: Status::Finished,
+        i_prime: None,
+        i_prime_printed: None,
+        inception_score: None,
+        test_error: None,
+        final_loss_d: None,
+        final_loss_g: None,
+        epochs_done: 0,
+        diverged_step: None,
+        wall_s: 0.0,
+        cohort_size: 1,
+        device: String::new(),
+        finished_at: String::new(),
+    };
+    result_fields(&example).expect("result columns serialise").0
+}
+
+/// The columns of runs.csv: the result columns, then every config field (sorted).
+pub fn header() -> Vec<String> {
+    result_columns()
+        .into_iter()
         .chain(config_fields(&RunConfig::default()).into_keys())
         .collect()
 }
 
 impl RunRecord {
-    fn csv_fields(&self) -> Vec<String> {
-        let mut f = vec![
-            self.run_id.clone(),
-            self.family.clone(),
-            self.status.clone(),
-            opt(&self.i_prime),
-            opt(&self.i_prime_printed),
-            opt(&self.inception_score),
-            opt(&self.test_error),
-            opt(&self.final_loss_d),
-            opt(&self.final_loss_g),
-            self.epochs_done.to_string(),
-            opt(&self.diverged_step),
-            format!("{:.3}", self.wall_s),
-            self.cohort_size.to_string(),
-            self.device.clone(),
-            self.finished_at.clone(),
-        ];
+    fn csv_fields(&self) -> Result<Vec<String>> {
+        let mut f = result_fields(&self.result)?.1;
         f.extend(config_fields(&self.config).into_values().map(|v| match v {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         }));
-        f
+        Ok(f)
     }
 }
 
@@ -152,6 +179,33 @@ impl ResultsDir {
         Ok(files)
     }
 
+    /// Takes the exclusive lock of a shard file (`runs*.csv.lock`): one process per shard file,
+    /// since a second `ebgan run` of the same shard would train runs twice. Held while the
+    /// returned file lives.
+    pub fn lock(&self, csv: &Path) -> Result<std::fs::File> {
+        let path = csv.with_extension("csv.lock");
+        let lock = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: another `ebgan run` is working on this shard (lock {})",
+                csv.display(),
+                path.display()
+            )
+        })?;
+        Ok(lock)
+    }
+
+    /// A run's losses.csv.
+    pub fn read_losses(&self, id: &str) -> Result<Vec<LossLog>> {
+        let path = self.run_dir(id).join("losses.csv");
+        let mut rdr = csv::Reader::from_path(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        rdr.deserialize()
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: not a loss log", path.display()))
+    }
+
     /// Writes the resolved config of a run about to start: the first file of its folder.
     pub fn start_run(&self, id: &str, config: &RunConfig) -> Result<()> {
         let dir = self.run_dir(id);
@@ -182,7 +236,7 @@ impl ResultsDir {
         if !csv.exists() {
             write_atomic(csv, csv_line(&header())?.as_bytes())?;
         }
-        append_line(csv, &csv_line(&record.csv_fields())?)
+        append_line(csv, &csv_line(&record.csv_fields()?)?)
     }
 
     /// Drops a torn last line (no newline: a write cut by power loss) so appends stay valid, and
@@ -216,7 +270,7 @@ impl ResultsDir {
             let rows = read_rows(csv)?;
             let mut text = current;
             for r in &rows {
-                text += &csv_line(&r.csv_fields())?;
+                text += &csv_line(&r.csv_fields()?)?;
             }
             eprintln!(
                 "{}: rewriting {} rows under the current column set",
@@ -265,37 +319,30 @@ pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
         None => &bytes[..0],
     };
     let mut rdr = csv::ReaderBuilder::new().from_reader(complete);
-    let head: Vec<String> = rdr.headers()?.iter().map(String::from).collect();
+    let head = rdr.headers()?.clone();
+    let results = result_columns();
     let mut out = vec![];
     for (i, rec) in rdr.records().enumerate() {
         let line = i + 2;
         let rec = rec.with_context(|| format!("{}: line {line}: not a CSV row", path.display()))?;
-        let get = |name: &str| {
-            head.iter()
-                .position(|h| h == name)
-                .and_then(|j| rec.get(j))
-                .unwrap_or("")
-        };
-        let num = |name: &str| -> Result<Option<f64>> {
-            let v = get(name);
-            if v.is_empty() {
-                Ok(None)
-            } else {
-                Ok(Some(v.parse().with_context(|| {
-                    format!(
-                        "{}: line {line}: column {name}: {v:?} is not a number",
-                        path.display()
-                    )
-                })?))
-            }
-        };
+        let result: ResultColumns = rec.deserialize(Some(&head)).map_err(|e| {
+            let column = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => err
+                    .field()
+                    .and_then(|j| head.get(j as usize))
+                    .map(|h| format!("column {h}: "))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            anyhow::anyhow!("{}: line {line}: {column}{e}", path.display())
+        })?;
         let mut config = serde_json::Map::new();
         for (j, h) in head
             .iter()
             .enumerate()
-            .filter(|(_, h)| !RESULT_COLUMNS.contains(&h.as_str()))
+            .filter(|(_, h)| !results.iter().any(|r| r == h))
         {
-            config.insert(h.clone(), cell_value(rec.get(j).unwrap_or("")));
+            config.insert(h.to_string(), cell_value(rec.get(j).unwrap_or("")));
         }
         let config: RunConfig = serde_json::from_value(serde_json::Value::Object(config))
             .with_context(|| {
@@ -304,24 +351,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
                     path.display()
                 )
             })?;
-        out.push(RunRecord {
-            run_id: get("run_id").to_string(),
-            family: get("family").to_string(),
-            status: get("status").to_string(),
-            i_prime: num("i_prime")?,
-            i_prime_printed: num("i_prime_printed")?,
-            inception_score: num("inception_score")?,
-            test_error: num("test_error")?,
-            final_loss_d: num("final_loss_d")?,
-            final_loss_g: num("final_loss_g")?,
-            epochs_done: num("epochs_done")?.unwrap_or(0.0) as usize,
-            diverged_step: num("diverged_step")?.map(|v| v as u64),
-            wall_s: num("wall_s")?.unwrap_or(0.0),
-            cohort_size: num("cohort_size")?.unwrap_or(1.0) as usize,
-            device: get("device").to_string(),
-            finished_at: get("finished_at").to_string(),
-            config,
-        });
+        out.push(RunRecord { result, config });
     }
     Ok(out)
 }
@@ -332,26 +362,27 @@ mod tests {
 
     fn record(id: &str, i_prime: Option<f64>) -> RunRecord {
         RunRecord {
-            run_id: id.into(),
-            family: "gan".into(),
-            status: if i_prime.is_some() {
-                "finished"
-            } else {
-                "diverged"
-            }
-            .into(),
-            i_prime,
-            i_prime_printed: i_prime.map(|v| v * v),
-            inception_score: i_prime.map(f64::exp),
-            test_error: None,
-            final_loss_d: Some(1.5),
-            final_loss_g: None,
-            epochs_done: 3,
-            diverged_step: i_prime.is_none().then_some(17),
-            wall_s: 2.0,
-            cohort_size: 1,
-            device: "cpu".into(),
-            finished_at: "2026-01-01T00:00:00Z".into(),
+            result: ResultColumns {
+                run_id: id.into(),
+                family: Family::Gan,
+                status: if i_prime.is_some() {
+                    Status::Finished
+                } else {
+                    Status::Diverged
+                },
+                i_prime,
+                i_prime_printed: i_prime.map(|v| v * v),
+                inception_score: i_prime.map(f64::exp),
+                test_error: None,
+                final_loss_d: Some(1.5),
+                final_loss_g: None,
+                epochs_done: 3,
+                diverged_step: i_prime.is_none().then_some(17),
+                wall_s: 2.0,
+                cohort_size: 1,
+                device: "cpu".into(),
+                finished_at: "2026-01-01T00:00:00Z".into(),
+            },
             config: RunConfig {
                 lr: 0.0001,
                 dropout_d: true,
@@ -372,16 +403,23 @@ mod tests {
         assert_eq!(rows[0].i_prime, Some(1.25));
         assert_eq!(rows[0].config, record("a", None).config);
         assert_eq!(
-            (rows[1].status.as_str(), rows[1].diverged_step),
-            ("diverged", Some(17))
+            (rows[1].status, rows[1].diverged_step),
+            (Status::Diverged, Some(17))
         );
+        // Every column comes back as it went in.
+        assert_eq!(rows[0], record("a", Some(1.25)));
         // A torn line (no newline) does not count as a run and is cut before the next append.
         let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
         std::io::Write::write_all(&mut f, b"c,gan,fini").unwrap();
         assert_eq!(res.rows().unwrap().len(), 2);
         res.repair(&csv).unwrap();
         res.append_row(&csv, &record("d", Some(0.5))).unwrap();
-        let ids: Vec<_> = res.rows().unwrap().into_iter().map(|r| r.run_id).collect();
+        let ids: Vec<_> = res
+            .rows()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.result.run_id)
+            .collect();
         assert_eq!(ids, ["a", "b", "d"]);
     }
 
@@ -436,7 +474,7 @@ mod tests {
         res.append_row(&csv, &record("a", Some(1.0))).unwrap();
         let text = std::fs::read_to_string(&csv)
             .unwrap()
-            .replace(",1,1,", ",x1,1,");
+            .replace(",1.0,1.0,", ",x1,1.0,");
         std::fs::write(&csv, text).unwrap();
         let err = format!("{:#}", res.rows().unwrap_err());
         assert!(

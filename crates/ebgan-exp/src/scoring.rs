@@ -169,3 +169,50 @@ impl Scorer {
         scores(&self.net.probabilities(images, 1000))
     }
 }
+
+/// `ebgan classifier`: train the scoring classifier once; cached with its test accuracy.
+#[derive(clap::Args)]
+pub struct ClassifierArgs {
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// Use the first N training images.
+    #[arg(long, default_value_t = 60000)]
+    train_images: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Where to keep it; default <data>/mnist-classifier.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Retrain even if one exists.
+    #[arg(long)]
+    force: bool,
+}
+
+impl ClassifierArgs {
+    pub fn run(&self, data: &Path) -> Result<()> {
+        let dir = self.classifier.clone().unwrap_or_else(|| default_dir(data));
+        if !self.force {
+            if let Ok(info) = read_info(&dir) {
+                eprintln!(
+                    "classifier in {} already trained: test accuracy {:.2}%",
+                    dir.display(),
+                    info.test_accuracy * 100.0
+                );
+                return Ok(());
+            }
+        }
+        let device = crate::device::parse(&self.device)?;
+        let mnist = crate::data::mnist::load(data)?;
+        let info = train(&mnist, &dir, self.epochs, self.train_images, device)?;
+        eprintln!(
+            "classifier: test accuracy {:.2}% ({} epochs, {:.0} s on {}); real test set: I' {:.3}, IS {:.2}",
+            info.test_accuracy * 100.0,
+            self.epochs,
+            info.train_seconds,
+            crate::device::describe(device),
+            info.test_scores.i_prime,
+            info.test_scores.inception_score
+        );
+        Ok(())
+    }
+}

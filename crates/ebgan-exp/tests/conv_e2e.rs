@@ -5,20 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn ebgan(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebgan"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("ebgan runs")
-}
-
-fn ok(out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "ebgan failed: {err}");
-    err + &String::from_utf8_lossy(&out.stdout)
-}
+mod common;
+use common::{ebgan_env as ebgan, ok, rows};
+use ebgan_exp::config::Family;
+use ebgan_exp::train::Status;
 
 /// A 178x218 "face": a disc whose colour depends on `i`, on a grey background.
 fn face(i: u32) -> image::RgbImage {
@@ -98,18 +88,17 @@ fn run(exp: &Path, tmp: &Path, env: &[(&str, &Path)]) -> Output {
 }
 
 fn check_results(root: &Path) {
-    let csv = std::fs::read_to_string(root.join("runs.csv")).unwrap();
-    let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 3, "{csv}");
-    for family in ["ebgan-pt", "ebgan", "gan"] {
+    let rows = rows(&root.join("runs.csv"));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for family in [Family::EbganPt, Family::Ebgan, Family::Gan] {
         assert!(
             rows.iter()
-                .any(|r| r.starts_with(&format!("{family}-")) && r.contains(",finished,")),
-            "{family}: {csv}"
+                .any(|r| r.family == family && r.status == Status::Finished),
+            "{family}: {rows:?}"
         );
     }
-    for row in rows {
-        let id = row.split(',').next().unwrap();
+    for row in &rows {
+        let id = &row.run_id;
         for f in [
             "config.toml",
             "losses.csv",
@@ -189,15 +178,7 @@ fn celeba_folder_trains_all_three_models_and_resumes_nothing_twice() {
     assert!(log.contains("3 already done, 0 to run"), "{log}");
 
     // Samples and interpolations from a checkpoint.
-    let csv = std::fs::read_to_string(results.join("faces/runs.csv")).unwrap();
-    let id = csv
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = rows(&results.join("faces/runs.csv"))[0].run_id.clone();
     let ck = results
         .join("faces")
         .join(&id)

@@ -5,30 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-fn data_dir() -> PathBuf {
-    let d = std::env::var_os("EBGAN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
-    assert!(
-        d.join("mnist/train-images-idx3-ubyte").is_file(),
-        "MNIST is not in {}: run `just mnist` (or `ebgan mnist --from DIR`) before the tests",
-        d.display()
-    );
-    d
-}
+mod common;
+use common::{ids, mnist_dir as data_dir, ok, rows};
+use ebgan_exp::train::Status;
 
 fn ebgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ebgan"))
-        .args(args)
-        .env("EBGAN_DATA", data_dir())
-        .output()
-        .expect("ebgan runs")
-}
-
-fn ok(out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "ebgan failed: {err}");
-    err + &String::from_utf8_lossy(&out.stdout)
+    common::ebgan_env(args, &[("EBGAN_DATA", &data_dir())])
 }
 
 /// A small classifier shared by the tests of this file (trained once, on 2,000 images).
@@ -98,24 +80,6 @@ fn run(exp: &Path, results: &Path, extra: &[&str]) -> String {
     ok(ebgan(&args))
 }
 
-fn rows(csv: &Path) -> Vec<String> {
-    std::fs::read_to_string(csv)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(String::from)
-        .collect()
-}
-
-fn ids(rows: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = rows
-        .iter()
-        .map(|r| r.split(',').next().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn grid_runs_resumes_and_reruns_only_a_deleted_row() {
     let tmp = tempfile::tempdir().unwrap();
@@ -127,7 +91,10 @@ fn grid_runs_resumes_and_reruns_only_a_deleted_row() {
     let csv = root.join("runs.csv");
     let first = rows(&csv);
     assert_eq!(first.len(), 5, "{first:?}");
-    let diverged: Vec<&String> = first.iter().filter(|r| r.contains(",diverged,")).collect();
+    let diverged: Vec<_> = first
+        .iter()
+        .filter(|r| r.status == Status::Diverged)
+        .collect();
     assert_eq!(diverged.len(), 1, "{first:?}");
     for id in ids(&first) {
         let d = root.join(&id);
@@ -136,7 +103,7 @@ fn grid_runs_resumes_and_reruns_only_a_deleted_row() {
         }
         assert_eq!(
             d.join("samples.png").is_file(),
-            !diverged[0].starts_with(&id),
+            diverged[0].run_id != id,
             "{id}"
         );
     }
@@ -170,11 +137,13 @@ fn grid_runs_resumes_and_reruns_only_a_deleted_row() {
         .next()
         .unwrap()
         .to_string();
-    let kept_rows: Vec<String> = first
-        .iter()
-        .filter(|r| !r.starts_with(&victim))
-        .cloned()
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let kept_rows: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|line| !line.starts_with(&format!("{victim},")))
         .collect();
+    assert_eq!(kept_rows.len(), 4);
     std::fs::write(&csv, format!("{header}\n{}\n", kept_rows.join("\n"))).unwrap();
     let log = run(&exp, &results, &["--no-report"]);
     assert!(
@@ -204,12 +173,7 @@ fn shards_cover_the_grid_exactly_once_and_merge() {
     assert_eq!((s0.len(), s1.len()), (3, 2));
     assert!(s0.iter().all(|id| !s1.contains(id)));
     let plan = ok(ebgan(&["plan", exp.to_str().unwrap(), "--list"]));
-    let mut planned: Vec<String> = plan
-        .lines()
-        .filter(|l| l.starts_with("gan-") || l.starts_with("ebgan-"))
-        .map(String::from)
-        .collect();
-    planned.sort();
+    let planned = common::planned_ids(&plan);
     let mut union = [s0, s1].concat();
     union.sort();
     assert_eq!(union, planned);
@@ -301,11 +265,9 @@ fn a_killed_grid_resumes_without_losing_or_repeating_a_run() {
     );
     let after = rows(&csv);
     assert_eq!(after.len(), 5);
-    assert_eq!(ids(&after).len(), {
-        let mut u = ids(&after);
-        u.dedup();
-        u.len()
-    });
+    let mut unique = ids(&after);
+    unique.dedup();
+    assert_eq!(unique, ids(&after), "a run was committed twice");
     assert!(
         before.iter().all(|r| after.contains(r)),
         "a finished row changed"

@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("EBGAN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
-}
+mod common;
+use common::data_dir;
 
 fn have(program: &str) -> bool {
     Command::new("sh")
@@ -196,35 +193,21 @@ fn job_id(out: &str) -> String {
         .to_string()
 }
 
-/// Run ids over every runs-shard-*.csv of `root`.
+/// Run ids over every runs*.csv of `root`.
+/// Run ids over every runs*.csv of `root`, duplicates kept (a run trained twice shows twice).
 fn finished_ids(root: &Path) -> Vec<String> {
-    let mut ids = vec![];
-    for e in std::fs::read_dir(root).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("runs") && name.ends_with(".csv") {
-            ids.extend(
-                std::fs::read_to_string(&p)
-                    .unwrap()
-                    .lines()
-                    .skip(1)
-                    .map(|l| l.split(',').next().unwrap().to_string()),
-            );
-        }
-    }
-    ids.sort();
-    ids
+    let res = ebgan_exp::results::ResultsDir::new(root.to_path_buf());
+    let files = res.csv_files().unwrap();
+    common::ids(
+        &files
+            .iter()
+            .flat_map(|f| common::rows(f))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn planned_ids(c: &Cluster, exp: &Path) -> Vec<String> {
-    let out = ok(c.ebgan(&["plan", exp.to_str().unwrap(), "--list"]));
-    let mut v: Vec<String> = out
-        .lines()
-        .filter(|l| l.starts_with("gan-") || l.starts_with("ebgan-"))
-        .map(String::from)
-        .collect();
-    v.sort();
-    v
+    common::planned_ids(&ok(c.ebgan(&["plan", exp.to_str().unwrap(), "--list"])))
 }
 
 fn experiment(dir: &Path, name: &str, epochs: u32) -> PathBuf {

@@ -3,6 +3,8 @@
 //! generator that takes noise planes at every resolution. Large enough to train one run at a
 //! time, so no member dimension.
 
+use crate::rng::normal;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ConvConfig, ConvTransposeConfig, Module, ModuleT};
 use tch::Tensor;
@@ -51,6 +53,29 @@ impl Default for ConvSpec {
 }
 
 impl ConvSpec {
+    /// Paper §4.3: DCGAN G and EBGAN's auto-encoder at 64x64 (CelebA, LSUN), RGB.
+    pub fn dcgan_64() -> Self {
+        ConvSpec::default()
+    }
+
+    /// Paper §4.4: the ImageNet generator with 4 noise planes at every upsampling, 128x128.
+    pub fn imagenet_128() -> Self {
+        ConvSpec {
+            arch: ConvArch::Imagenet,
+            image_size: 128,
+            noise_planes: 4,
+            ..ConvSpec::default()
+        }
+    }
+
+    /// Paper §4.4: the same at 256x256 (the dog breeds), one stage more.
+    pub fn imagenet_256() -> Self {
+        ConvSpec {
+            image_size: 256,
+            ..ConvSpec::imagenet_128()
+        }
+    }
+
     /// 2x steps between `from` and the image side.
     fn doublings(&self, from: i64) -> usize {
         assert!(
@@ -322,6 +347,30 @@ impl Discriminator {
     }
 }
 
+/// DCGAN's initialisation of a network's variables from `rng` (a run's Init stream), in name
+/// order: conv weights N(0, std^2), batch-norm scales N(1, std^2), biases and shifts 0 (running
+/// statistics keep their defaults).
+pub fn init(vs: &nn::VarStore, std: f64, rng: &mut ChaCha8Rng) {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let _g = tch::no_grad_guard();
+    for name in names {
+        let t = &vars[name];
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            continue;
+        }
+        let value = if name.ends_with(".bias") {
+            t.zeros_like()
+        } else if t.dim() == 1 {
+            normal(rng, &t.size(), vs.device()) * std + 1.0
+        } else {
+            normal(rng, &t.size(), vs.device()) * std
+        };
+        t.shallow_clone().copy_(&value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,12 +430,7 @@ mod tests {
     fn imagenet_128_matches_paper_md_6() {
         // G (1024)4c-(512)4c2s-(256)4c2s-(128)4c2s-(64)4c2s-(64)4c2s-(3)3c; encoder
         // (64)4c2s-(128)4c2s-(256)4c2s-(512)4c2s; 4 noise planes before each upsampling.
-        let s = ConvSpec {
-            arch: ConvArch::Imagenet,
-            image_size: 128,
-            noise_planes: 4,
-            ..Default::default()
-        };
+        let s = ConvSpec::imagenet_128();
         assert_eq!(s.g_widths(), [1024, 512, 256, 128, 64, 64]);
         assert_eq!(s.encoder_widths(), [64, 128, 256, 512]);
         assert_eq!(s.noise_sides(), [4, 8, 16, 32, 64]);
@@ -401,10 +445,7 @@ mod tests {
             + 64 * 3 * 9;
         let norms = 2 * (1024 + 512 + 256 + 128 + 64 + 64);
         assert_eq!(count(&vs), convs + norms);
-        let s256 = ConvSpec {
-            image_size: 256,
-            ..s.clone()
-        };
+        let s256 = ConvSpec::imagenet_256();
         assert_eq!(s256.g_widths(), [1024, 512, 256, 128, 64, 64, 64]);
         assert_eq!(s256.encoder_widths(), [64, 128, 256, 512, 512]);
     }

@@ -1,9 +1,10 @@
 //! The images a convolutional run trains on: resolved from the experiment's dataset, cached
 //! once as uint8, held on the device as `[N, C, S, S]` bytes; batches are gathered by index.
 
-use super::images::{build_cache, load_cache_tensor, Preprocess, Source};
+use super::cache::{build_cache, load_cache_tensor, Preprocess};
+use super::source::{celeba_train_files, Source};
 use super::{imagenet, lsun, mnist};
-use crate::config::{Dataset, Experiment};
+use crate::config::{Dataset, DatasetSpec};
 use anyhow::{Context, Result};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -113,29 +114,29 @@ impl ImageSet {
 
 /// The folder the experiment's dataset is read from: $EBGAN_<DATASET>, else the file's
 /// `data_root`, else `<data>/<dataset>`.
-pub fn data_root(exp: &Experiment, data: &Path) -> PathBuf {
-    exp.dataset
+pub fn data_root(spec: &DatasetSpec, data: &Path) -> PathBuf {
+    spec.dataset
         .env_var()
         .and_then(std::env::var_os)
         .map(PathBuf::from)
-        .or_else(|| exp.data_root.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| data.join(exp.dataset.to_string()))
+        .or_else(|| spec.data_root.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| data.join(spec.dataset.to_string()))
 }
 
-/// Source and preprocessing of `exp`'s dataset at `side` pixels.
-fn source(exp: &Experiment, data: &Path, side: u32) -> Result<(Source, Preprocess)> {
+/// Source and preprocessing of the dataset at `side` pixels.
+fn source(spec: &DatasetSpec, data: &Path, side: u32) -> Result<(Source, Preprocess)> {
     // Canonical, so a relative and an absolute path to the same data share one cache.
-    let root = data_root(exp, data);
+    let root = data_root(spec, data);
     let root = std::fs::canonicalize(&root).unwrap_or(root);
     let from = |what: &str| {
         format!(
             "{what} (set {} or data_root in the experiment file)",
-            exp.dataset.env_var().unwrap_or("data_root")
+            spec.dataset.env_var().unwrap_or("data_root")
         )
     };
-    Ok(match exp.dataset {
+    Ok(match spec.dataset {
         Dataset::Celeba => (
-            Source::Files(super::images::celeba_train_files(&root).context(from("CelebA"))?),
+            Source::Files(celeba_train_files(&root).context(from("CelebA"))?),
             Preprocess::celeba(side),
         ),
         Dataset::Lsun => (
@@ -143,12 +144,12 @@ fn source(exp: &Experiment, data: &Path, side: u32) -> Result<(Source, Preproces
             Preprocess::shorter_side(side),
         ),
         Dataset::Imagenet => {
-            let wnids = exp
+            let wnids = spec
                 .wnids
                 .as_ref()
                 .map(|f| {
                     let p = Path::new(f);
-                    let beside = exp.dir.join(p);
+                    let beside = spec.dir.join(p);
                     imagenet::read_wnids(if p.exists() || !beside.exists() {
                         p
                     } else {
@@ -169,9 +170,9 @@ fn source(exp: &Experiment, data: &Path, side: u32) -> Result<(Source, Preproces
 
 /// Cache file for this dataset, source and preprocessing: a different subset, root or size
 /// gets its own file.
-fn cache_path(exp: &Experiment, data: &Path, src: &Source, p: Preprocess) -> Result<PathBuf> {
+fn cache_path(spec: &DatasetSpec, data: &Path, src: &Source, p: Preprocess) -> Result<PathBuf> {
     let mut h = Sha256::new();
-    h.update(format!("{}|{:?}|{}", exp.dataset, p.crop, p.size));
+    h.update(format!("{}|{:?}|{}", spec.dataset, p.crop, p.size));
     match src {
         Source::Files(files) => {
             for f in files {
@@ -192,17 +193,17 @@ fn cache_path(exp: &Experiment, data: &Path, src: &Source, p: Preprocess) -> Res
         .collect();
     Ok(data
         .join("cache")
-        .join(format!("{}-{}-{hex}.cache", exp.dataset, p.size)))
+        .join(format!("{}-{}-{hex}.cache", spec.dataset, p.size)))
 }
 
-/// Builds the cache of `exp`'s dataset at `side` pixels unless it exists; returns its path.
-pub fn ensure_cache(exp: &Experiment, data: &Path, side: u32) -> Result<PathBuf> {
-    let (src, p) = source(exp, data, side)?;
-    let path = cache_path(exp, data, &src, p)?;
+/// Builds the cache of the dataset at `side` pixels unless it exists; returns its path.
+pub fn ensure_cache(spec: &DatasetSpec, data: &Path, side: u32) -> Result<PathBuf> {
+    let (src, p) = source(spec, data, side)?;
+    let path = cache_path(spec, data, &src, p)?;
     if !path.is_file() {
         eprintln!(
             "caching {} ({}) at {side}x{side} into {} ...",
-            exp.dataset,
+            spec.dataset,
             src.describe(),
             path.display()
         );
@@ -232,13 +233,13 @@ pub fn stored_side(image_size: i64, random_crop: bool) -> i64 {
     }
 }
 
-/// The training images of `exp` at `side` pixels, for training on `device`.
-pub fn load(exp: &Experiment, data: &Path, side: i64, device: Device) -> Result<ImageSet> {
-    let host = if exp.dataset == Dataset::Mnist64 {
+/// The training images of the dataset at `side` pixels, for training on `device`.
+pub fn load(spec: &DatasetSpec, data: &Path, side: i64, device: Device) -> Result<ImageSet> {
+    let host = if spec.dataset == Dataset::Mnist64 {
         let m = mnist::load(data)?;
         mnist64(&m.train_images, m.train_len())
     } else {
-        let path = ensure_cache(exp, data, side as u32)?;
+        let path = ensure_cache(spec, data, side as u32)?;
         let t = load_cache_tensor(&path)?;
         anyhow::ensure!(
             t.size()[1] == side,
@@ -248,7 +249,7 @@ pub fn load(exp: &Experiment, data: &Path, side: i64, device: Device) -> Result<
         );
         t
     };
-    Ok(ImageSet::new(host, exp.dataset, device))
+    Ok(ImageSet::new(host, spec.dataset, device))
 }
 
 /// MNIST's 28x28 digits in the middle of 64x64 black images (18 pixels each side), `[N, 64, 64, 1]`.
@@ -264,6 +265,78 @@ pub fn mnist64(images: &[u8], n: usize) -> Tensor {
         }
     }
     Tensor::from_slice(&data).view([n as i64, 64, 64, 1])
+}
+
+/// The image sets of an experiment's convolutional runs, one per stored side. Each sits behind
+/// a mutex: tensors may move between threads but not be shared (conv runs go one at a time).
+#[derive(Default)]
+pub struct ImageSets(std::collections::BTreeMap<i64, std::sync::Mutex<ImageSet>>);
+
+impl ImageSets {
+    /// Loads (building caches where missing) the sets the convolutional ones of `configs` need.
+    pub fn load<'a>(
+        spec: &DatasetSpec,
+        data: &Path,
+        configs: impl IntoIterator<Item = &'a crate::config::RunConfig>,
+        device: Device,
+    ) -> Result<Self> {
+        let mut sets = ImageSets::default();
+        for c in configs.into_iter().filter(|c| c.network.is_conv()) {
+            let side = stored_side(c.image_size, c.random_crop);
+            if let std::collections::btree_map::Entry::Vacant(e) = sets.0.entry(side) {
+                let set = load(spec, data, side, device)?;
+                eprintln!(
+                    "{}: {} images of {side}x{side}x{}",
+                    spec.dataset, set.len, set.channels
+                );
+                e.insert(std::sync::Mutex::new(set));
+            }
+        }
+        Ok(sets)
+    }
+
+    /// The set of a convolutional run (loaded by [`ImageSets::load`]).
+    pub fn get(&self, c: &crate::config::RunConfig) -> std::sync::MutexGuard<'_, ImageSet> {
+        self.0[&stored_side(c.image_size, c.random_crop)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `ebgan cache-images`: decode and preprocess an experiment's image dataset once into its
+/// uint8 cache; prints its size.
+#[derive(clap::Args)]
+pub struct CacheImagesArgs {
+    file: PathBuf,
+}
+
+impl CacheImagesArgs {
+    pub fn run(&self, data: &Path) -> Result<()> {
+        let exp = crate::config::Experiment::load(&self.file)?;
+        anyhow::ensure!(
+            !exp.data.dataset.is_mnist(),
+            "{}: dataset {} is not an image dataset (celeba, lsun, imagenet)",
+            self.file.display(),
+            exp.data.dataset
+        );
+        let mut sides: Vec<i64> = exp
+            .runs
+            .iter()
+            .map(|r| stored_side(r.config.image_size, r.config.random_crop))
+            .collect();
+        sides.sort();
+        sides.dedup();
+        for side in sides {
+            let path = ensure_cache(&exp.data, data, side as u32)?;
+            let (n, _) = super::cache::read_header(&path)?;
+            eprintln!(
+                "{}: {n} images of {side}x{side}x3, {:.1} MiB",
+                path.display(),
+                std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

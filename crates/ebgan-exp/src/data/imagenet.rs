@@ -1,7 +1,7 @@
 //! ImageNet-style class folders: `<root>/train/<wnid>/*.JPEG` (ILSVRC's train layout) or
 //! `<root>/<wnid>/*`, optionally restricted to the WordNet ids listed in a file.
 
-use super::images::list_images;
+use super::source::list_images;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -83,7 +83,8 @@ pub fn train_files(root: &Path, wnids: Option<&[String]>) -> Result<Vec<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::images::{build_cache, load_cache, Preprocess, Source};
+    use crate::data::cache::{build_cache, load_cache, Preprocess};
+    use crate::data::source::Source;
 
     #[test]
     fn class_tree_with_a_wnid_subset_to_a_cache() {

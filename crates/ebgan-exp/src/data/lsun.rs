@@ -1,10 +1,10 @@
 //! LSUN: the official LMDB release (`bedroom_train_lmdb/`: keys are image ids, values encoded
 //! images, WebP among them) or a folder of images.
 
-use super::images::{is_image, Source};
+use super::source::{list_images_recursive, Source};
 use anyhow::{bail, Context, Result};
 use lmdb::{Cursor, Environment, EnvironmentFlags, Transaction};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The LMDB environment or image folder at `root` (or `root/bedroom_train_lmdb`).
 pub fn source(root: &Path) -> Result<Source> {
@@ -25,24 +25,6 @@ pub fn source(root: &Path) -> Result<Source> {
         root.display(),
         root.join("bedroom_train_lmdb").display()
     )
-}
-
-/// Every image file under `dir`, sorted by path.
-pub fn list_images_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if is_image(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 fn open(dir: &Path) -> Result<Environment> {
@@ -84,7 +66,7 @@ pub fn for_each_chunk(dir: &Path, chunk: usize, mut f: impl FnMut(Vec<Vec<u8>>))
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::data::images::{build_cache, load_cache, Preprocess};
+    use crate::data::cache::{build_cache, load_cache, Preprocess};
     use lmdb::{DatabaseFlags, WriteFlags};
 
     /// An LMDB like LSUN's: ids as keys, encoded images (`format` per record) as values.

@@ -208,6 +208,26 @@ pub fn load(data: &Path) -> Result<Mnist> {
     })
 }
 
+/// `ebgan mnist`: download MNIST from the public mirrors, or import a local folder.
+#[derive(clap::Args)]
+pub struct MnistArgs {
+    /// Folder holding the four IDX files (.gz or raw).
+    #[arg(long)]
+    from: Option<PathBuf>,
+}
+
+impl MnistArgs {
+    pub fn run(&self, data: &Path) -> Result<()> {
+        match &self.from {
+            Some(from) => import(from, data)?,
+            None if is_ready(data) => {}
+            None => download(data)?,
+        }
+        eprintln!("MNIST verified in {}", dir(data).display());
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,12 @@
-//! Datasets on disk.
+//! Datasets on disk: MNIST (IDX files), and image datasets from a source (files or LMDB)
+//! through a uint8 cache onto the training device.
 
+pub mod cache;
 pub mod image_set;
 pub mod imagenet;
-pub mod images;
 pub mod lsun;
 pub mod mnist;
+pub mod source;
 
 use std::path::PathBuf;
 

@@ -2,8 +2,9 @@
 //! sweep (Figure 9) and loss curves.
 
 use super::{best_of, histogram_percent, i_primes, FAMILIES};
-use crate::config::Model;
+use crate::config::{Family, Model};
 use crate::results::{ResultsDir, RunRecord};
+use crate::train::LossLog;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -20,10 +21,10 @@ pub fn register_font() {
 const I_MAX: f64 = 2.4;
 const BINS: usize = 24;
 
-fn family_color(family: &str) -> RGBColor {
+fn family_color(family: Family) -> RGBColor {
     match family {
-        "gan" => RGBColor(214, 39, 40),
-        "ebgan" => RGBColor(31, 119, 180),
+        Family::Gan => RGBColor(214, 39, 40),
+        Family::Ebgan => RGBColor(31, 119, 180),
         _ => RGBColor(44, 160, 44),
     }
 }
@@ -89,7 +90,7 @@ fn family_series<'a>(
         .iter()
         .filter_map(|f| {
             let v = i_primes(rows.clone().filter(|r| r.family == *f));
-            (!v.is_empty()).then(|| (f.to_uppercase(), family_color(f), v))
+            (!v.is_empty()).then(|| (f.as_str().to_uppercase(), family_color(*f), v))
         })
         .collect()
 }
@@ -137,7 +138,7 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
             .then(a.2.cmp(&b.2))
     });
     settings.dedup();
-    let ebgan = i_primes(rows.iter().filter(|r| r.family == "ebgan"));
+    let ebgan = i_primes(rows.iter().filter(|r| r.family == Family::Ebgan));
     if settings.len() < 2 || ebgan.is_empty() {
         return Ok(None);
     }
@@ -153,8 +154,12 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
                 && format!("{:?}", r.config.optim_g).to_lowercase() == *og
         }));
         let series = vec![
-            ("GAN".to_string(), family_color("gan"), gan),
-            ("EBGAN".to_string(), family_color("ebgan"), ebgan.clone()),
+            ("GAN".to_string(), family_color(Family::Gan), gan),
+            (
+                "EBGAN".to_string(),
+                family_color(Family::Ebgan),
+                ebgan.clone(),
+            ),
         ];
         histogram_panel(area, &format!("lr {lr}, optimD {od}, optimG {og}"), &series)?;
     }
@@ -214,7 +219,7 @@ pub fn best_samples(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
             (
                 format!(
                     "best {}: I' {:.2}",
-                    r.family.to_uppercase(),
+                    r.family.as_str().to_uppercase(),
                     r.i_prime.unwrap()
                 ),
                 res.run_dir(&r.run_id).join("samples.png"),
@@ -236,13 +241,13 @@ pub fn conv_side_by_side(
         .filter(|r| r.config.network.is_conv())
         .cloned()
         .collect();
-    let sheets: Vec<(String, PathBuf)> = ["gan", "ebgan", "ebgan-pt"]
+    let sheets: Vec<(String, PathBuf)> = FAMILIES
         .iter()
-        .filter_map(|f| super::representative(&conv, f))
+        .filter_map(|f| super::representative(&conv, *f))
         .map(|r| {
-            let name = match r.family.as_str() {
-                "gan" => "DCGAN".to_string(),
-                f => f.to_uppercase(),
+            let name = match r.family {
+                Family::Gan => "DCGAN".to_string(),
+                f => f.as_str().to_uppercase(),
             };
             let score = r
                 .i_prime
@@ -284,43 +289,40 @@ pub fn margin_sweep(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
 /// against the margin.
 pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<PathBuf>> {
     register_font(); // runs draw curves before (or without) any report
-    let mut rdr = csv::Reader::from_path(losses)?;
-    let rows: Vec<Vec<f64>> = rdr
-        .records()
-        .filter_map(|r| r.ok())
-        .map(|r| r.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect())
-        .collect();
+    let rows: Vec<LossLog> = csv::Reader::from_path(losses)?
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("{}: not a loss log: {e}", losses.display()))?;
     if rows.is_empty() {
         return Ok(None);
     }
     let root = BitMapBackend::new(out, (1000, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let halves = root.split_evenly((1, 2));
-    // Columns: step, epoch, loss_d, loss_g, real, fake, margin.
-    let x_max = rows.iter().map(|r| r[1]).fold(0.0, f64::max) * 1.02;
-    // (title, [(losses.csv column, label, colour)]).
-    type Panel<'a> = (&'a str, Vec<(usize, &'a str, RGBColor)>);
+    let x_max = rows.iter().map(|r| r.epoch).fold(0.0, f64::max) * 1.02;
+    // (title, [(loss-log field, label, colour)]).
+    type Panel<'a> = (&'a str, Vec<(fn(&LossLog) -> f64, &'a str, RGBColor)>);
     let panels: [Panel; 2] = [
         (
             "losses",
             vec![
-                (2, "loss D", RGBColor(214, 39, 40)),
-                (3, "loss G", RGBColor(31, 119, 180)),
+                (|l| l.loss_d, "loss D", RGBColor(214, 39, 40)),
+                (|l| l.loss_g, "loss G", RGBColor(31, 119, 180)),
             ],
         ),
         (
             "real / fake (energy or D(x)) and margin",
             vec![
-                (4, "real", RGBColor(44, 160, 44)),
-                (5, "fake", RGBColor(255, 127, 14)),
-                (6, "margin", RGBColor(100, 100, 100)),
+                (|l| l.real, "real", RGBColor(44, 160, 44)),
+                (|l| l.fake, "fake", RGBColor(255, 127, 14)),
+                (|l| l.margin, "margin", RGBColor(100, 100, 100)),
             ],
         ),
     ];
     for (area, (name, cols)) in halves.iter().zip(panels) {
         let vals: Vec<f64> = rows
             .iter()
-            .flat_map(|r| cols.iter().map(move |(c, _, _)| r[*c]))
+            .flat_map(|r| cols.iter().map(move |(f, _, _)| f(r)))
             .filter(|v| v.is_finite())
             .collect();
         let (lo, hi) = vals
@@ -340,11 +342,11 @@ pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<Path
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;
-        for (c, label, color) in cols {
+        for (f, label, color) in cols {
             chart
                 .draw_series(LineSeries::new(
                     rows.iter()
-                        .map(|r| (r[1], r[c]))
+                        .map(|r| (r.epoch, f(r)))
                         .filter(|p| p.1.is_finite()),
                     color.stroke_width(2),
                 ))

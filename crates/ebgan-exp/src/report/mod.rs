@@ -5,15 +5,31 @@ pub mod figures;
 mod summary;
 mod table2;
 
-use crate::config::Experiment;
+use crate::config::{Experiment, Family};
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
+use crate::train::Status;
 use anyhow::{bail, Result};
 use std::path::Path;
 
 /// The comparison families in the order the paper shows them.
-pub const FAMILIES: [&str; 3] = ["gan", "ebgan", "ebgan-pt"];
+pub const FAMILIES: [Family; 3] = Family::GENERATIVE;
 
+/// `ebgan report`: redraw a results folder's figures and tables from its results alone.
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    dir: std::path::PathBuf,
+}
+
+impl ReportArgs {
+    pub fn run(&self) -> Result<()> {
+        write(&self.dir)?;
+        eprintln!("report: {}", self.dir.join("summary.md").display());
+        Ok(())
+    }
+}
+
+/// Every figure and table of the results folder `dir`.
 pub fn write(dir: &Path) -> Result<()> {
     let res = ResultsDir::new(dir.to_path_buf());
     if res.csv_files()?.is_empty() {
@@ -100,7 +116,7 @@ fn best_ladder_samples(
 ) -> Result<Option<std::path::PathBuf>> {
     let best = rows
         .iter()
-        .filter(|r| r.family == "ebgan-ln" && r.test_error.is_some())
+        .filter(|r| r.family == Family::EbganLn && r.test_error.is_some())
         .min_by(|a, b| a.test_error.partial_cmp(&b.test_error).unwrap());
     match best {
         Some(r) if res.run_dir(&r.run_id).join("samples.png").is_file() => {
@@ -129,10 +145,10 @@ pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
 }
 
 /// The run shown for a family: the best by I', or (unscored image sets) the first finished.
-pub fn representative<'a>(rows: &'a [RunRecord], family: &str) -> Option<&'a RunRecord> {
+pub fn representative(rows: &[RunRecord], family: Family) -> Option<&RunRecord> {
     best_of(rows, |r| r.family == family).or_else(|| {
         rows.iter()
-            .find(|r| r.family == family && r.status == "finished")
+            .find(|r| r.family == family && r.status == Status::Finished)
     })
 }
 

@@ -1,10 +1,12 @@
 //! results/<experiment>/summary.md.
 
 use super::{histogram_percent, i_primes, quantile, FAMILIES};
-use crate::config::Model;
+use crate::config::{Family, Model};
 use crate::fsutil::write_atomic;
-use crate::results::RunRecord;
+use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
+use crate::train::LossLog;
+use crate::train::Status;
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -21,15 +23,7 @@ fn optim(k: ebgan_core::OptimKind) -> String {
     format!("{k:?}").to_lowercase()
 }
 
-/// The last row of a run's losses.csv (step, epoch, loss_d, loss_g, real, fake, margin).
-fn last_log(path: &Path) -> Option<Vec<f64>> {
-    let mut rdr = csv::Reader::from_path(path).ok()?;
-    rdr.records()
-        .filter_map(|r| r.ok())
-        .last()
-        .map(|r| r.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect())
-}
-
+/// results/<experiment>/summary.md: every table of the folder's rows, then its figures.
 pub fn write(
     dir: &Path,
     rows: &[RunRecord],
@@ -37,11 +31,43 @@ pub fn write(
     classifier: Option<&ClassifierInfo>,
     figures: &[PathBuf],
 ) -> Result<()> {
+    let mut s = String::new();
+    header(&mut s, dir, rows, stale, classifier)?;
+    families(&mut s, rows)?;
+    conv_runs(&mut s, &ResultsDir::new(dir.to_path_buf()), rows)?;
+    shares(&mut s, rows)?;
+    // Table 1's columns describe the MLP runs; convolutional runs have their own table above.
+    let mlp: Vec<RunRecord> = rows
+        .iter()
+        .filter(|r| !r.config.network.is_conv())
+        .cloned()
+        .collect();
+    let rows = &mlp[..];
+    best_runs(&mut s, rows)?;
+    gan_settings(&mut s, rows)?;
+    margins(&mut s, rows)?;
+    if !figures.is_empty() {
+        writeln!(s, "\n## Figures\n")?;
+        for f in figures {
+            let file = f.file_name().unwrap().to_string_lossy();
+            writeln!(s, "![{file}]({file})\n")?;
+        }
+    }
+    write_atomic(&dir.join("summary.md"), s.as_bytes())
+}
+
+/// Title, provenance, and the scoring classifier.
+fn header(
+    s: &mut String,
+    dir: &Path,
+    rows: &[RunRecord],
+    stale: usize,
+    classifier: Option<&ClassifierInfo>,
+) -> Result<()> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let mut s = String::new();
     writeln!(s, "# {name}: summary\n")?;
     write!(
         s,
@@ -75,17 +101,22 @@ pub fn write(
         None => writeln!(s, "Scoring classifier: no classifier.json in this folder.\n")?,
     }
 
+    Ok(())
+}
+
+/// Runs, divergences and I' quartiles per family.
+fn families(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     writeln!(s, "## Runs per family\n")?;
     writeln!(s, "| family | runs | finished | diverged | I' q1 | I' median | I' q3 | I' max | epochs | mean wall s |")?;
     writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    for f in FAMILIES.into_iter().chain(["ln", "ebgan-ln"]) {
+    for f in FAMILIES.into_iter().chain(Family::SEMI_SUPERVISED) {
         let fam: Vec<&RunRecord> = rows.iter().filter(|r| r.family == f).collect();
         if fam.is_empty() {
             continue;
         }
         let mut v = i_primes(fam.iter().copied());
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let diverged = fam.iter().filter(|r| r.status == "diverged").count();
+        let diverged = fam.iter().filter(|r| r.status == Status::Diverged).count();
         let epochs: Vec<String> = fam
             .iter()
             .map(|r| match r.config.steps {
@@ -115,6 +146,11 @@ pub fn write(
         )?;
     }
 
+    Ok(())
+}
+
+/// The convolutional runs, each with its last logged window.
+fn conv_runs(s: &mut String, res: &ResultsDir, rows: &[RunRecord]) -> Result<()> {
     let conv: Vec<&RunRecord> = rows.iter().filter(|r| r.config.network.is_conv()).collect();
     if !conv.is_empty() {
         writeln!(s, "\n## Convolutional runs\n")?;
@@ -125,29 +161,32 @@ pub fn write(
             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         )?;
         for r in conv {
-            let last = last_log(&dir.join(&r.run_id).join("losses.csv"));
-            let cell = |i: usize| {
+            let last: Option<LossLog> = res
+                .read_losses(&r.run_id)
+                .ok()
+                .and_then(|log| log.last().cloned());
+            let cell = |f: fn(&LossLog) -> f64| {
                 last.as_ref()
-                    .map(|l| fmt3(l[i]))
+                    .map(|l| fmt3(f(l)))
                     .unwrap_or_else(|| "-".into())
             };
-            let steps = last.as_ref().map(|l| l[0]).unwrap_or(0.0);
+            let steps = last.as_ref().map(|l| l.step).unwrap_or(0);
             writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {steps:.0} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {steps} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 r.run_id,
                 r.family,
                 r.config.network.name(),
                 r.config.image_size,
                 r.status,
-                cell(2),
-                cell(3),
-                cell(4),
-                cell(5),
+                cell(|l| l.loss_d),
+                cell(|l| l.loss_g),
+                cell(|l| l.real),
+                cell(|l| l.fake),
                 if r.config.model == Model::Gan {
                     "-".into()
                 } else {
-                    cell(6)
+                    cell(|l| l.margin)
                 },
                 r.i_prime.map(fmt3).unwrap_or_else(|| "-".into()),
                 r.wall_s,
@@ -155,6 +194,11 @@ pub fn write(
         }
     }
 
+    Ok(())
+}
+
+/// The link to Table 2, and the share of runs per I' bin.
+fn shares(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     if rows.iter().any(|r| r.config.model.is_ladder()) {
         writeln!(
             s,
@@ -162,13 +206,21 @@ pub fn write(
         )?;
     }
 
-    let present: Vec<&str> = FAMILIES
+    let present: Vec<Family> = FAMILIES
         .into_iter()
         .filter(|f| rows.iter().any(|r| r.family == *f && r.i_prime.is_some()))
         .collect();
     if !present.is_empty() {
         writeln!(s, "\n## Share of finished runs per I' bin (%)\n")?;
-        writeln!(s, "| I' | {} |", present.join(" | "))?;
+        writeln!(
+            s,
+            "| I' | {} |",
+            present
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )?;
         writeln!(
             s,
             "|---|{}|",
@@ -203,13 +255,11 @@ pub fn write(
         }
     }
 
-    // Table 1's columns describe the MLP runs; convolutional runs have their own table above.
-    let mlp: Vec<RunRecord> = rows
-        .iter()
-        .filter(|r| !r.config.network.is_conv())
-        .cloned()
-        .collect();
-    let rows = &mlp[..];
+    Ok(())
+}
+
+/// The best MLP run of each family with its Table 1 settings.
+fn best_runs(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     if FAMILIES
         .iter()
         .any(|f| super::best_of(rows, |r| r.family == *f).is_some())
@@ -248,6 +298,11 @@ pub fn write(
         }
     }
 
+    Ok(())
+}
+
+/// GAN by optimiser setting (Figure 3's panels).
+fn gan_settings(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     let mut settings: Vec<(String, String, String)> = rows
         .iter()
         .filter(|r| r.config.model == Model::Gan)
@@ -277,7 +332,7 @@ pub fn write(
                 .collect();
             let mut v = i_primes(sub.iter().copied());
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let div = sub.iter().filter(|r| r.status == "diverged").count();
+            let div = sub.iter().filter(|r| r.status == Status::Diverged).count();
             writeln!(
                 s,
                 "| {lr} | {od} | {og} | {} | {div} | {} |",
@@ -287,6 +342,11 @@ pub fn write(
         }
     }
 
+    Ok(())
+}
+
+/// EBGAN by margin (Figure 9).
+fn margins(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     let margins = super::ebgan_margins(rows);
     if margins.len() > 1 {
         writeln!(s, "\n## EBGAN by margin (Figure 9)\n")?;
@@ -299,7 +359,7 @@ pub fn write(
                 .collect();
             let mut v = i_primes(sub.iter().copied());
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let div = sub.iter().filter(|r| r.status == "diverged").count();
+            let div = sub.iter().filter(|r| r.status == Status::Diverged).count();
             writeln!(
                 s,
                 "| {m} | {} | {div} | {} | {} |",
@@ -310,12 +370,5 @@ pub fn write(
         }
     }
 
-    if !figures.is_empty() {
-        writeln!(s, "\n## Figures\n")?;
-        for f in figures {
-            let file = f.file_name().unwrap().to_string_lossy();
-            writeln!(s, "![{file}]({file})\n")?;
-        }
-    }
-    write_atomic(&dir.join("summary.md"), s.as_bytes())
+    Ok(())
 }

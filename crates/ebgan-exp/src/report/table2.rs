@@ -1,6 +1,8 @@
 //! Table 2 of the paper: semi-supervised PI-MNIST test error, ours beside the paper's.
 
+use crate::config::Family;
 use crate::results::RunRecord;
+use crate::train::Status;
 use std::fmt::Write;
 
 /// (labels, LN mean, LN std, EBGAN-LN mean, EBGAN-LN std), in %, 15 seeds (paper Table 2).
@@ -22,7 +24,7 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn cell(rows: &[RunRecord], family: &str, labels: usize) -> String {
+fn cell(rows: &[RunRecord], family: Family, labels: usize) -> String {
     let v: Vec<f64> = rows
         .iter()
         .filter(|r| r.family == family && r.config.labels == labels)
@@ -74,7 +76,10 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
     .unwrap();
     writeln!(s, "| model | 100 labels | 200 labels | 1000 labels |").unwrap();
     writeln!(s, "|---|---|---|---|").unwrap();
-    for (name, family) in [("LN bottom-layer", "ln"), ("EBGAN-LN", "ebgan-ln")] {
+    for (name, family) in [
+        ("LN bottom-layer", Family::Ln),
+        ("EBGAN-LN", Family::EbganLn),
+    ] {
         let ours: Vec<String> = [100, 200, 1000]
             .iter()
             .map(|&l| cell(rows, family, l))
@@ -82,7 +87,7 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
         let theirs: Vec<String> = PAPER
             .iter()
             .map(|p| {
-                let (mean, std) = if family == "ln" {
+                let (mean, std) = if family == Family::Ln {
                     (p.1, p.2)
                 } else {
                     (p.3, p.4)
@@ -95,7 +100,7 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
     }
     let diverged = rows
         .iter()
-        .filter(|r| r.config.model.is_ladder() && r.status == "diverged")
+        .filter(|r| r.config.model.is_ladder() && r.status == Status::Diverged)
         .count();
     if diverged > 0 {
         writeln!(s, "\n{diverged} run(s) diverged and are not in the means.").unwrap();

@@ -4,16 +4,15 @@
 //! streams are functions of (seed, step) and the data order of (seed, epoch)).
 
 use super::checkpoint;
-use super::mlp::{LossLog, MemberResult, Status, LOG_EVERY};
+use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
+use super::step::{step, Critic, Critique, Objective};
 use crate::config::{Model, RunConfig};
 use crate::data::image_set::ImageSet;
-use crate::images::{image_grid, save_rgb_png};
+use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::{bail, Context, Result};
-use ebgan_core::{
-    gan_loss, loss, pulling_away::pulling_away, Energy, Layout, MemberOptim, OptimHyper,
-};
-use ebgan_models::dcgan::{AutoEncoder, ConvSpec, Discriminator, Generator};
+use ebgan_core::{Energy, Layout, MemberOptim};
+use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
 use ebgan_models::rng::{normal, stream as stream_rng, Stream};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -56,28 +55,31 @@ impl Latent {
     }
 }
 
-/// Adam/SGD of ebgan-core over one network: its parameters seen as a cohort of one member.
-struct Optim {
-    inner: MemberOptim,
-    alive: Tensor,
-}
-
-impl Optim {
-    fn new(vs: &nn::VarStore, h: OptimHyper, layout: Layout) -> Self {
-        Optim {
-            inner: MemberOptim::with_layout(vs.trainable_variables(), vec![h], layout),
-            alive: Tensor::ones([1], (Kind::Bool, vs.device())),
-        }
-    }
-
-    fn backward_step(&mut self, loss: &Tensor) {
-        self.inner.backward_step(loss, &self.alive);
-    }
-}
-
-enum Critic {
+enum ConvD {
     Energy(AutoEncoder),
     Logistic(Discriminator),
+}
+
+/// D of one run as the shared step sees it: a cohort of one (K = 1) for ebgan-core's losses.
+struct ConvCritic {
+    d: ConvD,
+    energy: Energy,
+}
+
+impl Critic for ConvCritic {
+    fn critique(&mut self, x: &Tensor) -> Critique {
+        let one = |t: &Tensor| t.unsqueeze(0); // [B, ...] -> [1, B, ...]
+        match &self.d {
+            ConvD::Energy(ae) => {
+                let out = ae.forward(x, true);
+                Critique::Energy {
+                    energy: self.energy.of(&one(&out.reconstruction), &one(x)),
+                    code: one(&out.code),
+                }
+            }
+            ConvD::Logistic(d) => Critique::Logit(one(&d.forward(x, true))),
+        }
+    }
 }
 
 /// G and D of one run, their optimizers, and the training step.
@@ -86,46 +88,13 @@ pub struct ConvGan {
     pub g_vs: nn::VarStore,
     d_vs: nn::VarStore,
     pub g: Generator,
-    d: Critic,
-    opt_g: Optim,
-    opt_d: Optim,
-    energy: Energy,
-    pulling_away: f64,
+    critic: ConvCritic,
+    opt_g: MemberOptim,
+    opt_d: MemberOptim,
+    /// `[1]` on the device: PT weight (None: no PT), always-true "alive", the last margin.
+    pulling_away: Option<Tensor>,
+    alive: Tensor,
     margin: (f64, Tensor),
-}
-
-/// DCGAN's initialisation from the run's Init stream: conv weights N(0, std^2), batch-norm
-/// scales N(1, std^2), shifts 0 (running statistics keep their defaults).
-fn init(vs: &nn::VarStore, std: f64, rng: &mut ChaCha8Rng) {
-    let vars = vs.variables();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let _g = tch::no_grad_guard();
-    for name in names {
-        let t = &vars[name];
-        if name.ends_with("running_mean") || name.ends_with("running_var") {
-            continue;
-        }
-        let value = if name.ends_with(".bias") {
-            t.zeros_like()
-        } else if t.dim() == 1 {
-            normal(rng, &t.size(), vs.device()) * std + 1.0
-        } else {
-            normal(rng, &t.size(), vs.device()) * std
-        };
-        t.shallow_clone().copy_(&value);
-    }
-}
-
-fn hyper(c: &RunConfig, kind: ebgan_core::OptimKind) -> OptimHyper {
-    OptimHyper {
-        kind,
-        lr: c.lr,
-        beta1: c.beta1,
-        beta2: c.beta2,
-        eps: c.adam_eps,
-        momentum: c.sgd_momentum,
-    }
 }
 
 /// Per-step statistics `[4]` on the device: D loss, G loss, real and fake energy (EBGAN) or
@@ -148,22 +117,29 @@ impl ConvGan {
         let d_vs = nn::VarStore::new(device);
         let g = Generator::new(&g_vs.root(), &spec);
         let d = match c.model {
-            Model::Gan => Critic::Logistic(Discriminator::new(&d_vs.root(), &spec)),
-            _ => Critic::Energy(AutoEncoder::new(&d_vs.root(), &spec)),
+            Model::Gan => ConvD::Logistic(Discriminator::new(&d_vs.root(), &spec)),
+            _ => ConvD::Energy(AutoEncoder::new(&d_vs.root(), &spec)),
         };
         let mut rng = stream_rng(c.seed, Stream::Init, 0);
-        init(&g_vs, c.init_std_g, &mut rng);
-        init(&d_vs, c.init_std_d, &mut rng);
+        dcgan::init(&g_vs, c.init_std_g, &mut rng);
+        dcgan::init(&d_vs, c.init_std_d, &mut rng);
+        let optim = |vs: &nn::VarStore, kind| {
+            MemberOptim::with_layout(vs.trainable_variables(), vec![c.optim_hyper(kind)], layout)
+        };
+        let one = |v: f64| Tensor::from_slice(&[v as f32]).to_device(device);
         ConvGan {
-            opt_g: Optim::new(&g_vs, hyper(c, c.optim_g), layout),
-            opt_d: Optim::new(&d_vs, hyper(c, c.optim_d), layout),
+            opt_g: optim(&g_vs, c.optim_g),
+            opt_d: optim(&d_vs, c.optim_d),
             spec,
             g_vs,
             d_vs,
             g,
-            d,
-            energy: c.energy,
-            pulling_away: c.pulling_away,
+            critic: ConvCritic {
+                d,
+                energy: c.energy,
+            },
+            pulling_away: (c.pulling_away > 0.0).then(|| one(c.pulling_away)),
+            alive: Tensor::ones([1], (Kind::Bool, device)),
             margin: (f64::NAN, Tensor::zeros([1], (Kind::Float, device))),
         }
     }
@@ -176,60 +152,26 @@ impl ConvGan {
         self.margin.1.shallow_clone()
     }
 
-    /// One D update on real `x` and G(z) (detached), then one G update through the updated D.
-    /// No host synchronisation: the statistics stay on the device.
+    /// One D update on real `x` and G(z) (detached), then one G update through the updated D:
+    /// the shared [`step`] for a cohort of one. No host synchronisation: the statistics stay on
+    /// the device.
     pub fn step(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepStats {
         let fake = self.g.forward(&latent.z, &latent.planes, true);
-        let fake_d = fake.detach();
         let margin = self.margin(margin);
-        let one = |t: &Tensor| t.unsqueeze(0); // a cohort of one for ebgan-core's losses
-        let (loss_d, real, fake_stat) = match &self.d {
-            Critic::Energy(ae) => {
-                let e_real = self
-                    .energy
-                    .of(&one(&ae.forward(x, true).reconstruction), &one(x));
-                let e_fake = self.energy.of(
-                    &one(&ae.forward(&fake_d, true).reconstruction),
-                    &one(&fake_d),
-                );
-                (
-                    loss::discriminator(&e_real, &e_fake, &margin),
-                    e_real.mean(None),
-                    e_fake.mean(None),
-                )
-            }
-            Critic::Logistic(d) => {
-                let (lr, lf) = (d.forward(x, true), d.forward(&fake_d, true));
-                (
-                    gan_loss::discriminator(&one(&lr), &one(&lf)),
-                    lr.sigmoid().mean(None),
-                    lf.sigmoid().mean(None),
-                )
-            }
+        let objective = Objective {
+            margin: &margin,
+            pulling_away: self.pulling_away.as_ref(),
         };
-        self.opt_d.backward_step(&loss_d.sum(None));
-        let loss_g = match &self.d {
-            Critic::Energy(ae) => {
-                let out = ae.forward(&fake, true);
-                let l = loss::generator(&self.energy.of(&one(&out.reconstruction), &one(&fake)));
-                if self.pulling_away > 0.0 {
-                    l + pulling_away(&one(&out.code)) * self.pulling_away
-                } else {
-                    l
-                }
-            }
-            Critic::Logistic(d) => gan_loss::generator(&one(&d.forward(&fake, true))),
-        };
-        self.opt_g.backward_step(&loss_g.sum(None));
-        Tensor::stack(
-            &[
-                loss_d.detach().view([]),
-                loss_g.detach().view([]),
-                real.detach(),
-                fake_stat.detach(),
-            ],
-            0,
-        )
+        let out = step(
+            &mut self.critic,
+            &mut self.opt_d,
+            &mut self.opt_g,
+            x,
+            &fake,
+            &objective,
+            &self.alive,
+        );
+        out.stats().view([4])
     }
 
     /// Samples `[n, C, S, S]` from G in evaluation mode (batch-norm running statistics).
@@ -249,8 +191,7 @@ impl ConvGan {
         }
         for (prefix, o) in [("opt_g", &self.opt_g), ("opt_d", &self.opt_d)] {
             out.extend(
-                o.inner
-                    .state()
+                o.state()
                     .into_iter()
                     .map(|(n, t)| (format!("{prefix}/{n}"), t)),
             );
@@ -268,8 +209,7 @@ impl ConvGan {
                 .into_iter()
                 .map(|(n, t)| (n, t.to_device(device)))
                 .collect();
-            o.inner
-                .load_state(&state)
+            o.load_state(&state)
                 .map_err(|e| anyhow::anyhow!("checkpoint {}: {prefix}: {e}", ck.path.display()))?;
         }
         Ok(())
@@ -283,8 +223,8 @@ pub struct ConvRun<'a> {
     pub dir: &'a Path,
     /// MNIST-64 only: scores the centre 28x28 of generated samples.
     pub scorer: Option<&'a Scorer>,
-    /// Test hook: return after this many steps (with a checkpoint there), as a kill would.
-    pub stop_at: Option<u64>,
+    /// Stop once this many steps are done, with a checkpoint there (None: train to the end).
+    pub stop_after: Option<u64>,
 }
 
 fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Result<()> {
@@ -305,37 +245,106 @@ pub fn interpolations(gan: &ConvGan, rows: i64, cols: i64, rng: &mut ChaCha8Rng)
     Tensor::stack(&steps, 1).flatten(0, 1)
 }
 
-fn save_checkpoint(
-    gan: &ConvGan,
-    run: &ConvRun,
+/// Where a run stands: steps done, its loss log and the open log window.
+struct Progress {
     step: u64,
-    log: &[LossLog],
-    acc: &Tensor,
-    window: u64,
-) -> Result<()> {
+    log: Vec<LossLog>,
+    window: LogWindow,
+}
+
+fn save_checkpoint(gan: &ConvGan, run: &ConvRun, at: &Progress) -> Result<()> {
     let mut tensors = gan.tensors();
-    tensors.push(("log/acc".into(), acc.shallow_clone()));
+    tensors.push(("log/acc".into(), at.window.sums().view([4])));
     let meta = HashMap::from([
         ("run_id".to_string(), run.id.to_string()),
         ("config".to_string(), serde_json::to_string(run.config)?),
         ("channels".to_string(), gan.spec.channels.to_string()),
         ("images".to_string(), run.data.len.to_string()),
-        ("step".to_string(), step.to_string()),
-        ("window".to_string(), window.to_string()),
-        ("log".to_string(), serde_json::to_string(log)?),
+        ("step".to_string(), at.step.to_string()),
+        ("window".to_string(), at.window.steps().to_string()),
+        ("log".to_string(), serde_json::to_string(&at.log)?),
     ]);
     checkpoint::save(&run.dir.join(CHECKPOINT), &tensors, meta)
 }
 
-/// Trains (or resumes) one run. Returns None when stopped by `stop_at`.
+/// Restores `gan` and the run's progress from its checkpoint, refusing one of another run or
+/// of a data set of another size (the data order would differ).
+fn resume(gan: &mut ConvGan, run: &ConvRun, path: &Path) -> Result<Progress> {
+    let ck = checkpoint::load(path)?;
+    if ck.meta("run_id")? != run.id {
+        bail!(
+            "checkpoint {} belongs to run {}, not {}; move it away to start this run over",
+            path.display(),
+            ck.meta("run_id")?,
+            run.id
+        );
+    }
+    let images: usize = ck.meta("images")?.parse().context("checkpoint `images`")?;
+    if images != run.data.len {
+        bail!(
+            "checkpoint {} was written while training on {images} images, the data now holds {}: \
+             the data order would differ, so it cannot resume exactly; restore the data or move \
+             the checkpoint away to start the run over",
+            path.display(),
+            run.data.len
+        );
+    }
+    gan.restore(&ck)?;
+    let sums = match ck.tensors.get("log/acc") {
+        Some(t) if t.size() == [4] => t.to_device(gan.g_vs.device()).view([4, 1]),
+        _ => bail!(
+            "checkpoint {}: no loss-log window `log/acc` of 4 values",
+            path.display()
+        ),
+    };
+    Ok(Progress {
+        step: ck.meta("step")?.parse().context("checkpoint step")?,
+        log: serde_json::from_str(ck.meta("log")?).context("checkpoint loss log")?,
+        window: LogWindow::resume(
+            sums,
+            ck.meta("window")?.parse().context("checkpoint window")?,
+        ),
+    })
+}
+
+/// The batch of `step`: data order from (seed, epoch), crops from (seed, step).
+struct Batches<'a> {
+    c: &'a RunConfig,
+    data: &'a ImageSet,
+    len: usize,
+    per_epoch: u64,
+    perm: (u64, Vec<i64>),
+}
+
+impl Batches<'_> {
+    fn at(&mut self, step: u64) -> Tensor {
+        let (c, b) = (self.c, self.c.batch_size as usize);
+        let epoch = step / self.per_epoch;
+        if self.perm.0 != epoch {
+            let mut p: Vec<i64> = (0..self.len as i64).collect();
+            p.shuffle(&mut stream_rng(c.seed, Stream::Data, epoch));
+            self.perm = (epoch, p);
+        }
+        let start = ((step % self.per_epoch) * b as u64) as usize;
+        let idx: Vec<i64> = (0..b)
+            .map(|i| self.perm.1[(start + i) % self.len])
+            .collect();
+        self.data.batch(
+            &idx,
+            c.image_size,
+            &mut stream_rng(c.seed, Stream::Crop, step),
+        )
+    }
+}
+
+/// Trains (or resumes) one run. Returns None when stopped by `stop_after` (with a checkpoint).
 pub fn train_run(
     run: &ConvRun,
     device: Device,
     progress: &mut dyn FnMut(u64, &str),
-) -> Result<Option<MemberResult>> {
+) -> Result<Option<RunOutcome>> {
     let c = run.config;
-    let data = run.data;
-    let len = data.usable(c);
+    let len = run.data.usable(c);
     if len < c.batch_size as usize {
         bail!(
             "run {}: {len} training images, fewer than one batch of {}",
@@ -345,9 +354,8 @@ pub fn train_run(
     }
     let total = c.total_steps_over(len);
     let per_epoch = c.steps_per_epoch_over(len);
-    let b = c.batch_size;
     let schedule = c.margin_schedule_over(total);
-    let mut gan = ConvGan::new(c, data.channels, device);
+    let mut gan = ConvGan::new(c, run.data.channels, device);
     let fixed = Latent::draw(
         &gan.spec,
         64,
@@ -355,91 +363,48 @@ pub fn train_run(
         device,
     );
     std::fs::create_dir_all(run.dir.join("samples"))?;
-
-    let (mut step, mut log, mut acc, mut window) = (
-        0u64,
-        Vec::<LossLog>::new(),
-        Tensor::zeros([4], (Kind::Float, device)),
-        0u64, // steps summed in `acc` since the last log entry
-    );
     let ck_path = run.dir.join(CHECKPOINT);
-    if ck_path.exists() {
-        let ck = checkpoint::load(&ck_path)?;
-        if ck.meta("run_id")? != run.id {
-            bail!(
-                "checkpoint {} belongs to run {}, not {}; move it away to start this run over",
-                ck_path.display(),
-                ck.meta("run_id")?,
-                run.id
-            );
+    let mut at = if ck_path.exists() {
+        let at = resume(&mut gan, run, &ck_path)?;
+        progress(at.step, &format!("resumed at step {}", at.step));
+        at
+    } else {
+        Progress {
+            step: 0,
+            log: vec![],
+            window: LogWindow::new(1, device),
         }
-        let images: usize = ck.meta("images")?.parse().context("checkpoint `images`")?;
-        if images != data.len {
-            bail!(
-                "checkpoint {} was written while training on {images} images, the data now holds {}: \
-                 the data order would differ, so it cannot resume exactly; restore the data or move \
-                 the checkpoint away to start the run over",
-                ck_path.display(),
-                data.len
-            );
-        }
-        gan.restore(&ck)?;
-        step = ck.meta("step")?.parse().context("checkpoint step")?;
-        log = serde_json::from_str(ck.meta("log")?).context("checkpoint loss log")?;
-        window = ck.meta("window")?.parse().context("checkpoint window")?;
-        acc = match ck.tensors.get("log/acc") {
-            Some(t) if t.size() == [4] => t.to_device(device),
-            _ => bail!(
-                "checkpoint {}: no loss-log window `log/acc` of 4 values",
-                ck_path.display()
-            ),
-        };
-        progress(step, &format!("resumed at step {step}"));
-    }
-
-    let mut perm: (u64, Vec<i64>) = (u64::MAX, vec![]);
-    let side = c.image_size;
-    let mut clock = (Instant::now(), step);
-    let mut status = Status::Finished;
+    };
+    let mut batches = Batches {
+        c,
+        data: run.data,
+        len,
+        per_epoch,
+        perm: (u64::MAX, vec![]),
+    };
+    let mut clock = (Instant::now(), at.step);
+    let mut diverged_at = None;
     let mut message = String::new();
-    while step < total {
-        let epoch = step / per_epoch;
-        if perm.0 != epoch {
-            let mut p: Vec<i64> = (0..len as i64).collect();
-            p.shuffle(&mut stream_rng(c.seed, Stream::Data, epoch));
-            perm = (epoch, p);
-        }
-        let start = ((step % per_epoch) * b as u64) as usize;
-        let idx: Vec<i64> = (0..b as usize).map(|i| perm.1[(start + i) % len]).collect();
-        let x = data.batch(&idx, side, &mut stream_rng(c.seed, Stream::Crop, step));
-        let latent = Latent::draw(
-            &gan.spec,
-            b,
-            &mut stream_rng(c.seed, Stream::Noise, step),
-            device,
-        );
-        let margin = schedule.margin_at(step);
-        acc += gan.step(&x, &latent, margin);
-        step += 1;
-        window += 1;
-
-        if window == LOG_EVERY || step == total {
-            let mean = Vec::<f64>::try_from(&acc / window as f64)?; // the one host sync
-            acc = acc.zeros_like();
-            log.push(LossLog {
+    while at.step < total {
+        let x = batches.at(at.step);
+        let noise = &mut stream_rng(c.seed, Stream::Noise, at.step);
+        let latent = Latent::draw(&gan.spec, c.batch_size, noise, device);
+        let margin = schedule.margin_at(at.step);
+        at.window.add(&gan.step(&x, &latent, margin).view([4, 1]));
+        at.step += 1;
+        let step = at.step;
+        if at.window.steps() == LOG_EVERY || step == total {
+            let mean = at.window.close()[0]; // the one host sync
+            at.log.push(LossLog::from_means(
                 step,
-                epoch: step as f64 / per_epoch as f64,
-                loss_d: mean[0],
-                loss_g: mean[1],
-                real: mean[2],
-                fake: mean[3],
+                step as f64 / per_epoch as f64,
+                mean,
                 margin,
-            });
-            window = 0;
+            ));
             let secs = clock.0.elapsed().as_secs_f64();
             message = format!(
                 "{:.0} img/s · D {:.3} · G {:.3} · real {:.3} · fake {:.3}",
-                (step - clock.1) as f64 * b as f64 / secs.max(1e-9),
+                (step - clock.1) as f64 * c.batch_size as f64 / secs.max(1e-9),
                 mean[0],
                 mean[1],
                 mean[2],
@@ -447,7 +412,7 @@ pub fn train_run(
             );
             clock = (Instant::now(), step);
             if mean.iter().any(|v| !v.is_finite()) {
-                status = Status::Diverged { step };
+                diverged_at = Some(step);
                 break;
             }
         }
@@ -459,17 +424,16 @@ pub fn train_run(
             )?;
         }
         if step % c.checkpoint_every == 0 || step == total {
-            save_checkpoint(&gan, run, step, &log, &acc, window)?;
+            save_checkpoint(&gan, run, &at)?;
         }
         progress(step, &message);
-        if run.stop_at == Some(step) {
+        if run.stop_after == Some(step) {
             return Ok(None);
         }
     }
 
-    let finished = status == Status::Finished;
     let mut scores = None;
-    if finished {
+    if diverged_at.is_none() {
         write_samples(&gan, &fixed, &run.dir.join("samples.png"))?;
         let grid = interpolations(&gan, 8, 10, &mut stream_rng(c.seed, Stream::Sample, 1));
         save_rgb_png(&image_grid(&grid, 10), &run.dir.join("interpolations.png"))?;
@@ -477,11 +441,10 @@ pub fn train_run(
             scores = Some(score_mnist64(&gan, scorer, c.score_samples, c.seed)?);
         }
     }
-    Ok(Some(MemberResult {
-        status,
-        log,
-        epochs_done: (step / per_epoch) as usize,
-        samples: None,
+    Ok(Some(RunOutcome {
+        diverged_at,
+        log: at.log,
+        epochs_done: (at.step / per_epoch) as usize,
         scores,
         test_error: None,
     }))
@@ -506,52 +469,6 @@ fn score_mnist64(
         left -= m;
     }
     Ok(scorer.scores(&Tensor::cat(&parts, 0)))
-}
-
-/// The generator of a checkpoint, for `ebgan sample` and `ebgan interpolate`.
-pub fn from_checkpoint(path: &Path, device: Device) -> Result<(ConvGan, RunConfig)> {
-    let ck = checkpoint::load(path)?;
-    let config: RunConfig = serde_json::from_str(ck.meta("config")?)
-        .with_context(|| format!("checkpoint {}: unreadable config", path.display()))?;
-    let channels: i64 = ck
-        .meta("channels")?
-        .parse()
-        .with_context(|| format!("checkpoint {}: `channels` is not a number", path.display()))?;
-    let gan = ConvGan::new(&config, channels, device);
-    ck.restore("g", &gan.g_vs.variables())?;
-    Ok((gan, config))
-}
-
-/// `ebgan sample`: `n` samples of a checkpoint's G as a PNG grid.
-pub fn sample(path: &Path, n: i64, seed: u64, out: &Path, device: Device) -> Result<()> {
-    anyhow::ensure!(n >= 1, "--n {n}: expected at least 1 sample");
-    let (gan, _) = from_checkpoint(path, device)?;
-    let latent = Latent::draw(
-        &gan.spec,
-        n,
-        &mut stream_rng(seed, Stream::Sample, 3),
-        device,
-    );
-    let cols = (n as f64).sqrt().ceil() as u32;
-    save_rgb_png(&image_grid(&gan.generate(&latent), cols), out)
-}
-
-/// `ebgan interpolate`: `rows` latent interpolations of `cols` images each.
-pub fn interpolate(
-    path: &Path,
-    rows: i64,
-    cols: i64,
-    seed: u64,
-    out: &Path,
-    device: Device,
-) -> Result<()> {
-    anyhow::ensure!(
-        rows >= 1 && cols >= 2,
-        "--rows {rows} --steps {cols}: expected at least 1 row of at least 2 steps"
-    );
-    let (gan, _) = from_checkpoint(path, device)?;
-    let grid = interpolations(&gan, rows, cols, &mut stream_rng(seed, Stream::Sample, 4));
-    save_rgb_png(&image_grid(&grid, cols as u32), out)
 }
 
 #[cfg(test)]
@@ -593,14 +510,14 @@ mod tests {
         data: &ImageSet,
         dir: &Path,
         stop_at: Option<u64>,
-    ) -> Result<Option<MemberResult>> {
+    ) -> Result<Option<RunOutcome>> {
         let run = ConvRun {
             config: c,
             id: "run-1",
             data,
             dir,
             scorer: None,
-            stop_at,
+            stop_after: stop_at,
         };
         train_run(&run, Device::Cpu, &mut |_, _| {})
     }
@@ -634,7 +551,7 @@ mod tests {
             assert_eq!(na, nb);
             assert_eq!(va, vb, "{na} differs after resuming");
         }
-        let losses = |m: &MemberResult| {
+        let losses = |m: &RunOutcome| {
             m.log
                 .iter()
                 .map(|l| (l.step, l.loss_d, l.loss_g))
@@ -659,7 +576,7 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().unwrap();
             let m = train(&c, &data, dir.path(), None).unwrap().unwrap();
-            assert_eq!(m.status, Status::Finished, "{:?} {:?}", c.model, c.network);
+            assert_eq!(m.diverged_at, None, "{:?} {:?}", c.model, c.network);
             assert!(m
                 .log
                 .iter()
@@ -681,7 +598,8 @@ mod tests {
             let grid = image::open(dir.path().join("samples.png")).unwrap();
             assert_eq!((grid.width(), grid.height()), (8 * 18 + 2, 8 * 18 + 2));
             let out = dir.path().join("s.png");
-            sample(&dir.path().join(CHECKPOINT), 9, 0, &out, Device::Cpu).unwrap();
+            crate::train::sample::sample(&dir.path().join(CHECKPOINT), 9, 0, &out, Device::Cpu)
+                .unwrap();
             let s = image::open(&out).unwrap();
             assert_eq!((s.width(), s.height()), (3 * 18 + 2, 3 * 18 + 2));
         }
@@ -734,7 +652,7 @@ mod tests {
         let softplus = |v: f64| (1.0 + v.exp()).ln();
         let logits = |gan: &ConvGan, t: &Tensor| -> Vec<f64> {
             let _g = tch::no_grad_guard();
-            let Critic::Logistic(d) = &gan.d else {
+            let ConvD::Logistic(d) = &gan.critic.d else {
                 unreachable!()
             };
             Vec::<f64>::try_from(d.forward(t, true).to_kind(Kind::Double)).unwrap()
@@ -771,7 +689,7 @@ mod tests {
         let (e_real, e_fake) = {
             let _g = tch::no_grad_guard();
             let fake = gan.g.forward(&latent.z, &latent.planes, true);
-            let Critic::Energy(ae) = &gan.d else {
+            let ConvD::Energy(ae) = &gan.critic.d else {
                 unreachable!()
             };
             let e = |t: &Tensor| -> Vec<f64> {

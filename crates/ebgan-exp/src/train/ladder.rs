@@ -2,16 +2,19 @@
 //! network (LN) and EBGAN-LN, where the LN is the discriminator and its bottom-layer
 //! reconstruction cost of a sample is that sample's energy. One run at a time.
 
-use super::mlp::{LossLog, MemberResult, Status, LOG_EVERY};
+use super::outcome::{LossLog, RunOutcome, LOG_EVERY};
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
-use ebgan_core::{upload, MemberOptim, OptimHyper, OptimKind};
+use crate::png::{image_grid, save_rgb_png};
+use anyhow::Result;
+use ebgan_core::{upload, MemberOptim, OptimKind};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
-use ebgan_models::mlp::{Generator, MlpMember, MlpSpec};
+use ebgan_models::mlp::Generator;
 use ebgan_models::rng::{stream, MemberRng, Stream};
 use ebgan_models::Vars;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use std::path::Path;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -78,13 +81,127 @@ fn test_error(net: &Ladder, train_x: &Tensor, test_x: &Tensor, test_y: &Tensor) 
     })
 }
 
-/// Trains one LN or EBGAN-LN run and measures its test error.
+/// MNIST on the device for the ladder: pixels in [0, 1], labels, and the labelled subset.
+struct LadderData {
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    labelled: Vec<usize>,
+    images: usize,
+}
+
+impl LadderData {
+    fn new(c: &RunConfig, mnist: &Mnist, device: Device) -> Self {
+        let n = c.train_images.min(mnist.train_len());
+        let labels = |l: &[u8]| Tensor::from_slice(l).to_kind(Kind::Int64).to_device(device);
+        LadderData {
+            train_x: images(&mnist.train_images[..n * PIXELS], device),
+            train_y: labels(&mnist.train_labels[..n]),
+            test_x: images(&mnist.test_images, device),
+            test_y: labels(&mnist.test_labels),
+            labelled: balanced_labels(&mnist.train_labels[..n], c.labels, c.seed),
+            images: n,
+        }
+    }
+}
+
+/// Batches of indices drawn without replacement from a pool, reshuffled each time it runs out.
+struct Draws {
+    pool: Vec<usize>,
+    order: Vec<usize>,
+    pos: usize,
+}
+
+impl Draws {
+    fn new(pool: Vec<usize>) -> Self {
+        Draws {
+            pool,
+            order: vec![],
+            pos: 0,
+        }
+    }
+
+    fn take(&mut self, b: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+        (0..b)
+            .map(|_| {
+                if self.pos == self.order.len() {
+                    self.order = self.pool.clone();
+                    self.order.shuffle(rng);
+                    self.pos = 0;
+                }
+                self.pos += 1;
+                self.order[self.pos - 1] as i64
+            })
+            .collect()
+    }
+}
+
+/// EBGAN-LN's generator: Table 1's MLP generator (tanh) mapped to the LN's [0, 1] inputs, with
+/// its own Adam.
+struct LnGenerator {
+    g: Generator,
+    opt: MemberOptim,
+    z: MemberRng,
+    batch: i64,
+    z_dim: i64,
+}
+
+impl LnGenerator {
+    fn new(c: &RunConfig, device: Device) -> Self {
+        let mut vars = Vars::new(&[c.seed], device);
+        let g = Generator::new(&mut vars, &c.mlp_spec(std::slice::from_ref(c)));
+        let opt = MemberOptim::new(
+            vars.tensors_under("g."),
+            vec![c.optim_hyper(OptimKind::Adam)],
+        );
+        LnGenerator {
+            g,
+            opt,
+            z: MemberRng::new(&[c.seed], Stream::Noise, device),
+            batch: c.batch_size,
+            z_dim: c.z_dim,
+        }
+    }
+
+    /// A batch `[B, 784]` in [0, 1] from the noise stream `z`.
+    fn generate(&self, z: &mut MemberRng) -> Tensor {
+        let noise = z.normal(&[self.batch, self.z_dim], 1.0);
+        (self.g.forward(&noise).squeeze_dim(0) + 1.0) / 2.0
+    }
+
+    /// The next training batch, from the run's Noise stream.
+    fn next(&mut self) -> Tensor {
+        let noise = self.z.normal(&[self.batch, self.z_dim], 1.0);
+        (self.g.forward(&noise).squeeze_dim(0) + 1.0) / 2.0
+    }
+
+    /// 64 samples in [-1, 1] from the Sample stream, as an 8x8 sheet in `dir`/samples.png.
+    fn write_samples(&self, seed: u64, dir: &Path) -> Result<()> {
+        let sheet = tch::no_grad(|| {
+            let mut z = MemberRng::new(&[seed], Stream::Sample, self.z.device());
+            let mut rows = vec![];
+            while rows.iter().map(|t: &Tensor| t.size()[0]).sum::<i64>() < 64 {
+                rows.push(self.generate(&mut z));
+            }
+            (Tensor::cat(&rows, 0).narrow(0, 0, 64) * 2.0 - 1.0).to_device(Device::Cpu)
+        });
+        save_rgb_png(
+            &image_grid(&sheet.view([-1, 1, 28, 28]), 8),
+            &dir.join("samples.png"),
+        )
+    }
+}
+
+/// Trains one LN or EBGAN-LN run, measures its test error and (EBGAN-LN) writes its samples.png
+/// into `dir`.
 pub fn train_run(
     c: &RunConfig,
     mnist: &Mnist,
     device: Device,
+    dir: &Path,
     on_step: &mut dyn FnMut(u64),
-) -> MemberResult {
+) -> Result<RunOutcome> {
     assert!(c.model.is_ladder());
     let vs = nn::VarStore::new(device);
     let net = Ladder::new(
@@ -100,61 +217,11 @@ pub fn train_run(
         eps: c.adam_eps,
         amsgrad: false,
     }
-    .build(&vs, c.lr)
-    .unwrap();
-
-    let n = c.train_images.min(mnist.train_len());
-    let train_x = images(&mnist.train_images[..n * PIXELS], device);
-    let train_y = Tensor::from_slice(&mnist.train_labels[..n])
-        .to_kind(Kind::Int64)
-        .to_device(device);
-    let test_x = images(&mnist.test_images, device);
-    let test_y = Tensor::from_slice(&mnist.test_labels)
-        .to_kind(Kind::Int64)
-        .to_device(device);
-    let labelled = balanced_labels(&mnist.train_labels[..n], c.labels, c.seed);
-
-    // EBGAN-LN's generator: Table 1's MLP generator (tanh) mapped to the LN's [0, 1] inputs.
-    let ebgan = c.model == Model::EbganLn;
-    let mut g_vars = Vars::new(&[c.seed], device);
-    let generator = ebgan.then(|| {
-        let spec = MlpSpec {
-            n_layer_g: c.n_layer_g,
-            size_g: c.size_g,
-            n_layer_d: 2,
-            size_d: 1,
-            z_dim: c.z_dim,
-            data_dim: PIXELS as i64,
-            batch_norm: c.batch_norm,
-            members: vec![MlpMember {
-                dropout_d: 0.0,
-                init_std_g: c.init_std_g,
-                init_std_d: 0.0,
-            }],
-        };
-        Generator::new(&mut g_vars, &spec)
-    });
-    let mut opt_g = ebgan.then(|| {
-        let h = OptimHyper {
-            kind: OptimKind::Adam,
-            lr: c.lr,
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.adam_eps,
-            momentum: 0.0,
-        };
-        MemberOptim::new(g_vars.tensors_under("g."), vec![h])
-    });
+    .build(&vs, c.lr)?;
+    let data = LadderData::new(c, mnist, device);
+    let mut generator = (c.model == Model::EbganLn).then(|| LnGenerator::new(c, device));
     let alive_one = Tensor::ones([1], (Kind::Bool, device));
-    let generate = |g: &Generator, z: &mut MemberRng| -> Tensor {
-        (g.forward(&z.normal(&[c.batch_size, c.z_dim], 1.0))
-            .squeeze_dim(0)
-            + 1.0)
-            / 2.0
-    };
-
     let mut noise = MemberRng::new(&[c.seed], Stream::Dropout, device);
-    let mut z_rng = MemberRng::new(&[c.seed], Stream::Noise, device);
     let mut order = stream(c.seed, Stream::Data, 0);
     let schedule = c.margin_schedule();
     let b = c.batch_size as usize;
@@ -162,25 +229,9 @@ pub fn train_run(
     let mut log = vec![];
     let mut sums = [0.0f64; 4];
     let mut window = 0u64;
-    let mut status = Status::Finished;
-    let mut lab_order: Vec<usize> = vec![];
-    let mut unl_order: Vec<usize> = vec![];
-    let (mut lab_pos, mut unl_pos) = (0usize, 0usize);
-    let take =
-        |pool: &[usize], ord: &mut Vec<usize>, pos: &mut usize, rng: &mut ChaCha8Rng| -> Vec<i64> {
-            (0..b)
-                .map(|_| {
-                    if *pos == ord.len() {
-                        *ord = pool.to_vec();
-                        ord.shuffle(rng);
-                        *pos = 0;
-                    }
-                    *pos += 1;
-                    ord[*pos - 1] as i64
-                })
-                .collect()
-        };
-    let all: Vec<usize> = (0..n).collect();
+    let mut diverged_at = None;
+    let mut labelled = Draws::new(data.labelled.clone());
+    let mut unlabelled = Draws::new((0..data.images).collect());
 
     for step in 1..=total {
         let progress = (step - 1) as f64 / total as f64;
@@ -190,18 +241,12 @@ pub fn train_run(
             c.lr
         };
         opt.set_lr(lr);
-        let li = upload(
-            Tensor::from_slice(&take(&labelled, &mut lab_order, &mut lab_pos, &mut order)),
-            device,
-        );
-        let ui = upload(
-            Tensor::from_slice(&take(&all, &mut unl_order, &mut unl_pos, &mut order)),
-            device,
-        );
+        let li = upload(Tensor::from_slice(&labelled.take(b, &mut order)), device);
+        let ui = upload(Tensor::from_slice(&unlabelled.take(b, &mut order)), device);
         let (xl, yl, xu) = (
-            train_x.index_select(0, &li),
-            train_y.index_select(0, &li),
-            train_x.index_select(0, &ui),
+            data.train_x.index_select(0, &li),
+            data.train_y.index_select(0, &li),
+            data.train_x.index_select(0, &ui),
         );
 
         // LN cost: supervised cross-entropy of the corrupted path on the labelled half, plus the
@@ -218,17 +263,17 @@ pub fn train_run(
         let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
         let margin = schedule.margin_at(step - 1);
         let mut energy_fake = None;
-        if let Some(g) = &generator {
-            let fake = tch::no_grad(|| generate(g, &mut z_rng));
+        if let Some(g) = generator.as_mut() {
+            let fake = tch::no_grad(|| g.next());
             let e = net.energy(&fake, &mut noise);
             loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
             energy_fake = Some(e.detach());
         }
         opt.backward_step(&loss_d);
         let mut loss_g = Tensor::zeros([], (Kind::Float, device));
-        if let (Some(g), Some(og)) = (&generator, opt_g.as_mut()) {
-            loss_g = net.energy(&generate(g, &mut z_rng), &mut noise).mean(None);
-            og.backward_step(&loss_g, &alive_one);
+        if let Some(g) = generator.as_mut() {
+            loss_g = net.energy(&g.next(), &mut noise).mean(None);
+            g.opt.backward_step(&loss_g, &alive_one);
         }
         let vals = [
             loss_d.double_value(&[]),
@@ -239,7 +284,7 @@ pub fn train_run(
                 .unwrap_or(0.0),
         ];
         if vals.iter().any(|v| !v.is_finite()) {
-            status = Status::Diverged { step };
+            diverged_at = Some(step);
             break;
         }
         for (s, v) in sums.iter_mut().zip(vals) {
@@ -249,39 +294,24 @@ pub fn train_run(
         on_step(step);
         if step % LOG_EVERY == 0 || step == total {
             let w = window as f64;
-            log.push(LossLog {
-                step,
-                epoch: step as f64 / c.steps_per_epoch() as f64,
-                loss_d: sums[0] / w,
-                loss_g: sums[1] / w,
-                real: sums[2] / w,
-                fake: sums[3] / w,
-                margin,
-            });
+            let means = sums.map(|s| s / w);
+            let epoch = step as f64 / c.steps_per_epoch() as f64;
+            log.push(LossLog::from_means(step, epoch, means, margin));
             sums = [0.0; 4];
             window = 0;
         }
     }
-    let finished = status == Status::Finished;
-    let samples = match (&generator, finished) {
-        (Some(g), true) => Some(tch::no_grad(|| {
-            let mut z = MemberRng::new(&[c.seed], Stream::Sample, device);
-            let mut rows = vec![];
-            while rows.iter().map(|t: &Tensor| t.size()[0]).sum::<i64>() < 64 {
-                rows.push(generate(g, &mut z));
-            }
-            (Tensor::cat(&rows, 0).narrow(0, 0, 64) * 2.0 - 1.0).to_device(Device::Cpu)
-        })),
-        _ => None,
-    };
-    MemberResult {
-        epochs_done: if finished { c.epochs } else { 0 },
-        test_error: finished.then(|| test_error(&net, &train_x, &test_x, &test_y)),
-        status,
-        log,
-        samples,
-        scores: None,
+    let finished = diverged_at.is_none();
+    if let (Some(g), true) = (&generator, finished) {
+        g.write_samples(c.seed, dir)?;
     }
+    Ok(RunOutcome {
+        epochs_done: if finished { c.epochs } else { 0 },
+        test_error: finished.then(|| test_error(&net, &data.train_x, &data.test_x, &data.test_y)),
+        diverged_at,
+        log,
+        scores: None,
+    })
 }
 
 #[cfg(test)]
@@ -353,8 +383,9 @@ mod tests {
                 margin: 0.05,
                 ..Default::default()
             };
-            let r = train_run(&c, &mnist, Device::Cpu, &mut |_| {});
-            assert_eq!(r.status, Status::Finished);
+            let dir = tempfile::tempdir().unwrap();
+            let r = train_run(&c, &mnist, Device::Cpu, dir.path(), &mut |_| {}).unwrap();
+            assert_eq!(r.diverged_at, None);
             assert_eq!(r.log.len(), 2, "windows of 100 steps over 200 steps");
             assert!(
                 r.log[1].loss_d < r.log[0].loss_d,
@@ -363,7 +394,8 @@ mod tests {
             );
             let err = r.test_error.unwrap();
             assert!(err < 20.0, "{model}: test error {err}% (chance is 90%)");
-            assert_eq!(r.samples.is_some(), model == Model::EbganLn);
+            let samples = dir.path().join("samples.png").is_file();
+            assert_eq!(samples, model == Model::EbganLn);
         }
     }
 }

@@ -1,54 +1,124 @@
-//! Trainers. One cohort = runs that share a network shape, trained as one member-batched model.
+//! Training: one entry point, [`train_group`], for every family. A group of the runner's plan
+//! (a cohort of Table 1 MLP runs, or one convolutional or ladder run) goes in; each run's files
+//! (samples, checkpoints, ...) are written into its folder, and one [`RunOutcome`] per run comes
+//! back for the runner to commit.
+//!
+//! - `step`: the paper's D-then-G step, shared by the MLP cohorts and the conv runs
+//! - `mlp` (cohorts), `conv`, `ladder`: the trainers; `checkpoint`, `sample` beside them
+//! - `cohort`: which runs may train together and how many; `outcome`: what comes back
 
 pub mod checkpoint;
+pub mod cohort;
 pub mod conv;
 pub mod ladder;
 pub mod mlp;
+pub mod outcome;
+pub mod sample;
+pub mod step;
 
-use crate::config::{Model, RunConfig};
+pub use cohort::{CohortKey, CohortSize};
+pub use outcome::{LossLog, RunOutcome, Status};
 
-/// What must agree between runs for them to train as one cohort: the network shapes and the
-/// step count. Everything else (lr, optimizers, dropout, margins, PT weight, seeds, init) may differ.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CohortKey {
-    pub model: Model,
-    pub network: crate::config::Network,
-    pub steps: u64,
-    pub n_layer_g: usize,
-    pub size_g: i64,
-    pub n_layer_d: usize,
-    pub size_d: i64,
-    pub z_dim: i64,
-    pub batch_norm: bool,
-    pub batch_size: i64,
-    pub epochs: usize,
-    pub train_images: usize,
-    pub score_samples: usize,
-    pub energy: ebgan_core::Energy,
+use crate::config::{Dataset, Run, RunConfig};
+use crate::data::image_set::ImageSets;
+use crate::data::mnist::Mnist;
+use crate::scoring::Scorer;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// Which trainer a run goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trainer {
+    /// Table 1 MLPs on MNIST, in cohorts of runs that share a [`CohortKey`].
+    MlpCohort,
+    /// §4.3-4.4 convolutional networks on image sets, one run at a time.
+    Conv,
+    /// §4.2 ladder network and EBGAN-LN, one run at a time.
+    Ladder,
 }
 
-impl CohortKey {
-    /// Ladder and convolutional runs train alone.
-    pub fn trains_alone(&self) -> bool {
-        self.model.is_ladder() || self.network.is_conv()
+impl Trainer {
+    pub fn of(c: &RunConfig) -> Trainer {
+        if c.model.is_ladder() {
+            Trainer::Ladder
+        } else if c.network.is_conv() {
+            Trainer::Conv
+        } else {
+            Trainer::MlpCohort
+        }
     }
+}
 
-    pub fn of(c: &RunConfig) -> Self {
-        CohortKey {
-            model: c.model,
-            network: c.network,
-            steps: c.steps,
-            n_layer_g: c.n_layer_g,
-            size_g: c.size_g,
-            n_layer_d: c.n_layer_d,
-            size_d: c.size_d,
-            z_dim: c.z_dim,
-            batch_norm: c.batch_norm,
-            batch_size: c.batch_size,
-            epochs: c.epochs,
-            train_images: c.train_images,
-            score_samples: c.score_samples,
-            energy: c.energy,
+/// What training reads besides the run configs.
+pub struct Inputs<'a> {
+    pub dataset: Dataset,
+    /// MNIST (empty for image experiments).
+    pub mnist: &'a Mnist,
+    /// Image sets of the convolutional runs.
+    pub images: &'a ImageSets,
+    /// The scoring classifier's folder.
+    pub classifier: &'a Path,
+    pub device: Device,
+}
+
+impl Inputs<'_> {
+    /// Steps run `c` trains for (image runs count their epochs over their data set).
+    pub fn total_steps(&self, c: &RunConfig) -> u64 {
+        match Trainer::of(c) {
+            Trainer::Conv => c.total_steps_over(self.images.get(c).usable(c)),
+            _ => c.total_steps(),
+        }
+    }
+}
+
+/// Runs whose generated samples the MNIST classifier scores: Table 1 MLP runs and MNIST-64's
+/// centre crops. Semi-supervised runs measure test error; other image sets have no score.
+pub fn is_scored(c: &RunConfig, dataset: Dataset) -> bool {
+    !c.model.is_ladder() && (!c.network.is_conv() || dataset == Dataset::Mnist64)
+}
+
+/// Trains `runs` (a cohort from the plan: one run unless they are MLP runs of one
+/// [`CohortKey`]), writing run `i`'s files into `dirs[i]`. `progress(steps done, message)` is
+/// called after every step; the message is a conv run's latest log line.
+pub fn train_group(
+    runs: &[Run],
+    dirs: &[PathBuf],
+    inputs: &Inputs,
+    progress: &mut dyn FnMut(u64, &str),
+) -> Result<Vec<RunOutcome>> {
+    let c = &runs[0].config;
+    let scorer = match is_scored(c, inputs.dataset) {
+        true => Some(Scorer::load(inputs.classifier, inputs.device)?),
+        false => None,
+    };
+    match Trainer::of(c) {
+        Trainer::Conv => {
+            let set = inputs.images.get(c);
+            let run = conv::ConvRun {
+                config: c,
+                id: &runs[0].id,
+                data: &set,
+                dir: &dirs[0],
+                scorer: scorer.as_ref(),
+                stop_after: None,
+            };
+            Ok(conv::train_run(&run, inputs.device, progress)?
+                .into_iter()
+                .collect())
+        }
+        Trainer::Ladder => {
+            let mut on_step = |s: u64| progress(s, "");
+            let outcome =
+                ladder::train_run(c, inputs.mnist, inputs.device, &dirs[0], &mut on_step)?;
+            Ok(vec![outcome])
+        }
+        Trainer::MlpCohort => {
+            let configs: Vec<RunConfig> = runs.iter().map(|r| r.config.clone()).collect();
+            let n = c.train_images.min(inputs.mnist.train_len());
+            let images = mlp::DeviceImages::new(&inputs.mnist.train_images, n, inputs.device);
+            let scorer = scorer.expect("MLP runs are scored");
+            mlp::train_cohort(&configs, &images, &scorer, dirs, &mut |s| progress(s, ""))
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Image datasets on disk (aligned CelebA, image folders) -> a compact uint8 cache, decoded and
-//! preprocessed once, in parallel, so later epochs never decode JPEGs again.
+//! Image datasets on disk (a [`Source`]) -> a compact uint8 cache, decoded and preprocessed
+//! once, in parallel, so later epochs never decode JPEGs again.
 
+use super::source::Source;
 use crate::fsutil::write_atomic_with;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Centre crop then resize to `size` x `size` RGB.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,65 +42,6 @@ pub fn preprocess(img: &image::DynamicImage, p: Preprocess) -> Vec<u8> {
         .into_raw()
 }
 
-const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "webp", "JPEG", "JPG"];
-
-pub fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e))
-}
-
-/// The image files directly inside `dir`, sorted by name.
-pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_image(p))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// Aligned CelebA's training images: `<root>/img_align_celeba/*.jpg`, restricted to partition 0
-/// of `<root>/list_eval_partition.txt` when that file is present.
-pub fn celeba_train_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let dir = root.join("img_align_celeba");
-    if !dir.is_dir() {
-        bail!(
-            "no aligned CelebA at {}: expected {}/ holding the 202,599 JPEGs 000001.jpg ... (178x218), \
-             and optionally {} (\"000001.jpg 0\" per line; 0 = train)",
-            root.display(),
-            dir.display(),
-            root.join("list_eval_partition.txt").display()
-        );
-    }
-    let partition = root.join("list_eval_partition.txt");
-    if !partition.is_file() {
-        return list_images(&dir);
-    }
-    let text = std::fs::read_to_string(&partition)
-        .with_context(|| format!("cannot read {}", partition.display()))?;
-    let mut files = vec![];
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let mut parts = line.split_whitespace();
-        let (Some(name), Some(split), None) = (parts.next(), parts.next(), parts.next()) else {
-            bail!(
-                "{}: line {}: expected \"<file> <partition>\", got {line:?}",
-                partition.display(),
-                i + 1
-            );
-        };
-        if split == "0" {
-            files.push(dir.join(name));
-        }
-    }
-    Ok(files)
-}
-
 /// A preprocessed dataset: `images` x `size` x `size` x 3 bytes, HWC.
 #[cfg(test)]
 pub struct ImageCache {
@@ -115,22 +57,6 @@ pub struct CacheReport {
     pub bytes: u64,
     /// Decode + preprocess throughput of this build.
     pub images_per_s: f64,
-}
-
-/// Where encoded images come from.
-pub enum Source {
-    Files(Vec<PathBuf>),
-    /// An LMDB environment (folder with data.mdb) whose values are encoded images.
-    Lmdb(PathBuf),
-}
-
-impl Source {
-    pub fn describe(&self) -> String {
-        match self {
-            Source::Files(f) => format!("{} image files", f.len()),
-            Source::Lmdb(p) => format!("LMDB {}", p.display()),
-        }
-    }
 }
 
 const MAGIC: &[u8; 8] = b"EBGANIMG";
@@ -274,6 +200,7 @@ pub fn load_cache_tensor(path: &Path) -> Result<tch::Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::source::celeba_train_files;
 
     /// A 178x218 JPEG whose centre 108x108 square is `inner` and the rest `outer`.
     fn face(path: &Path, inner: [u8; 3], outer: [u8; 3]) {

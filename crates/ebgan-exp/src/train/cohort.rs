@@ -1,9 +1,110 @@
-//! `--cohort auto`: how many runs of one Table 1 shape train together. On CUDA, as many as fit
-//! in 80% of the free device memory (`device::cuda_free_bytes`), at most [`MAX_CUDA`]; on the CPU, 2 (docs/performance.md).
+//! Cohorts: runs that share a network shape train together as one member-batched model.
+//! [`CohortKey`] says which runs may share a cohort; `--cohort auto` how many: on CUDA, as many
+//! as fit in 80% of the free device memory (`device::cuda_free_bytes`), at most [`MAX_CUDA`];
+//! on the CPU, 2 (docs/performance.md).
 
-use crate::config::Model;
-use crate::train::CohortKey;
+use crate::config::{Model, Network, RunConfig};
+use ebgan_core::Energy;
 use tch::Device;
+
+/// What must agree between runs for them to train as one cohort: the network shapes and the
+/// step count. Everything else (lr, optimizers, dropout, margins, PT weight, seeds, init) may differ.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CohortKey {
+    pub model: Model,
+    pub network: Network,
+    pub steps: u64,
+    pub n_layer_g: usize,
+    pub size_g: i64,
+    pub n_layer_d: usize,
+    pub size_d: i64,
+    pub z_dim: i64,
+    pub batch_norm: bool,
+    pub batch_size: i64,
+    pub epochs: usize,
+    pub train_images: usize,
+    pub score_samples: usize,
+    pub energy: Energy,
+}
+
+impl CohortKey {
+    /// Ladder and convolutional runs train alone.
+    pub fn trains_alone(&self) -> bool {
+        self.model.is_ladder() || self.network.is_conv()
+    }
+
+    /// The key of a run. Every [`RunConfig`] field is named here, either in the key or as free
+    /// per member, so a new field does not compile until someone decides which it is.
+    pub fn of(c: &RunConfig) -> Self {
+        let RunConfig {
+            // Shapes and lengths: shared by a cohort.
+            model,
+            network,
+            steps,
+            n_layer_g,
+            size_g,
+            n_layer_d,
+            size_d,
+            z_dim,
+            batch_norm,
+            batch_size,
+            epochs,
+            train_images,
+            score_samples,
+            energy,
+            // Per member in an MLP cohort.
+            dropout_d: _,
+            dropout_p: _,
+            optim_d: _,
+            optim_g: _,
+            lr: _,
+            beta1: _,
+            beta2: _,
+            adam_eps: _,
+            sgd_momentum: _,
+            margin: _,
+            margin_decay: _,
+            margin_floor: _,
+            margin_decay_start: _,
+            margin_decay_end: _,
+            pulling_away: _,
+            init_std_g: _,
+            init_std_d: _,
+            seed: _,
+            // Convolutional and ladder runs train alone (`trains_alone`), so their own fields
+            // never meet in a cohort.
+            image_size: _,
+            g_base: _,
+            ae_base: _,
+            d_base: _,
+            noise_planes: _,
+            random_crop: _,
+            sample_every: _,
+            checkpoint_every: _,
+            labels: _,
+            lambda_0: _,
+            combinator: _,
+            ladder_noise: _,
+            lr_decay_start: _,
+        } = c.clone();
+        CohortKey {
+            model,
+            network,
+            steps,
+            n_layer_g,
+            size_g,
+            n_layer_d,
+            size_d,
+            z_dim,
+            batch_norm,
+            batch_size,
+            epochs,
+            train_images,
+            score_samples,
+            energy,
+        }
+    }
+}
 
 /// The largest cohort `auto` picks on CUDA: the largest the grid-throughput issue's H100 probe
 /// measured (96 members per step, 43x the run-steps/s of one); not measured here.

@@ -4,8 +4,9 @@
 //! cache (first epoch) and batch assembly from the cache (every later step).
 
 use crate::config::{Model, Network, RunConfig};
+use crate::data::cache::{build_cache, Preprocess};
 use crate::data::image_set::ImageSet;
-use crate::data::images::{build_cache, Preprocess, Source};
+use crate::data::source::Source;
 use crate::device;
 use crate::train::conv::{ConvGan, Latent};
 use anyhow::Result;

@@ -5,47 +5,15 @@
 //! resubmitted task never trains alongside a stale copy of itself), and skips finished runs, so a
 //! task is safe to requeue and a re-run continues where it stopped.
 
-use crate::config::{Experiment, Shard};
+use crate::config::{Experiment, Shard, SlurmSettings};
 use crate::fsutil::write_atomic;
 use crate::results::ResultsDir;
+use crate::train::Status;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The `[slurm]` table of an experiment file; `ebgan slurm` flags override it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlurmSettings {
-    pub shards: Option<usize>,
-    pub partition: Option<String>,
-    pub gpus_per_task: Option<u32>,
-    pub cpus_per_task: Option<u32>,
-    /// Memory per task, as sbatch takes it (e.g. "16G").
-    pub mem: Option<String>,
-    /// Time limit, as sbatch takes it (e.g. "12:00:00").
-    pub time: Option<String>,
-    pub account: Option<String>,
-    /// `--device` of each task; default "auto" (the GPU Slurm assigns, else CPU).
-    pub device: Option<String>,
-}
-
-impl SlurmSettings {
-    /// `self` with every field that `over` sets replaced by `over`'s.
-    pub fn overlay(&self, over: &SlurmSettings) -> SlurmSettings {
-        SlurmSettings {
-            shards: over.shards.or(self.shards),
-            partition: over.partition.clone().or_else(|| self.partition.clone()),
-            gpus_per_task: over.gpus_per_task.or(self.gpus_per_task),
-            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
-            mem: over.mem.clone().or_else(|| self.mem.clone()),
-            time: over.time.clone().or_else(|| self.time.clone()),
-            account: over.account.clone().or_else(|| self.account.clone()),
-            device: over.device.clone().or_else(|| self.device.clone()),
-        }
-    }
-}
 
 /// Everything the batch script needs, with absolute paths (tasks start in another directory).
 pub struct Job {
@@ -173,7 +141,7 @@ pub fn progress(exp: &Experiment, res: &ResultsDir, shards: usize) -> Result<Vec
     let done: HashSet<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
     let diverged: HashSet<&str> = rows
         .iter()
-        .filter(|r| r.status == "diverged")
+        .filter(|r| r.status == Status::Diverged)
         .map(|r| r.run_id.as_str())
         .collect();
     let failed: HashSet<String> = std::fs::read_to_string(res.root.join("failed.log"))
@@ -436,7 +404,8 @@ mod tests {
 
     #[test]
     fn progress_counts_per_shard() {
-        use crate::results::RunRecord;
+        use crate::config::Family;
+        use crate::results::{ResultColumns, RunRecord};
         let exp = Experiment::parse(
             "name = \"t\"\n[[grid]]\nmodel = \"gan\"\nlr = [0.1, 0.2, 0.3, 0.4, 0.5]\n",
             "t.toml",
@@ -445,32 +414,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let res = ResultsDir::new(dir.path().to_path_buf());
         // Shard 0/2 plans runs 0, 2, 4; shard 1/2 runs 1, 3. Runs 0 (diverged) and 3 are done.
-        let row = |i: usize, status: &str| RunRecord {
-            run_id: exp.runs[i].id.clone(),
-            family: "gan".into(),
-            status: status.into(),
-            i_prime: None,
-            i_prime_printed: None,
-            inception_score: None,
-            test_error: None,
-            final_loss_d: None,
-            final_loss_g: None,
-            epochs_done: 1,
-            diverged_step: None,
-            wall_s: 1.0,
-            cohort_size: 1,
-            device: "cpu".into(),
-            finished_at: String::new(),
+        let row = |i: usize, status: Status| RunRecord {
+            result: ResultColumns {
+                run_id: exp.runs[i].id.clone(),
+                family: Family::Gan,
+                status,
+                i_prime: None,
+                i_prime_printed: None,
+                inception_score: None,
+                test_error: None,
+                final_loss_d: None,
+                final_loss_g: None,
+                epochs_done: 1,
+                diverged_step: None,
+                wall_s: 1.0,
+                cohort_size: 1,
+                device: "cpu".into(),
+                finished_at: String::new(),
+            },
             config: exp.runs[i].config.clone(),
         };
         res.finish_run(
-            &row(0, "diverged"),
+            &row(0, Status::Diverged),
             &[],
             &res.runs_csv(Shard { index: 0, count: 2 }),
         )
         .unwrap();
         res.finish_run(
-            &row(3, "finished"),
+            &row(3, Status::Finished),
             &[],
             &res.runs_csv(Shard { index: 1, count: 2 }),
         )

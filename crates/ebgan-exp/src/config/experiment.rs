@@ -1,0 +1,174 @@
+//! An experiment file: its name, dataset, `[common]` and `[[grid]]` tables, `[slurm]` table,
+//! and the plan they expand to.
+
+use super::kinds::Dataset;
+use super::run_config::{GridSpec, RunConfig};
+use super::shard::Shard;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_dataset")]
+    dataset: Dataset,
+    /// Where the dataset lives (relative to the working directory); the dataset's environment
+    /// variable (EBGAN_CELEBA, EBGAN_LSUN, EBGAN_IMAGENET) overrides it; default <data>/<dataset>.
+    data_root: Option<String>,
+    /// ImageNet: a file of WordNet ids (one per line) restricting training to those classes.
+    wnids: Option<String>,
+    #[serde(default)]
+    common: GridSpec,
+    grid: Vec<GridSpec>,
+    #[serde(default)]
+    slurm: SlurmSettings,
+}
+
+fn default_dataset() -> Dataset {
+    Dataset::Mnist
+}
+
+/// One planned run.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub id: String,
+    pub config: RunConfig,
+}
+
+/// What an experiment trains on and where it lives (the experiment-level keys).
+#[derive(Clone, Debug)]
+pub struct DatasetSpec {
+    pub dataset: Dataset,
+    /// Where the dataset lives (relative to the working directory); the dataset's environment
+    /// variable overrides it; default <data>/<dataset>.
+    pub data_root: Option<String>,
+    /// ImageNet: a file of WordNet ids restricting training to those classes.
+    pub wnids: Option<String>,
+    /// Folder of the experiment file (relative paths that are not found from the working
+    /// directory are looked up there).
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    pub name: String,
+    pub description: String,
+    pub data: DatasetSpec,
+    pub runs: Vec<Run>,
+    pub slurm: SlurmSettings,
+}
+
+impl Experiment {
+    pub fn load(path: &Path) -> Result<Experiment> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+        let mut e = Self::parse(&text, &path.display().to_string())?;
+        e.data.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(e)
+    }
+
+    /// Parses experiment text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Experiment> {
+        let file: ExperimentFile =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        if file.wnids.is_some() && file.dataset != Dataset::Imagenet {
+            bail!("{origin}: wnids is only for dataset = \"imagenet\"");
+        }
+        if file.name.is_empty() || file.name.contains(['/', '\\']) || file.name.starts_with('.') {
+            bail!(
+                "{origin}: name = {:?} must be a plain folder name",
+                file.name
+            );
+        }
+        if file.grid.is_empty() {
+            bail!("{origin}: no [[grid]] table: an experiment needs at least one");
+        }
+        let mut runs = vec![];
+        let mut seen = std::collections::HashSet::new();
+        for (g, spec) in file.grid.iter().enumerate() {
+            for config in file.common.overlay(spec).expand() {
+                config.validate_for(file.dataset).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{origin}: grid {} (the [[grid]] table number {}): {e}",
+                        g,
+                        g + 1
+                    )
+                })?;
+                let id = config.run_id();
+                // Two grids listing the same run would train it twice.
+                if seen.insert(id.clone()) {
+                    runs.push(Run { id, config });
+                }
+            }
+        }
+        Ok(Experiment {
+            name: file.name,
+            description: file.description,
+            data: DatasetSpec {
+                dataset: file.dataset,
+                data_root: file.data_root,
+                wnids: file.wnids,
+                dir: std::path::PathBuf::from("."),
+            },
+            runs,
+            slurm: file.slurm,
+        })
+    }
+
+    /// Shard `index` of `count`: every `count`-th run of the plan, starting at `index`.
+    /// Shards are disjoint, their union is the plan, and they balance expensive shapes.
+    pub fn shard(&self, shard: Shard) -> Vec<Run> {
+        self.runs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % shard.count == shard.index)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+/// The `[slurm]` table of an experiment file; `ebgan slurm` flags override it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// Array tasks = shards (or `shards` in the file's [slurm] table).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    #[arg(long)]
+    pub partition: Option<String>,
+    #[arg(long)]
+    pub gpus_per_task: Option<u32>,
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per task, as sbatch takes it (e.g. "16G").
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Time limit, as sbatch takes it (e.g. "12:00:00").
+    #[arg(long)]
+    pub time: Option<String>,
+    #[arg(long)]
+    pub account: Option<String>,
+    /// `--device` of each task; default "auto" (the GPU Slurm assigns, else CPU).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+impl SlurmSettings {
+    /// `self` with every field that `over` sets replaced by `over`'s.
+    pub fn overlay(&self, over: &SlurmSettings) -> SlurmSettings {
+        SlurmSettings {
+            shards: over.shards.or(self.shards),
+            partition: over.partition.clone().or_else(|| self.partition.clone()),
+            gpus_per_task: over.gpus_per_task.or(self.gpus_per_task),
+            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
+            mem: over.mem.clone().or_else(|| self.mem.clone()),
+            time: over.time.clone().or_else(|| self.time.clone()),
+            account: over.account.clone().or_else(|| self.account.clone()),
+            device: over.device.clone().or_else(|| self.device.clone()),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Experiment files: typed TOML, every default in one place, lists expand as a cartesian product.
+//!
+//! ```toml
+//! name = "grid-mnist"
+//! [common]            # applies to every grid below
+//! epochs = 25
+//! [[grid]]            # any field may be a single value or a list
+//! model = "ebgan"
+//! size_g = [400, 800]
+//! ```
+//! Unknown keys and wrong types are errors naming the file, line and key.
+
+mod experiment;
+mod grid;
+mod kinds;
+mod run_config;
+mod shard;
+mod validate;
+
+pub use experiment::{DatasetSpec, Experiment, Run, SlurmSettings};
+pub use grid::OneOrMany;
+pub use kinds::{Dataset, Family, MarginDecay, Model, Network};
+pub use run_config::{GridSpec, RunConfig};
+pub use shard::Shard;
+
+/// `ebgan plan`: the runs an experiment file expands to, per family and in total.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    file: std::path::PathBuf,
+    /// List every run.
+    #[arg(long)]
+    list: bool,
+}
+
+impl PlanArgs {
+    pub fn run(&self) -> anyhow::Result<()> {
+        let exp = Experiment::load(&self.file)?;
+        let mut per_family = std::collections::BTreeMap::<&str, usize>::new();
+        for r in &exp.runs {
+            *per_family.entry(r.config.family().as_str()).or_default() += 1;
+            if self.list {
+                println!("{}", r.id);
+            }
+        }
+        for (family, n) in &per_family {
+            println!("{family}: {n} runs");
+        }
+        println!("total: {} runs", exp.runs.len());
+        if !exp.description.is_empty() {
+            println!("({})", exp.description);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ebgan_core::OptimKind;
+    use sha2::{Digest, Sha256};
+
+    const TWO_GRIDS: &str = r#"
+        name = "t"
+        [common]
+        epochs = 1
+        [[grid]]
+        model = "ebgan"
+        nLayerG = [2, 3]
+        size_g = [400, 800]
+        [[grid]]
+        model = "gan"
+        optim_d = ["adam", "sgd"]
+        lr = [0.01, 0.001, 0.0001]
+    "#;
+
+    #[test]
+    fn lists_expand_as_a_cartesian_product_per_grid() {
+        let e = Experiment::parse(TWO_GRIDS, "t.toml").unwrap();
+        assert_eq!(e.runs.len(), 4 + 6);
+        assert!(e.runs.iter().all(|r| r.config.epochs == 1));
+        let gans: Vec<_> = e
+            .runs
+            .iter()
+            .filter(|r| r.config.model == Model::Gan)
+            .collect();
+        assert_eq!(gans.len(), 6);
+        // Later fields vary fastest: lr within optim_d.
+        assert_eq!(
+            (gans[0].config.optim_d, gans[0].config.lr),
+            (OptimKind::Adam, 0.01)
+        );
+        assert_eq!(
+            (gans[1].config.optim_d, gans[1].config.lr),
+            (OptimKind::Adam, 0.001)
+        );
+        assert_eq!(gans[3].config.optim_d, OptimKind::Sgd);
+        // Unset fields keep the defaults.
+        assert_eq!(gans[0].config.margin, 10.0);
+    }
+
+    #[test]
+    fn run_ids_are_stable_and_distinct() {
+        let a = Experiment::parse(TWO_GRIDS, "t.toml").unwrap();
+        let b = Experiment::parse(TWO_GRIDS, "t.toml").unwrap();
+        let ids: Vec<_> = a.runs.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, b.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert!(ids[0].starts_with("ebgan-") && ids[9].starts_with("gan-"));
+        // Editing the GAN grid leaves the EBGAN runs' ids alone.
+        let edited =
+            Experiment::parse(&TWO_GRIDS.replace("[0.01, 0.001, 0.0001]", "0.5"), "t.toml")
+                .unwrap();
+        assert_eq!(
+            edited.runs[..4].iter().map(|r| &r.id).collect::<Vec<_>>(),
+            ids[..4].iter().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn the_canonical_form_lists_only_fields_off_their_defaults() {
+        assert_eq!(RunConfig::default().canonical(), "{}");
+        let c = RunConfig {
+            margin: 5.0,
+            model: Model::Gan,
+            seed: 3,
+            ..Default::default()
+        };
+        assert_eq!(c.canonical(), r#"{"margin":5.0,"model":"gan","seed":3}"#);
+        let hex: String = Sha256::digest(br#"{"margin":5.0,"model":"gan","seed":3}"#)
+            .iter()
+            .take(5)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(c.run_id(), format!("gan-{hex}"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "name = \"t\"\n[[grid]]\nmodel = \"gan\"\nsize_gg = 3\n";
+        let err = Experiment::parse(text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("size_gg"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_expectation() {
+        let text = "name = \"t\"\n[[grid]]\nlr = [0.1, \"fast\"]\n";
+        let err = Experiment::parse(text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("fast") || err.contains("f64"), "{err}");
+        let text = "name = \"t\"\n[[grid]]\nmodel = \"wgan\"\n";
+        let err = Experiment::parse(text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("wgan"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_the_grid() {
+        let text = "name = \"t\"\n[[grid]]\nn_layer_g = [2, 1]\n";
+        let err = Experiment::parse(text, "bad.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("n_layer_g must be >= 2") && err.contains("bad.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_shipped_experiment_file_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let exp = Experiment::load(&p).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(!exp.runs.is_empty(), "{}", p.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 12, "{n} experiment files");
+        // Figure 9 on CPU: the eight margins of the sweep, one run each.
+        let sweep = Experiment::load(&dir.join("margin-sweep-quick.toml")).unwrap();
+        let margins: Vec<f64> = sweep.runs.iter().map(|r| r.config.margin).collect();
+        assert_eq!(margins, [1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0]);
+    }
+
+    #[test]
+    fn margin_schedule_over_a_runs_real_length() {
+        // Image runs count steps from their data set: the decay's end points follow `total`.
+        let c = RunConfig {
+            margin: 20.0,
+            margin_decay: MarginDecay::Linear,
+            margin_floor: 0.0,
+            margin_decay_start: 0.5,
+            margin_decay_end: 1.0,
+            ..Default::default()
+        };
+        let s = c.margin_schedule_over(1000);
+        assert_eq!(
+            (
+                s.margin_at(0),
+                s.margin_at(500),
+                s.margin_at(750),
+                s.margin_at(1000)
+            ),
+            (20.0, 20.0, 10.0, 0.0)
+        );
+        let constant = RunConfig {
+            margin: 20.0,
+            ..Default::default()
+        }
+        .margin_schedule_over(1000);
+        assert_eq!(constant.margin_at(999), 20.0);
+    }
+
+    #[test]
+    fn image_datasets_need_convolutional_networks_and_say_so() {
+        let err = Experiment::parse(
+            "name = \"t\"\ndataset = \"celeba\"\n[[grid]]\nmodel = \"ebgan\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("network = \"dcgan\""),
+            "{err}"
+        );
+        let err = Experiment::parse("name = \"t\"\n[[grid]]\nnetwork = \"dcgan\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mnist64"), "{err}");
+        let err = Experiment::parse(
+            "name = \"t\"\ndataset = \"lsun\"\n[[grid]]\nnetwork = \"dcgan\"\nimage_size = 48\n",
+            "l.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("power of two"), "{err}");
+        let err = Experiment::parse(
+            "name = \"t\"\ndataset = \"lsun\"\nwnids = \"x.txt\"\n[[grid]]\nnetwork = \"dcgan\"\n",
+            "w.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("wnids"), "{err}");
+        let err = Experiment::parse("name = \"t\"\ndataset = \"faces\"\n[[grid]]\n", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("d.toml") && err.contains("celeba"), "{err}");
+        // Every shipped image experiment parses and plans EBGAN-PT, EBGAN and the DCGAN comparison.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        for f in [
+            "celeba",
+            "lsun",
+            "lsun-augmented",
+            "imagenet128",
+            "imagenet256",
+            "mnist64",
+        ] {
+            let e = Experiment::load(&dir.join(format!("{f}.toml"))).unwrap();
+            let mut fams: Vec<&str> = e.runs.iter().map(|r| r.config.family().as_str()).collect();
+            fams.sort();
+            assert_eq!(fams, ["ebgan", "ebgan-pt", "gan"], "{f}");
+            assert!(e.runs.iter().all(|r| r.config.network.is_conv()), "{f}");
+        }
+    }
+
+    #[test]
+    fn shards_are_disjoint_and_cover_the_plan() {
+        let e = Experiment::parse(TWO_GRIDS, "t.toml").unwrap();
+        let mut all: Vec<String> = (0..3)
+            .flat_map(|i| e.shard(Shard { index: i, count: 3 }))
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(all.len(), e.runs.len());
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), e.runs.len());
+        assert_eq!(
+            "1/4".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        assert!("4/4".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn margin_schedule_from_config() {
+        let c = RunConfig {
+            margin_decay: MarginDecay::Linear,
+            margin: 4.0,
+            margin_floor: 0.0,
+            margin_decay_start: 0.5,
+            margin_decay_end: 1.0,
+            epochs: 1,
+            train_images: 640,
+            batch_size: 64,
+            ..Default::default()
+        };
+        assert_eq!(c.total_steps(), 10);
+        let s = c.margin_schedule();
+        assert_eq!((s.margin_at(5), s.margin_at(10)), (4.0, 0.0));
+    }
+}

@@ -1,0 +1,27 @@
+//! ebgan-exp: the experiments of "Energy-based Generative Adversarial Network" (Zhao, Mathieu,
+//! LeCun, ICLR 2017) from TOML files. The modules follow the data flow:
+//!
+//! ```text
+//! experiments/X.toml
+//!   -> config   Experiment, RunConfig + defaults, grid expansion, validation, shards
+//!   -> run      plan -> pending -> cohorts -> train -> commit; progress; workers
+//!   -> train    one entry point for every family; the shared step; mlp / conv / ladder
+//!   -> results  run folders, runs.csv rows (the commit point)
+//!   -> report   figures and tables from results alone
+//! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier),
+//! cluster (Slurm), bench, png (image sheets), device, fsutil
+//! ```
+//! A module imports only modules below it in this list (or beside it), never one above.
+
+pub mod bench;
+pub mod cluster;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod fsutil;
+pub mod png;
+pub mod report;
+pub mod results;
+pub mod run;
+pub mod scoring;
+pub mod train;

@@ -1,0 +1,131 @@
+//! The commit point of a run: its folder complete, then its runs.csv row. Failures go to
+//! failed.log and are retried by the next `ebgan run`.
+
+use super::progress::Progress;
+use crate::config::Run;
+use crate::device;
+use crate::results::{ResultColumns, ResultsDir, RunRecord};
+use crate::train::{RunOutcome, Trainer};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tch::Device;
+
+/// Commits runs of one shard file; rows are appended one at a time.
+pub struct Committer<'a> {
+    res: &'a ResultsDir,
+    csv: &'a Path,
+    device: String,
+    lock: Mutex<()>,
+}
+
+/// The text of a caught panic.
+pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
+
+impl<'a> Committer<'a> {
+    pub fn new(res: &'a ResultsDir, csv: &'a Path, device: Device) -> Self {
+        Committer {
+            res,
+            csv,
+            device: device::describe(device),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Writes the resolved config of a run about to start; returns its folder.
+    pub fn start(&self, r: &Run) -> Result<PathBuf> {
+        self.res.start_run(&r.id, &r.config)?;
+        Ok(self.res.run_dir(&r.id))
+    }
+
+    /// Writes the run's losses and result.json, then its row; says so on the terminal.
+    pub fn commit(
+        &self,
+        r: &Run,
+        outcome: &RunOutcome,
+        wall_s: f64,
+        cohort_size: usize,
+        progress: &Progress,
+    ) -> Result<()> {
+        let last = outcome.log.last();
+        let scores = outcome.scores;
+        let record = RunRecord {
+            result: ResultColumns {
+                run_id: r.id.clone(),
+                family: r.config.family(),
+                status: outcome.status(),
+                i_prime: scores.map(|s| s.i_prime),
+                i_prime_printed: scores.map(|s| s.i_prime_printed),
+                inception_score: scores.map(|s| s.inception_score),
+                test_error: outcome.test_error,
+                final_loss_d: last.map(|e| e.loss_d),
+                final_loss_g: last.map(|e| e.loss_g),
+                epochs_done: outcome.epochs_done,
+                diverged_step: outcome.diverged_at,
+                wall_s,
+                cohort_size,
+                device: self.device.clone(),
+                finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+            config: r.config.clone(),
+        };
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.res.finish_run(&record, &outcome.log, self.csv)?;
+        let dir = self.res.run_dir(&r.id);
+        if Trainer::of(&r.config) == Trainer::Conv {
+            // The row is committed: a figure that fails to draw must not stop the grid.
+            if let Err(e) = crate::report::figures::loss_curves(
+                &dir.join("losses.csv"),
+                &r.id,
+                &dir.join("curves.png"),
+            ) {
+                progress.say(format!("{}: loss curves not drawn: {e:#}", r.id));
+            }
+        }
+        let done = progress.committed(outcome.diverged_at.is_some());
+        let score = match (record.test_error, record.i_prime, outcome.diverged_at) {
+            (_, _, Some(step)) => format!("diverged at step {step}"),
+            (Some(e), _, _) => format!("test error {e:.2}%"),
+            (_, Some(v), _) => format!("I' {v:.3}"),
+            _ => format!("finished; samples in {}", dir.display()),
+        };
+        progress.say(format!(
+            "[{done}/{}] {} {score} ({wall_s:.1} s)",
+            progress.runs(),
+            r.id
+        ));
+        Ok(())
+    }
+
+    /// Logs every run of a failed group to failed.log; they are retried next time.
+    pub fn failed(&self, group: &[Run], why: &str, progress: &Progress) -> Result<()> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        for r in group {
+            progress.failed();
+            let line = format!(
+                "{} {} failed: {}\n",
+                chrono::Utc::now().to_rfc3339(),
+                r.id,
+                why.replace('\n', " ")
+            );
+            let log = self.res.root.join("failed.log");
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+                .ok();
+            progress.say(format!(
+                "FAILED {} ({why}); it will be retried by the next `ebgan run`",
+                r.id
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,318 @@
+//! `ebgan run`: plan -> pending (the shard's runs minus those in runs*.csv) -> cohorts ->
+//! train (one group at a time per job) -> commit (a runs.csv row per run).
+
+mod commit;
+pub mod progress;
+pub mod workers;
+
+use crate::config::{Experiment, Run, Shard};
+use crate::data::image_set::ImageSets;
+use crate::data::mnist;
+use crate::device;
+use crate::results::ResultsDir;
+use crate::scoring::{self, Scorer};
+use crate::train::{self, CohortKey, CohortSize, Inputs, Trainer};
+use anyhow::{Context, Result};
+use progress::{Progress, Tally};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+
+/// Train the runs of an experiment file that are not done yet, then redraw its report.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    file: PathBuf,
+    /// Run shard I of N (0-based): disjoint shards whose union is the grid.
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// auto (CUDA when available), cpu, cuda or cuda:K.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Cohorts trained at once; default: one per core on CPU, 1 on CUDA.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Most runs of one shape trained together as one batched model: a number (1 = each run
+    /// alone) or auto (2 on CPU; on CUDA from the free GPU memory; docs/performance.md).
+    #[arg(long, default_value = "auto")]
+    cohort: String,
+    /// Split the shard over W `ebgan run` processes on this machine (several cohorts in
+    /// flight on one GPU, each process with its own CUDA context).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// CPU threads in all (default: every core); Slurm tasks pass their --cpus-per-task.
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Do not redraw the report at the end.
+    #[arg(long)]
+    no_report: bool,
+}
+
+impl RunArgs {
+    /// `ebgan run`, with `data` the global data folder.
+    pub fn run(&self, data: &Path) -> Result<()> {
+        anyhow::ensure!(self.workers >= 1, "--workers 0: expected at least 1");
+        let device = device::parse(&self.device)?;
+        let opts = RunOptions {
+            shard: self.shard,
+            device,
+            jobs: self.jobs,
+            cohort: self.cohort.parse().map_err(anyhow::Error::msg)?,
+            threads: self.threads,
+            results: self.results.clone(),
+            data: data.to_path_buf(),
+            classifier: self
+                .classifier
+                .clone()
+                .unwrap_or_else(|| scoring::default_dir(data)),
+        };
+        if self.workers > 1 {
+            let mut pass = vec![
+                "--device".to_string(),
+                self.device.clone(),
+                "--cohort".into(),
+                self.cohort.clone(),
+                "--results".into(),
+                self.results.display().to_string(),
+                "--classifier".into(),
+                opts.classifier.display().to_string(),
+            ];
+            if device == Device::Cpu {
+                let threads = self.threads.unwrap_or_else(device::cores);
+                pass.extend([
+                    "--threads".into(),
+                    (threads / self.workers).max(1).to_string(),
+                ]);
+            }
+            if let Some(j) = self.jobs {
+                pass.extend(["--jobs".into(), j.to_string()]);
+            }
+            workers::run(
+                &self.file,
+                self.shard,
+                self.workers,
+                data,
+                &self.results,
+                &pass,
+            )?;
+        } else {
+            run(&self.file, &opts)?;
+        }
+        if !self.no_report {
+            let exp = Experiment::load(&self.file)?;
+            let dir = self.results.join(&exp.name);
+            crate::report::write(&dir)?;
+            eprintln!("report: {}", dir.join("summary.md").display());
+        }
+        Ok(())
+    }
+}
+
+pub struct RunOptions {
+    pub shard: Shard,
+    pub device: Device,
+    /// Cohorts trained at once (CPU: in parallel threads).
+    pub jobs: Option<usize>,
+    /// Most runs per cohort (`Fixed(1)` = every run alone).
+    pub cohort: CohortSize,
+    /// CPU threads to use in all (default: every core).
+    pub threads: Option<usize>,
+    pub results: PathBuf,
+    pub data: PathBuf,
+    pub classifier: PathBuf,
+}
+
+/// Groups runs that share a [`CohortKey`] into cohorts of at most `max(key)` members, in plan
+/// order.
+pub fn cohorts(runs: Vec<Run>, max: impl Fn(&CohortKey) -> usize) -> Vec<Vec<Run>> {
+    let mut groups: BTreeMap<CohortKey, Vec<Run>> = BTreeMap::new();
+    let mut order = vec![];
+    for r in runs {
+        let key = CohortKey::of(&r.config);
+        if !groups.contains_key(&key) {
+            order.push(key.clone());
+        }
+        groups.entry(key).or_default().push(r);
+    }
+    order
+        .into_iter()
+        .flat_map(|k| {
+            let g = groups.remove(&k).expect("every key has its group");
+            let size = if k.trains_alone() { 1 } else { max(&k).max(1) };
+            g.chunks(size).map(|c| c.to_vec()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The runs of `shard` that have no row in the folder's runs*.csv, in plan order.
+fn pending(exp: &Experiment, shard: Shard, res: &ResultsDir) -> Result<Vec<Run>> {
+    let planned = exp.shard(shard);
+    let done: std::collections::HashSet<String> =
+        res.rows()?.into_iter().map(|r| r.run_id.clone()).collect();
+    let pending: Vec<Run> = planned
+        .iter()
+        .filter(|r| !done.contains(&r.id))
+        .cloned()
+        .collect();
+    eprintln!(
+        "{}: {} runs in shard {shard} ({} in the plan), {} already done, {} to run",
+        exp.name,
+        planned.len(),
+        exp.runs.len(),
+        planned.len() - pending.len(),
+        pending.len()
+    );
+    Ok(pending)
+}
+
+/// Cohorts at once and libtorch threads per cohort.
+fn parallelism(opts: &RunOptions, groups: &[Vec<Run>]) -> (usize, usize) {
+    let cores = opts.threads.unwrap_or_else(device::cores).max(1);
+    let conv = groups
+        .iter()
+        .flatten()
+        .any(|r| Trainer::of(&r.config) == Trainer::Conv);
+    let jobs = match opts.device {
+        // A convolutional run uses every core by itself.
+        Device::Cpu if conv => opts.jobs.unwrap_or(1),
+        Device::Cpu => opts.jobs.unwrap_or(cores),
+        _ => opts.jobs.unwrap_or(1),
+    }
+    .clamp(1, groups.len().max(1));
+    let threads = if opts.device == Device::Cpu {
+        (cores / jobs).max(1)
+    } else {
+        cores
+    };
+    (jobs, threads)
+}
+
+/// Trains every pending run of `opts.shard` of the experiment file and commits its row.
+/// Returns the tally of this invocation.
+pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
+    let exp = Experiment::load(experiment_file)?;
+    let res = ResultsDir::new(opts.results.join(&exp.name));
+    std::fs::create_dir_all(&res.root)
+        .with_context(|| format!("cannot create {}", res.root.display()))?;
+    let csv = res.runs_csv(opts.shard);
+    let _lock = res.lock(&csv)?;
+    res.repair(&csv)?;
+    let pending = pending(&exp, opts.shard, &res)?;
+    crate::fsutil::write_atomic(
+        &res.root.join("experiment.toml"),
+        &std::fs::read(experiment_file)?,
+    )?;
+    if pending.is_empty() {
+        return Ok(Tally::default());
+    }
+
+    let dataset = exp.data.dataset;
+    if pending.iter().any(|r| train::is_scored(&r.config, dataset)) {
+        let info = scoring::read_info(&opts.classifier)?;
+        crate::fsutil::write_atomic(
+            &res.root.join("classifier.json"),
+            serde_json::to_string_pretty(&info)?.as_bytes(),
+        )?;
+        Scorer::load(&opts.classifier, opts.device)?; // fail before training, not after
+    }
+    let mnist = match dataset {
+        crate::config::Dataset::Mnist => mnist::load(&opts.data)?,
+        _ => mnist::Mnist::default(),
+    };
+    let images = ImageSets::load(
+        &exp.data,
+        &opts.data,
+        pending.iter().map(|r| &r.config),
+        opts.device,
+    )?;
+    let inputs = Inputs {
+        dataset,
+        mnist: &mnist,
+        images: &images,
+        classifier: &opts.classifier,
+        device: opts.device,
+    };
+
+    let free = match opts.device {
+        // Cohorts trained at once on one GPU share its memory.
+        Device::Cuda(i) if opts.cohort == CohortSize::Auto => {
+            device::cuda_free_bytes(i).map(|f| f / opts.jobs.unwrap_or(1).max(1) as u64)
+        }
+        _ => None,
+    };
+    let groups = cohorts(pending, |key| opts.cohort.resolve(key, opts.device, free));
+    let (jobs, threads) = parallelism(opts, &groups);
+    eprintln!(
+        "device: {} · {} cohort(s) of up to {} run(s) · {jobs} at a time · {threads} libtorch thread(s) each",
+        device::describe(opts.device),
+        groups.len(),
+        groups.iter().map(|g| g.len()).max().unwrap_or(1)
+    );
+    let steps: u64 = groups
+        .iter()
+        .flatten()
+        .map(|r| inputs.total_steps(&r.config))
+        .sum();
+    let progress = Progress::new(steps, groups.iter().map(|g| g.len()).sum());
+    let commit = commit::Committer::new(&res, &csv, opts.device);
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .start_handler(move |_| tch::set_num_threads(threads as i32))
+        .build()?;
+    let results: Vec<Result<()>> = pool.install(|| {
+        groups
+            .par_iter()
+            .map(|group| train_and_commit(group, &inputs, &commit, &progress))
+            .collect()
+    });
+    progress.finish();
+    results.into_iter().collect::<Result<()>>()?;
+    eprintln!("{}", progress.message());
+    Ok(progress.tally)
+}
+
+/// Trains one cohort and commits its runs; a failure (error or panic) is logged and counted,
+/// and the grid goes on.
+fn train_and_commit(
+    group: &[Run],
+    inputs: &Inputs,
+    commit: &commit::Committer,
+    progress: &Progress,
+) -> Result<()> {
+    let k = group.len();
+    progress.started(k);
+    let mut dirs = vec![];
+    for r in group {
+        dirs.push(commit.start(r)?);
+    }
+    let start = Instant::now();
+    let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (mut last, mut shown) = (0u64, String::new());
+        let mut on_step = |s: u64, msg: &str| {
+            progress.steps((s - last) * k as u64);
+            last = s;
+            if !msg.is_empty() && msg != shown {
+                progress.show(format!("{} step {s}: {msg}", group[0].id));
+                shown = msg.to_string();
+            }
+        };
+        train::train_group(group, &dirs, inputs, &mut on_step)
+    }));
+    let wall = start.elapsed().as_secs_f64();
+    progress.stopped(k);
+    let outcomes = match trained {
+        Ok(Ok(outcomes)) => outcomes,
+        Ok(Err(e)) => return commit.failed(group, &format!("{e:#}"), progress),
+        Err(panic) => return commit.failed(group, &commit::panic_message(panic), progress),
+    };
+    for (r, outcome) in group.iter().zip(outcomes) {
+        commit.commit(r, &outcome, wall, k, progress)?;
+    }
+    Ok(())
+}

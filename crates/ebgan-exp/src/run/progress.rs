@@ -1,0 +1,125 @@
+//! The progress bar of `ebgan run`: run-steps done with an ETA, and the runs done, running,
+//! diverged and failed.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts of the runs of this invocation.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Rows committed (finished or diverged).
+    pub done: AtomicUsize,
+    pub running: AtomicUsize,
+    pub diverged: AtomicUsize,
+    /// Runs that failed with an error (retried by the next `ebgan run`).
+    pub failed: AtomicUsize,
+}
+
+impl Tally {
+    pub fn get(n: &AtomicUsize) -> usize {
+        n.load(Ordering::Relaxed)
+    }
+
+    fn add(n: &AtomicUsize, k: usize) {
+        n.fetch_add(k, Ordering::Relaxed);
+    }
+}
+
+pub struct Progress {
+    bar: ProgressBar,
+    pub tally: Tally,
+    runs: usize,
+}
+
+impl Progress {
+    /// A bar over `steps` run-steps of `runs` runs.
+    pub fn new(steps: u64, runs: usize) -> Self {
+        let bar = ProgressBar::new(steps);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {percent:>3}% run-steps [{elapsed_precise} < {eta_precise}] {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        let p = Progress {
+            bar,
+            tally: Tally::default(),
+            runs,
+        };
+        p.refresh();
+        p
+    }
+
+    /// "runs 3/8 done · 2 running · 0 diverged · 0 failed"
+    pub fn message(&self) -> String {
+        let t = &self.tally;
+        format!(
+            "runs {}/{} done · {} running · {} diverged · {} failed",
+            Tally::get(&t.done),
+            self.runs,
+            Tally::get(&t.running),
+            Tally::get(&t.diverged),
+            Tally::get(&t.failed)
+        )
+    }
+
+    fn refresh(&self) {
+        self.bar.set_message(self.message());
+    }
+
+    /// A line above the bar (or on stderr when the bar is hidden, e.g. in a Slurm log).
+    pub fn say(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    /// A run's latest log line: beside the bar, or as a line in a log file.
+    pub fn show(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.set_message(format!("{line} · {}", self.message()));
+        }
+    }
+
+    pub fn steps(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    pub fn started(&self, runs: usize) {
+        Tally::add(&self.tally.running, runs);
+        self.refresh();
+    }
+
+    pub fn stopped(&self, runs: usize) {
+        self.tally.running.fetch_sub(runs, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    /// A run's row was committed; returns the count of runs done so far.
+    pub fn committed(&self, diverged: bool) -> usize {
+        Tally::add(&self.tally.done, 1);
+        if diverged {
+            Tally::add(&self.tally.diverged, 1);
+        }
+        self.refresh();
+        Tally::get(&self.tally.done)
+    }
+
+    pub fn failed(&self) {
+        Tally::add(&self.tally.failed, 1);
+        self.refresh();
+    }
+
+    pub fn runs(&self) -> usize {
+        self.runs
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

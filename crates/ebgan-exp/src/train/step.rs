@@ -1,0 +1,100 @@
+//! The paper's training step, written once for every network (MLP cohorts of K runs and the
+//! convolutional runs, K = 1): one D update on real images and detached fakes (Eq. 1), then one
+//! G update through the updated D on the same fakes (Eq. 2). Losses are means per member,
+//! summed over members only for the backward pass, so no gradient crosses members.
+
+use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, MemberOptim};
+use tch::Tensor;
+
+/// What D says of a batch, per member and sample.
+pub enum Critique {
+    /// Auto-encoder D: energies `[K, B]` and the encoder's codes `[K, B, ...]` (for PT).
+    Energy { energy: Tensor, code: Tensor },
+    /// Logistic D: logits `[K, B]`.
+    Logit(Tensor),
+}
+
+/// A discriminator as the step sees it: D in training mode on a batch (dropout masks, where D
+/// has dropout, drawn from D's own stream in call order: real, fake, fake for G).
+pub trait Critic {
+    fn critique(&mut self, x: &Tensor) -> Critique;
+}
+
+/// Per-member constants of the objective, `[K]` on the device.
+pub struct Objective<'a> {
+    pub margin: &'a Tensor,
+    /// PT weights; None when no member uses the pulling-away term.
+    pub pulling_away: Option<&'a Tensor>,
+}
+
+/// Per-member results of one step, all `[K]` on the device.
+pub struct StepOutput {
+    pub loss_d: Tensor,
+    pub loss_g: Tensor,
+    /// Mean real / fake energy (EBGAN) or D(x) probability (GAN).
+    pub real: Tensor,
+    pub fake: Tensor,
+    /// `alive` and-ed with "both losses finite".
+    pub alive: Tensor,
+}
+
+impl StepOutput {
+    /// `[4, K]`: loss D, loss G, real, fake (the rows of a loss log).
+    pub fn stats(&self) -> Tensor {
+        Tensor::stack(&[&self.loss_d, &self.loss_g, &self.real, &self.fake], 0)
+    }
+}
+
+/// One D step, then one G step, on real `x` and `fake` = G(z) (with its graph). Members not
+/// `alive` (`[K]` bool), or whose loss is not finite, are not updated.
+pub fn step(
+    critic: &mut dyn Critic,
+    opt_d: &mut MemberOptim,
+    opt_g: &mut MemberOptim,
+    x: &Tensor,
+    fake: &Tensor,
+    objective: &Objective,
+    alive: &Tensor,
+) -> StepOutput {
+    // D step: fakes detached, so L_D does not update G.
+    let fake_d = fake.detach();
+    let (on_real, on_fake) = (critic.critique(x), critic.critique(&fake_d));
+    let (loss_d, real, fake_stat) = match (on_real, on_fake) {
+        (Critique::Energy { energy: e_real, .. }, Critique::Energy { energy: e_fake, .. }) => (
+            // The hinge is taken on each fake sample's energy, then averaged (Eq. 1).
+            loss::discriminator(&e_real, &e_fake, objective.margin),
+            e_real.mean_dim(1, false, None),
+            e_fake.mean_dim(1, false, None),
+        ),
+        (Critique::Logit(l_real), Critique::Logit(l_fake)) => (
+            gan_loss::discriminator(&l_real, &l_fake),
+            l_real.sigmoid().mean_dim(1, false, None),
+            l_fake.sigmoid().mean_dim(1, false, None),
+        ),
+        _ => unreachable!("a critic answers with one kind of critique"),
+    };
+    let alive_d = alive.logical_and(&loss_d.isfinite());
+    opt_d.backward_step(&loss_d.sum(None), &alive_d);
+
+    // G step through the updated D; the gradient flows through D's reconstruction AND its
+    // target G(z) (no detach). L_G does not update D: only G's gradients are taken.
+    let loss_g = match critic.critique(fake) {
+        Critique::Energy { energy, code } => {
+            let l = loss::generator(&energy);
+            match objective.pulling_away {
+                Some(w) => l + w * pulling_away(&code),
+                None => l,
+            }
+        }
+        Critique::Logit(logit) => gan_loss::generator(&logit),
+    };
+    let alive = alive_d.logical_and(&loss_g.isfinite());
+    opt_g.backward_step(&loss_g.sum(None), &alive);
+    StepOutput {
+        loss_d: loss_d.detach(),
+        loss_g: loss_g.detach(),
+        real: real.detach(),
+        fake: fake_stat.detach(),
+        alive,
+    }
+}
