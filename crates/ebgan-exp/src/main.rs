@@ -75,7 +75,10 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<run::RunsFailed>() {
+                Some(_) => std::process::ExitCode::from(run::EXIT_RUNS_FAILED),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

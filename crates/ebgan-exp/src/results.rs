@@ -9,7 +9,7 @@
 //! A run counts as done when its row is in any runs*.csv; everything in its folder is written
 //! before the row is appended. Deleting a row therefore re-runs exactly that run.
 
-use crate::config::{Family, RunConfig, Shard};
+use crate::config::{Experiment, Family, RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
 use crate::train::outcome::{LossLog, Status};
 use anyhow::{Context, Result};
@@ -138,6 +138,9 @@ fn csv_line(fields: &[String]) -> Result<String> {
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
+/// First line of a results folder's experiment.toml: the file it was copied from.
+const SOURCE_HEADER: &str = "# experiment file copied by ebgan from";
+
 /// The results folder of one experiment.
 pub struct ResultsDir {
     pub root: PathBuf,
@@ -196,6 +199,46 @@ impl ResultsDir {
         Ok(lock)
     }
 
+    /// Copies the experiment file `file` (whose plan is `exp`) to the folder's experiment.toml,
+    /// headed by where it came from. When that changes the plan, returns a notice saying how
+    /// many finished rows reports now leave out and where the previous file came from.
+    pub fn record_experiment(&self, file: &Path, exp: &Experiment) -> Result<Option<String>> {
+        let path = self.root.join("experiment.toml");
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let source = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let mut notice = None;
+        if let Ok(previous) = std::fs::read_to_string(&path) {
+            let (from, body) = match previous.split_once('\n') {
+                Some((head, body)) if head.starts_with(SOURCE_HEADER) => {
+                    (head[SOURCE_HEADER.len()..].trim().to_string(), body)
+                }
+                _ => ("an unrecorded file".to_string(), previous.as_str()),
+            };
+            if body != text {
+                let planned: std::collections::HashSet<&str> =
+                    exp.runs.iter().map(|r| r.id.as_str()).collect();
+                let left_out = self
+                    .rows()?
+                    .iter()
+                    .filter(|r| !planned.contains(r.run_id.as_str()))
+                    .count();
+                if left_out > 0 {
+                    notice = Some(format!(
+                        "{}: the plan changed (the previous experiment file was {from}): {left_out} \
+                         finished row(s) are not in the plan of {} and reports leave them out \
+                         (they stay in runs*.csv)",
+                        self.root.display(),
+                        source.display()
+                    ));
+                }
+            }
+        }
+        let copy = format!("{SOURCE_HEADER} {}\n{text}", source.display());
+        write_atomic(&path, copy.as_bytes())?;
+        Ok(notice)
+    }
+
     /// A run's losses.csv.
     pub fn read_losses(&self, id: &str) -> Result<Vec<LossLog>> {
         let path = self.run_dir(id).join("losses.csv");
@@ -233,10 +276,32 @@ impl ResultsDir {
     }
 
     fn append_row(&self, csv: &Path, record: &RunRecord) -> Result<()> {
-        if !csv.exists() {
-            write_atomic(csv, csv_line(&header())?.as_bytes())?;
+        let head = csv_line(&header())?;
+        let line = csv_line(&record.csv_fields()?)?;
+        // The row must read back as written: one row its reader refused would make every
+        // later run, report and status of the folder fail.
+        let back = parse_rows(format!("{head}{line}").as_bytes(), csv).with_context(|| {
+            format!(
+                "{}: refusing to commit run {}",
+                csv.display(),
+                record.run_id
+            )
+        })?;
+        let again = back
+            .iter()
+            .map(|r| r.csv_fields())
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            again.len() == 1 && csv_line(&again[0])? == line,
+            "{}: refusing to commit run {}: its row does not read back as written",
+            csv.display(),
+            record.run_id
+        );
+        // A missing or empty file (e.g. truncated by hand) starts with the header.
+        if std::fs::metadata(csv).map(|m| m.len() == 0).unwrap_or(true) {
+            write_atomic(csv, head.as_bytes())?;
         }
-        append_line(csv, &csv_line(&record.csv_fields()?)?)
+        append_line(csv, &line)
     }
 
     /// Drops a torn last line (no newline: a write cut by power loss) so appends stay valid, and
@@ -311,9 +376,14 @@ fn cell_value(s: &str) -> serde_json::Value {
     }
 }
 
-/// Reads one runs*.csv; a torn last line (no newline) is ignored.
+/// Reads one runs*.csv; a torn last line (no newline) is ignored, an empty file has no rows.
 pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_rows(&bytes, path)
+}
+
+/// The rows of runs.csv text `bytes` (`path` names it in errors).
+fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<RunRecord>> {
     let complete = match bytes.iter().rposition(|&b| b == b'\n') {
         Some(i) => &bytes[..=i],
         None => &bytes[..0],
@@ -452,6 +522,80 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].config, record("a", None).config);
         assert_eq!(rows[1].i_prime, Some(2.0));
+    }
+
+    #[test]
+    fn an_empty_runs_csv_is_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        std::fs::write(&csv, b"").unwrap();
+        assert!(res.rows().unwrap().is_empty());
+        res.repair(&csv).unwrap();
+        res.append_row(&csv, &record("a", Some(1.0))).unwrap();
+        assert_eq!(res.rows().unwrap(), vec![record("a", Some(1.0))]);
+    }
+
+    #[test]
+    fn a_row_its_reader_would_refuse_is_never_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        res.append_row(&csv, &record("a", Some(1.0))).unwrap();
+        let before = std::fs::read(&csv).unwrap();
+        // An infinite lr serialises to JSON null, which no run config column parses back from.
+        let mut bad = record("b", Some(1.0));
+        bad.config.lr = f64::INFINITY;
+        let err = format!("{:#}", res.append_row(&csv, &bad).unwrap_err());
+        assert!(err.contains("refusing to commit run b"), "{err}");
+        assert_eq!(std::fs::read(&csv).unwrap(), before);
+        assert_eq!(res.rows().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_changed_plan_says_how_many_rows_reports_leave_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().join("t"));
+        std::fs::create_dir_all(&res.root).unwrap();
+        let write = |name: &str, lr: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(
+                &p,
+                format!("name = \"t\"\n[[grid]]\nmodel = \"gan\"\nlr = {lr}\n"),
+            )
+            .unwrap();
+            (p.clone(), Experiment::load(&p).unwrap())
+        };
+        let (a, exp_a) = write("a.toml", "[0.1, 0.2]");
+        assert_eq!(res.record_experiment(&a, &exp_a).unwrap(), None);
+        for r in &exp_a.runs {
+            let mut row = record(&r.id, Some(1.0));
+            row.config = r.config.clone();
+            res.append_row(&res.runs_csv(Shard::ALL), &row).unwrap();
+        }
+        // The same file again, and a file that keeps both runs: nothing to say.
+        assert_eq!(res.record_experiment(&a, &exp_a).unwrap(), None);
+        let (b, exp_b) = write("b.toml", "[0.1, 0.2, 0.3]");
+        assert_eq!(res.record_experiment(&b, &exp_b).unwrap(), None);
+        // Another file under the same name that plans neither run.
+        let (c, exp_c) = write("c.toml", "0.5");
+        let notice = res.record_experiment(&c, &exp_c).unwrap().unwrap();
+        assert!(
+            notice.contains("2 finished row(s)") && notice.contains("b.toml"),
+            "{notice}"
+        );
+        let copy = std::fs::read_to_string(res.root.join("experiment.toml")).unwrap();
+        assert!(
+            copy.ends_with("lr = 0.5\n") && copy.contains("c.toml"),
+            "{copy}"
+        );
+        assert_eq!(
+            Experiment::load(&res.root.join("experiment.toml"))
+                .unwrap()
+                .runs
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -340,3 +340,140 @@ fn a_corrupted_mnist_file_fails_with_a_checksum_message() {
         "{err}"
     );
 }
+
+#[test]
+fn failed_runs_exit_2_and_a_run_that_cannot_start_leaves_experiment_toml_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), TINY);
+    let results = tmp.path().join("results");
+    let root = results.join("tiny");
+    let args = |classifier: &str| {
+        vec![
+            "run".to_string(),
+            exp.display().to_string(),
+            "--device".into(),
+            "cpu".into(),
+            "--no-report".into(),
+            "--results".into(),
+            results.display().to_string(),
+            "--classifier".into(),
+            classifier.to_string(),
+        ]
+    };
+    let call = |classifier: &str| {
+        let a = args(classifier);
+        ebgan(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // No classifier: an error before anything is trained or recorded.
+    let out = call("/nonexistent/classifier");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!root.join("experiment.toml").exists());
+
+    // One EBGAN run cannot write its samples (a folder stands where the file goes): it fails,
+    // the others are committed, and the exit status says so.
+    let plan = ok(ebgan(&["plan", exp.to_str().unwrap(), "--list"]));
+    let victim = common::planned_ids(&plan)
+        .into_iter()
+        .find(|id| id.starts_with("ebgan-"))
+        .unwrap();
+    std::fs::create_dir_all(root.join(&victim).join("samples.png/blocked")).unwrap();
+    let out = call(classifier().to_str().unwrap());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!("FAILED {victim}")) && log.contains("retries them"),
+        "{log}"
+    );
+    let done = ids(&rows(&root.join("runs.csv")));
+    assert_eq!(done.len(), 4, "{done:?}");
+    assert!(!done.contains(&victim));
+    let recorded = std::fs::read_to_string(root.join("experiment.toml")).unwrap();
+    assert!(recorded.ends_with(TINY), "{recorded}");
+
+    // A run of another file under the same name that fails to start keeps the record; once the
+    // blocker is gone the failed run trains and the exit status is 0.
+    let other = tmp.path().join("other.toml");
+    std::fs::write(&other, TINY.replace("n_layer_g = [2, 3]", "n_layer_g = 4")).unwrap();
+    let out = ebgan(&[
+        "run",
+        other.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--classifier",
+        "/nonexistent/classifier",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(root.join("experiment.toml")).unwrap(),
+        recorded
+    );
+    std::fs::remove_dir_all(root.join(&victim).join("samples.png")).unwrap();
+    let out = call(classifier().to_str().unwrap());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ids(&rows(&root.join("runs.csv"))).len(), 5);
+}
+
+#[test]
+fn a_report_killed_at_any_moment_leaves_every_figure_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), TINY);
+    let results = tmp.path().join("results");
+    run(&exp, &results, &[]);
+    let root = results.join("tiny");
+    let figures = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "md"))
+            .collect();
+        v.sort();
+        v
+    };
+    let expected = figures();
+    assert!(expected.len() >= 4, "{expected:?}");
+    for f in &expected {
+        std::fs::remove_file(f).unwrap();
+    }
+    let mut redrawn = 0;
+    for kill_after_ms in [0u64, 40, 80, 120, 160, 200, 300, 400, 600, 900] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+            .args(["report", root.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        redrawn += usize::from(finished);
+        // Whatever the moment: each figure is absent or whole, each table absent or complete.
+        for f in figures() {
+            let bytes = std::fs::read(&f).unwrap();
+            if f.extension().is_some_and(|e| e == "png") {
+                image::load_from_memory(&bytes).unwrap_or_else(|e| {
+                    panic!("{} after a kill at {kill_after_ms} ms: {e}", f.display())
+                });
+            } else {
+                assert!(
+                    String::from_utf8(bytes)
+                        .unwrap()
+                        .contains("## Runs per family"),
+                    "{} after a kill at {kill_after_ms} ms",
+                    f.display()
+                );
+            }
+        }
+    }
+    // Killed runs of the report are redone by the next one.
+    ok(ebgan(&["report", root.to_str().unwrap()]));
+    assert_eq!(
+        figures(),
+        expected,
+        "{redrawn} of the killed reports had finished"
+    );
+}

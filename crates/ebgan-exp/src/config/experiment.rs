@@ -32,6 +32,65 @@ fn default_dataset() -> Dataset {
     Dataset::Mnist
 }
 
+/// Table 1's names, accepted as aliases of the fields.
+const ALIASES: [(&str, &str); 7] = [
+    ("n_layer_g", "nLayerG"),
+    ("size_g", "sizeG"),
+    ("n_layer_d", "nLayerD"),
+    ("size_d", "sizeD"),
+    ("dropout_d", "dropoutD"),
+    ("optim_d", "optimD"),
+    ("optim_g", "optimG"),
+];
+
+/// Where `key` is set for grid `g` (0-based): its line in that `[[grid]]` table, else in
+/// `[common]`; with the key and value as written. None when it is not written (a default).
+fn locate(text: &str, g: usize, key: &str) -> Option<(usize, String, String)> {
+    let names: Vec<&str> = std::iter::once(key)
+        .chain(ALIASES.iter().filter(|(k, _)| *k == key).map(|(_, a)| *a))
+        .collect();
+    // (table name, first line, lines) of every table; the top level is "".
+    let mut tables: Vec<(String, usize, Vec<&str>)> = vec![(String::new(), 1, vec![])];
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let name = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            tables.push((name, i + 2, vec![]));
+        } else if let Some(last) = tables.last_mut() {
+            last.2.push(line);
+        }
+    }
+    let grid = tables.iter().filter(|t| t.0 == "grid").nth(g);
+    let common = tables.iter().find(|t| t.0 == "common");
+    for (_, first, lines) in grid.into_iter().chain(common) {
+        for (j, line) in lines.iter().enumerate() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            if names.contains(&k.trim()) {
+                let value = v.split('#').next().unwrap_or("").trim().to_string();
+                return Some((first + j, k.trim().to_string(), value));
+            }
+        }
+    }
+    None
+}
+
+/// An invalid run of grid `g` as "file: line N: key = value: why".
+fn invalid(text: &str, origin: &str, g: usize, e: &super::validate::Invalid) -> anyhow::Error {
+    match locate(text, g, &e.key) {
+        Some((line, key, value)) => {
+            anyhow::anyhow!("{origin}: line {line}: {key} = {value}: {}", e.message)
+        }
+        None => anyhow::anyhow!(
+            "{origin}: [[grid]] table {} (the default {}): {}",
+            g + 1,
+            e.key,
+            e.message
+        ),
+    }
+}
+
 /// One planned run.
 #[derive(Clone, Debug)]
 pub struct Run {
@@ -91,13 +150,9 @@ impl Experiment {
         let mut seen = std::collections::HashSet::new();
         for (g, spec) in file.grid.iter().enumerate() {
             for config in file.common.overlay(spec).expand() {
-                config.validate_for(file.dataset).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{origin}: grid {} (the [[grid]] table number {}): {e}",
-                        g,
-                        g + 1
-                    )
-                })?;
+                config
+                    .validate_for(file.dataset)
+                    .map_err(|e| invalid(text, origin, g, &e))?;
                 let id = config.run_id();
                 // Two grids listing the same run would train it twice.
                 if seen.insert(id.clone()) {

@@ -166,6 +166,56 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_and_out_of_range_values_are_rejected_with_file_line_key_and_value() {
+        for (line, why) in [
+            ("lr = inf", "lr must be a finite number"),
+            ("margin = inf", "margin must be a finite number"),
+            ("pulling_away = nan", "pulling_away must be a finite number"),
+            ("lr = [0.001, -inf]", "lr must be a finite number"),
+            ("beta1 = 1.5", "beta1 must be in [0, 1)"),
+            ("beta2 = -1", "beta2 must be in [0, 1)"),
+            ("adam_eps = 0", "adam_eps must be > 0"),
+            ("sgd_momentum = -2", "sgd_momentum must be in [0, 1)"),
+            ("pulling_away = -1", "pulling_away must be >= 0"),
+            ("lr_decay_start = -3", "lr_decay_start must be in [0, 1]"),
+            ("init_std_g = -1", "init_std_g must be >= 0"),
+            ("margin_floor = -5", "margin_floor must be in [0, margin]"),
+            (
+                "dropoutD = true\ndropout_p = 1.5",
+                "dropout_p must be in [0, 1)",
+            ),
+            (
+                "lr_decay_start = 0.5",
+                "honoured by the ladder trainer only",
+            ),
+        ] {
+            let text = format!(
+                "name = \"t\"\n[common]\nepochs = 1\n[[grid]]\nmodel = \"ebgan\"\n{line}\n"
+            );
+            let err = Experiment::parse(&text, "bad.toml")
+                .unwrap_err()
+                .to_string();
+            // The offending key is on the last line of the file.
+            let (n, last) = (text.lines().count(), text.lines().last().unwrap());
+            assert!(
+                err.contains(&format!("bad.toml: line {n}: {last}: ")) && err.contains(why),
+                "{line}: {err}"
+            );
+        }
+        // A bad value set in [common] is found there.
+        let text = "name = \"t\"\n[common]\nbeta1 = 1.5\n[[grid]]\nmodel = \"gan\"\n";
+        let err = Experiment::parse(text, "c.toml").unwrap_err().to_string();
+        assert!(err.contains("c.toml: line 3: beta1 = 1.5: "), "{err}");
+        // Table 1's alias is named as written.
+        let text = "name = \"t\"\n[[grid]]\nnLayerG = [2, 1]\n";
+        let err = Experiment::parse(text, "a.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("a.toml: line 3: nLayerG = [2, 1]: n_layer_g must be >= 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_shipped_experiment_file_parses() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
         let mut n = 0;

@@ -1,86 +1,203 @@
-//! Checks of a resolved run config that its types cannot express.
+//! Checks of a resolved run config that its types cannot express. Each names the key it is
+//! about, so the experiment file's error can point at that key's line.
 
-use super::kinds::Dataset;
+use super::kinds::{Dataset, Model};
 use super::run_config::RunConfig;
 
+/// A value the run config cannot have.
+#[derive(Debug)]
+pub struct Invalid {
+    /// The field (as spelled in [`RunConfig`]).
+    pub key: String,
+    pub message: String,
+}
+
+fn check(ok: bool, key: &str, message: impl Into<String>) -> Result<(), Invalid> {
+    match ok {
+        true => Ok(()),
+        false => Err(Invalid {
+            key: key.into(),
+            message: message.into(),
+        }),
+    }
+}
+
+/// `[lo, hi)` for a probability-like field.
+fn unit_interval(v: f64) -> bool {
+    (0.0..1.0).contains(&v)
+}
+
 impl RunConfig {
-    pub(super) fn validate_for(&self, dataset: Dataset) -> Result<(), String> {
-        let conv = self.network.is_conv();
-        let checks: [(bool, String); 6] = [
-            (
-                conv || dataset == Dataset::Mnist,
-                format!("network = \"mlp\" (the default) trains on dataset = \"mnist\"; for dataset = \"{dataset}\" set network = \"dcgan\" or \"imagenet\""),
-            ),
-            (
-                !conv || (dataset != Dataset::Mnist && !self.model.is_ladder()),
-                "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with model \"ebgan\" or \"gan\"".into(),
-            ),
-            (
-                !conv || (self.image_size >= 16 && (self.image_size as u64).is_power_of_two()),
-                "image_size must be a power of two >= 16".into(),
-            ),
-            (
-                dataset != Dataset::Mnist64 || self.image_size == 64,
-                "dataset = \"mnist64\" is 64x64: image_size must be 64".into(),
-            ),
-            (
-                dataset != Dataset::Mnist64 || !self.random_crop,
-                "random_crop is for LSUN-style data cached at 1.5x; dataset = \"mnist64\" has no margin to crop from".into(),
-            ),
-            (
-                self.g_base > 0
-                    && self.ae_base > 0
-                    && self.d_base > 0
-                    && self.noise_planes >= 0
-                    && self.sample_every >= 1
-                    && self.checkpoint_every >= 1,
-                "g_base, ae_base, d_base, sample_every, checkpoint_every must be > 0 and noise_planes >= 0".into(),
-            ),
-        ];
-        if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err(msg.clone());
-        }
+    pub(super) fn validate_for(&self, dataset: Dataset) -> Result<(), Invalid> {
+        self.finite()?;
+        self.fits(dataset)?;
         self.validate()
     }
 
-    fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 11] = [
-            (
-                !self.model.is_ladder()
-                    || (self.labels >= 10
-                        && self.labels.is_multiple_of(10)
-                        && self.labels <= 60000),
-                "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
-            ),
-            (self.n_layer_g >= 2, "n_layer_g must be >= 2"),
-            (self.n_layer_d >= 2, "n_layer_d must be >= 2"),
-            (
-                self.size_g > 0 && self.size_d > 0 && self.z_dim > 0,
-                "sizes must be > 0",
-            ),
-            (
-                self.batch_size >= 2,
-                "batch_size must be >= 2 (batch norm and the pulling-away term need 2)",
-            ),
-            (self.lr > 0.0, "lr must be > 0"),
-            (
-                (0.0..1.0).contains(&self.dropout_p),
-                "dropout_p must be in [0, 1)",
-            ),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (
-                self.train_images >= self.batch_size as usize && self.train_images <= 60000,
-                "train_images must be in [batch_size, 60000]",
-            ),
-            (self.score_samples >= 1, "score_samples must be >= 1"),
-            (
-                self.margin_decay_start <= self.margin_decay_end && self.margin >= 0.0,
-                "margin must be >= 0 and margin_decay_start <= margin_decay_end",
-            ),
-        ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, msg)) => Err(msg.to_string()),
+    /// Every number finite: an inf or NaN would train, then write a row no reader accepts.
+    fn finite(&self) -> Result<(), Invalid> {
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(self).expect("a run config serialises")
+        else {
+            unreachable!("a struct serialises to an object")
+        };
+        // serde_json writes a non-finite f64 as null; no field of a run config is optional.
+        match fields.iter().find(|(_, v)| v.is_null()) {
+            Some((key, _)) => check(false, key, format!("{key} must be a finite number")),
             None => Ok(()),
         }
+    }
+
+    /// The network and the dataset belong together.
+    fn fits(&self, dataset: Dataset) -> Result<(), Invalid> {
+        let conv = self.network.is_conv();
+        check(
+            conv || dataset == Dataset::Mnist,
+            "network",
+            format!("network = \"mlp\" (the default) trains on dataset = \"mnist\"; for dataset = \"{dataset}\" set network = \"dcgan\" or \"imagenet\""),
+        )?;
+        check(
+            !conv || (dataset != Dataset::Mnist && !self.model.is_ladder()),
+            "network",
+            "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with model \"ebgan\" or \"gan\"",
+        )?;
+        check(
+            !conv || (self.image_size >= 16 && (self.image_size as u64).is_power_of_two()),
+            "image_size",
+            "image_size must be a power of two >= 16",
+        )?;
+        check(
+            dataset != Dataset::Mnist64 || self.image_size == 64,
+            "image_size",
+            "dataset = \"mnist64\" is 64x64: image_size must be 64",
+        )?;
+        check(
+            dataset != Dataset::Mnist64 || !self.random_crop,
+            "random_crop",
+            "random_crop is for LSUN-style data cached at 1.5x; dataset = \"mnist64\" has no margin to crop from",
+        )?;
+        for (key, v) in [
+            ("g_base", self.g_base),
+            ("ae_base", self.ae_base),
+            ("d_base", self.d_base),
+        ] {
+            check(v > 0, key, format!("{key} must be > 0"))?;
+        }
+        check(
+            self.noise_planes >= 0,
+            "noise_planes",
+            "noise_planes must be >= 0",
+        )?;
+        check(
+            self.sample_every >= 1,
+            "sample_every",
+            "sample_every must be > 0",
+        )?;
+        check(
+            self.checkpoint_every >= 1,
+            "checkpoint_every",
+            "checkpoint_every must be > 0",
+        )
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        check(
+            !self.model.is_ladder()
+                || (self.labels >= 10 && self.labels.is_multiple_of(10) && self.labels <= 60000),
+            "labels",
+            "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
+        )?;
+        check(self.n_layer_g >= 2, "n_layer_g", "n_layer_g must be >= 2")?;
+        check(self.n_layer_d >= 2, "n_layer_d", "n_layer_d must be >= 2")?;
+        for (key, v) in [
+            ("size_g", self.size_g),
+            ("size_d", self.size_d),
+            ("z_dim", self.z_dim),
+        ] {
+            check(v > 0, key, format!("sizes must be > 0: {key}"))?;
+        }
+        check(
+            self.batch_size >= 2,
+            "batch_size",
+            "batch_size must be >= 2 (batch norm and the pulling-away term need 2)",
+        )?;
+        check(self.lr > 0.0, "lr", "lr must be > 0")?;
+        check(
+            unit_interval(self.beta1),
+            "beta1",
+            "beta1 must be in [0, 1)",
+        )?;
+        check(
+            unit_interval(self.beta2),
+            "beta2",
+            "beta2 must be in [0, 1)",
+        )?;
+        check(self.adam_eps > 0.0, "adam_eps", "adam_eps must be > 0")?;
+        check(
+            unit_interval(self.sgd_momentum),
+            "sgd_momentum",
+            "sgd_momentum must be in [0, 1)",
+        )?;
+        check(
+            unit_interval(self.dropout_p),
+            "dropout_p",
+            "dropout_p must be in [0, 1)",
+        )?;
+        check(self.epochs >= 1, "epochs", "epochs must be >= 1")?;
+        check(
+            self.train_images >= self.batch_size as usize && self.train_images <= 60000,
+            "train_images",
+            "train_images must be in [batch_size, 60000]",
+        )?;
+        check(
+            self.score_samples >= 1,
+            "score_samples",
+            "score_samples must be >= 1",
+        )?;
+        check(self.margin >= 0.0, "margin", "margin must be >= 0")?;
+        check(
+            self.margin_floor >= 0.0 && self.margin_floor <= self.margin,
+            "margin_floor",
+            "margin_floor must be in [0, margin]",
+        )?;
+        for (key, v) in [
+            ("margin_decay_start", self.margin_decay_start),
+            ("margin_decay_end", self.margin_decay_end),
+        ] {
+            check(
+                (0.0..=1.0).contains(&v),
+                key,
+                format!("{key} must be in [0, 1] (a fraction of the run's steps)"),
+            )?;
+        }
+        check(
+            self.margin_decay_start <= self.margin_decay_end,
+            "margin_decay_start",
+            "margin_decay_start must be <= margin_decay_end",
+        )?;
+        check(
+            self.pulling_away >= 0.0,
+            "pulling_away",
+            "pulling_away must be >= 0 (0 = plain EBGAN)",
+        )?;
+        for (key, v) in [
+            ("init_std_g", self.init_std_g),
+            ("init_std_d", self.init_std_d),
+            ("lambda_0", self.lambda_0),
+            ("ladder_noise", self.ladder_noise),
+        ] {
+            check(v >= 0.0, key, format!("{key} must be >= 0"))?;
+        }
+        check(
+            (0.0..=1.0).contains(&self.lr_decay_start),
+            "lr_decay_start",
+            "lr_decay_start must be in [0, 1] (a fraction of training; 1 = no decay)",
+        )?;
+        // Only the ladder trainer decays the learning rate; elsewhere it would be silently ignored.
+        check(
+            self.lr_decay_start == 1.0 || matches!(self.model, Model::Ladder | Model::EbganLn),
+            "lr_decay_start",
+            "lr_decay_start is honoured by the ladder trainer only (model = \"ladder\" or \"ebgan-ln\"); leave it at 1 (no decay) for other models",
+        )
     }
 }

@@ -6,6 +6,7 @@ use crate::config::{Family, Model};
 use crate::results::{ResultsDir, RunRecord};
 use crate::train::LossLog;
 use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,23 @@ fn family_color(family: Family) -> RGBColor {
         Family::Ebgan => RGBColor(31, 119, 180),
         _ => RGBColor(44, 160, 44),
     }
+}
+
+/// Draws a `size` PNG in memory, then writes it atomically: a killed report never leaves a
+/// partial figure behind.
+fn draw_png(
+    out: &Path,
+    size: (u32, u32),
+    draw: impl for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    let img = image::RgbImage::from_raw(size.0, size.1, buf).expect("buffer size is w * h * 3");
+    crate::png::save_rgb_png(&img, out)
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -100,21 +118,22 @@ pub fn figure2(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
     if i_primes(rows).is_empty() {
         return Ok(None);
     }
-    let root = BitMapBackend::new(out, (1500, 450)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let panels = root.split_evenly((1, 3));
-    let limits = [
-        ("(a) all runs", usize::MAX),
-        ("(b) nLayerG <= 4, nLayerD <= 4", 4),
-        ("(c) nLayerG <= 3, nLayerD <= 3", 3),
-    ];
-    for (area, (title, max)) in panels.iter().zip(limits) {
-        let keep = rows
-            .iter()
-            .filter(move |r| r.config.n_layer_g <= max && r.config.n_layer_d <= max);
-        histogram_panel(area, title, &family_series(keep))?;
-    }
-    root.present().map_err(err)?;
+    draw_png(out, (1500, 450), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let panels = root.split_evenly((1, 3));
+        let limits = [
+            ("(a) all runs", usize::MAX),
+            ("(b) nLayerG <= 4, nLayerD <= 4", 4),
+            ("(c) nLayerG <= 3, nLayerD <= 3", 3),
+        ];
+        for (area, (title, max)) in panels.iter().zip(limits) {
+            let keep = rows
+                .iter()
+                .filter(move |r| r.config.n_layer_g <= max && r.config.n_layer_d <= max);
+            histogram_panel(area, title, &family_series(keep))?;
+        }
+        Ok(())
+    })?;
     Ok(Some(out.to_path_buf()))
 }
 
@@ -144,26 +163,27 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
     }
     let cols = 4.min(settings.len());
     let nrows = settings.len().div_ceil(cols);
-    let root = BitMapBackend::new(out, (420 * cols as u32, 320 * nrows as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    for (area, (lr, od, og)) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
-        let gan = i_primes(rows.iter().filter(|r| {
-            r.config.model == Model::Gan
-                && r.config.lr == *lr
-                && format!("{:?}", r.config.optim_d).to_lowercase() == *od
-                && format!("{:?}", r.config.optim_g).to_lowercase() == *og
-        }));
-        let series = vec![
-            ("GAN".to_string(), family_color(Family::Gan), gan),
-            (
-                "EBGAN".to_string(),
-                family_color(Family::Ebgan),
-                ebgan.clone(),
-            ),
-        ];
-        histogram_panel(area, &format!("lr {lr}, optimD {od}, optimG {og}"), &series)?;
-    }
-    root.present().map_err(err)?;
+    draw_png(out, (420 * cols as u32, 320 * nrows as u32), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        for (area, (lr, od, og)) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
+            let gan = i_primes(rows.iter().filter(|r| {
+                r.config.model == Model::Gan
+                    && r.config.lr == *lr
+                    && format!("{:?}", r.config.optim_d).to_lowercase() == *od
+                    && format!("{:?}", r.config.optim_g).to_lowercase() == *og
+            }));
+            let series = vec![
+                ("GAN".to_string(), family_color(Family::Gan), gan),
+                (
+                    "EBGAN".to_string(),
+                    family_color(Family::Ebgan),
+                    ebgan.clone(),
+                ),
+            ];
+            histogram_panel(area, &format!("lr {lr}, optimD {od}, optimG {og}"), &series)?;
+        }
+        Ok(())
+    })?;
     Ok(Some(out.to_path_buf()))
 }
 
@@ -203,9 +223,7 @@ fn sheet_row(sheets: &[(String, PathBuf)], out: &Path) -> Result<Option<PathBuf>
             root.present().map_err(err)?;
         }
         let img = image::RgbImage::from_raw(w, h, buf).expect("buffer size is w * h * 3");
-        let mut bytes = std::io::Cursor::new(vec![]);
-        img.write_to(&mut bytes, image::ImageFormat::Png)?;
-        crate::fsutil::write_atomic(out, bytes.get_ref())?;
+        crate::png::save_rgb_png(&img, out)?;
     }
     Ok(Some(out.to_path_buf()))
 }
@@ -296,74 +314,75 @@ pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<Path
     if rows.is_empty() {
         return Ok(None);
     }
-    let root = BitMapBackend::new(out, (1000, 400)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let halves = root.split_evenly((1, 2));
-    let x_max = rows.iter().map(|r| r.epoch).fold(0.0, f64::max) * 1.02;
-    // (title, [(loss-log field, label, colour)]).
-    type Panel<'a> = (&'a str, Vec<(fn(&LossLog) -> f64, &'a str, RGBColor)>);
-    let panels: [Panel; 2] = [
-        (
-            "losses",
-            vec![
-                (|l| l.loss_d, "loss D", RGBColor(214, 39, 40)),
-                (|l| l.loss_g, "loss G", RGBColor(31, 119, 180)),
-            ],
-        ),
-        (
-            "real / fake (energy or D(x)) and margin",
-            vec![
-                (|l| l.real, "real", RGBColor(44, 160, 44)),
-                (|l| l.fake, "fake", RGBColor(255, 127, 14)),
-                (|l| l.margin, "margin", RGBColor(100, 100, 100)),
-            ],
-        ),
-    ];
-    for (area, (name, cols)) in halves.iter().zip(panels) {
-        let vals: Vec<f64> = rows
-            .iter()
-            .flat_map(|r| cols.iter().map(move |(f, _, _)| f(r)))
-            .filter(|v| v.is_finite())
-            .collect();
-        let (lo, hi) = vals
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        let span = (hi - lo).max(1e-6);
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("{title}: {name}"), ("sans-serif", 14))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..x_max, (lo - 0.05 * span)..(hi + 0.05 * span))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-        for (f, label, color) in cols {
+    draw_png(out, (1000, 400), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let halves = root.split_evenly((1, 2));
+        let x_max = rows.iter().map(|r| r.epoch).fold(0.0, f64::max) * 1.02;
+        // (title, [(loss-log field, label, colour)]).
+        type Panel<'a> = (&'a str, Vec<(fn(&LossLog) -> f64, &'a str, RGBColor)>);
+        let panels: [Panel; 2] = [
+            (
+                "losses",
+                vec![
+                    (|l| l.loss_d, "loss D", RGBColor(214, 39, 40)),
+                    (|l| l.loss_g, "loss G", RGBColor(31, 119, 180)),
+                ],
+            ),
+            (
+                "real / fake (energy or D(x)) and margin",
+                vec![
+                    (|l| l.real, "real", RGBColor(44, 160, 44)),
+                    (|l| l.fake, "fake", RGBColor(255, 127, 14)),
+                    (|l| l.margin, "margin", RGBColor(100, 100, 100)),
+                ],
+            ),
+        ];
+        for (area, (name, cols)) in halves.iter().zip(panels) {
+            let vals: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| cols.iter().map(move |(f, _, _)| f(r)))
+                .filter(|v| v.is_finite())
+                .collect();
+            let (lo, hi) = vals
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let span = (hi - lo).max(1e-6);
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{title}: {name}"), ("sans-serif", 14))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.0..x_max, (lo - 0.05 * span)..(hi + 0.05 * span))
+                .map_err(err)?;
             chart
-                .draw_series(LineSeries::new(
-                    rows.iter()
-                        .map(|r| (r.epoch, f(r)))
-                        .filter(|p| p.1.is_finite()),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2))
-                });
+                .configure_mesh()
+                .x_desc("epoch")
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(err)?;
+            for (f, label, color) in cols {
+                chart
+                    .draw_series(LineSeries::new(
+                        rows.iter()
+                            .map(|r| (r.epoch, f(r)))
+                            .filter(|p| p.1.is_finite()),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-    }
-    root.present().map_err(err)?;
+        Ok(())
+    })?;
     Ok(Some(out.to_path_buf()))
 }

@@ -120,7 +120,8 @@ fn best_ladder_samples(
         .min_by(|a, b| a.test_error.partial_cmp(&b.test_error).unwrap());
     match best {
         Some(r) if res.run_dir(&r.run_id).join("samples.png").is_file() => {
-            std::fs::copy(res.run_dir(&r.run_id).join("samples.png"), out)?;
+            let sheet = std::fs::read(res.run_dir(&r.run_id).join("samples.png"))?;
+            crate::fsutil::write_atomic(out, &sheet)?;
             Ok(Some(out.to_path_buf()))
         }
         _ => Ok(None),

@@ -20,6 +20,23 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
 
+/// Exit status of `ebgan run` when it trained but some runs failed with an error (they are in
+/// failed.log and the next `ebgan run` retries them). 0: every run of the shard is committed
+/// (a diverged run is a result); 1: an error stopped the command.
+pub const EXIT_RUNS_FAILED: u8 = 2;
+
+/// Some runs of this invocation failed; the others are committed.
+#[derive(Debug)]
+pub struct RunsFailed(pub String);
+
+impl std::fmt::Display for RunsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; the next `ebgan run` retries them", self.0)
+    }
+}
+
+impl std::error::Error for RunsFailed {}
+
 /// Train the runs of an experiment file that are not done yet, then redraw its report.
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -71,6 +88,7 @@ impl RunArgs {
                 .clone()
                 .unwrap_or_else(|| scoring::default_dir(data)),
         };
+        let mut failed: Option<anyhow::Error> = None;
         if self.workers > 1 {
             let mut pass = vec![
                 "--device".to_string(),
@@ -92,16 +110,24 @@ impl RunArgs {
             if let Some(j) = self.jobs {
                 pass.extend(["--jobs".into(), j.to_string()]);
             }
-            workers::run(
+            let done = workers::run(
                 &self.file,
                 self.shard,
                 self.workers,
                 data,
                 &self.results,
                 &pass,
-            )?;
+            );
+            match done {
+                Err(e) if e.is::<RunsFailed>() => failed = Some(e),
+                other => other?,
+            }
         } else {
-            run(&self.file, &opts)?;
+            let tally = run(&self.file, &opts)?;
+            if Tally::get(&tally.failed) > 0 {
+                let n = Tally::get(&tally.failed);
+                failed = Some(RunsFailed(format!("{n} run(s) failed (see failed.log)")).into());
+            }
         }
         if !self.no_report {
             let exp = Experiment::load(&self.file)?;
@@ -109,7 +135,7 @@ impl RunArgs {
             crate::report::write(&dir)?;
             eprintln!("report: {}", dir.join("summary.md").display());
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -203,12 +229,14 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
     let _lock = res.lock(&csv)?;
     res.repair(&csv)?;
     let pending = pending(&exp, opts.shard, &res)?;
-    crate::fsutil::write_atomic(
-        &res.root.join("experiment.toml"),
-        &std::fs::read(experiment_file)?,
-    )?;
+    let record = || -> Result<()> {
+        if let Some(notice) = res.record_experiment(experiment_file, &exp)? {
+            eprintln!("{notice}");
+        }
+        Ok(())
+    };
     if pending.is_empty() {
-        return Ok(Tally::default());
+        return record().map(|()| Tally::default());
     }
 
     let dataset = exp.data.dataset;
@@ -230,6 +258,8 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         pending.iter().map(|r| &r.config),
         opts.device,
     )?;
+    // The folder's experiment.toml changes only once the runs can start.
+    record()?;
     let inputs = Inputs {
         dataset,
         mnist: &mnist,

@@ -98,8 +98,8 @@ pub fn run(
         for (w, child, _) in children.iter_mut() {
             match child.try_wait()? {
                 None => left += 1,
-                Some(status) if !status.success() && !failed.iter().any(|(f, _)| f == w) => {
-                    failed.push((*w, status.to_string()))
+                Some(status) if !status.success() && !failed.iter().any(|(f, _, _)| f == w) => {
+                    failed.push((*w, status.code(), status.to_string()))
                 }
                 Some(_) => {}
             }
@@ -116,10 +116,19 @@ pub fn run(
         done(),
         planned.len()
     );
+    // Workers whose runs failed (exit 2) committed the rest of their sub-shard.
+    let runs_failed =
+        |(_, code, _): &(usize, Option<i32>, String)| *code == Some(super::EXIT_RUNS_FAILED as i32);
+    if !failed.is_empty() && failed.iter().all(runs_failed) {
+        let n = failed.len();
+        return Err(
+            super::RunsFailed(format!("runs failed in {n} worker(s) (see failed.log)")).into(),
+        );
+    }
     if !failed.is_empty() {
         let list: Vec<String> = failed
             .iter()
-            .map(|(w, s)| format!("worker {w} (shard {}): {s}", sub_shard(shard, *w, workers)))
+            .map(|(w, _, s)| format!("worker {w} (shard {}): {s}", sub_shard(shard, *w, workers)))
             .collect();
         bail!(
             "{}; run the same command again to finish its runs",

@@ -567,6 +567,38 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpointed_loss_log_reads_back_bit_for_bit() {
+        // The log travels in the checkpoint's JSON metadata; a resumed run writes it to
+        // losses.csv, which must equal an uninterrupted run's to the last digit.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut value = || rng.random::<f64>() * 40.0;
+        let log: Vec<LossLog> = (0..3000)
+            .map(|i| LossLog {
+                step: i,
+                epoch: value() / 10.0,
+                loss_d: value(),
+                loss_g: value(),
+                real: value(),
+                fake: value(),
+                margin: value(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CHECKPOINT);
+        let meta = HashMap::from([("log".to_string(), serde_json::to_string(&log).unwrap())]);
+        checkpoint::save(
+            &path,
+            &[("t".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu)))],
+            meta,
+        )
+        .unwrap();
+        let back: Vec<LossLog> =
+            serde_json::from_str(checkpoint::load(&path).unwrap().meta("log").unwrap()).unwrap();
+        let differ = log.iter().zip(&back).filter(|(a, b)| a != b).count();
+        assert_eq!((back.len(), differ), (log.len(), 0));
+    }
+
+    #[test]
     fn every_model_trains_and_writes_samples_interpolations_and_checkpoints() {
         let data = images();
         for c in [

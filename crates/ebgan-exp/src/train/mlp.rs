@@ -260,11 +260,12 @@ pub fn train_cohort(
     let mut logs: Vec<Vec<LossLog>> = (0..k).map(|_| vec![]).collect();
     let mut window = LogWindow::new(k, device);
     let steps_per_epoch = members[0].steps_per_epoch();
-    let (mut step, mut epochs_done) = (0u64, 0);
+    let total = members[0].total_steps(); // `steps` when set, else `epochs` epochs
+    let mut step = 0u64;
 
-    'epochs: for _ in 0..cohort.key.epochs {
+    'epochs: while step < total {
         let perms = order.next_epoch();
-        for s in 0..steps_per_epoch {
+        for s in 0..steps_per_epoch.min(total - step) {
             let start = s as usize * b as usize;
             let idx: Vec<i64> = perms
                 .iter()
@@ -278,7 +279,7 @@ pub fn train_cohort(
             alive = out.alive;
             window.add(&stats.where_scalarother(&alive.unsqueeze(0), 0.0));
             on_step(step);
-            let epoch_end = s + 1 == steps_per_epoch;
+            let epoch_end = s + 1 == steps_per_epoch || step == total;
             if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
                 host_alive = Vec::<bool>::try_from(&alive)?;
                 if host_alive.iter().all(|a| !a) {
@@ -295,8 +296,8 @@ pub fn train_cohort(
                 }
             }
         }
-        epochs_done += 1;
     }
+    let epochs_done = (step / steps_per_epoch) as usize;
 
     let host_alive = Vec::<bool>::try_from(&alive)?;
     let dead_at = Vec::<i64>::try_from(&dead_at)?;
@@ -472,6 +473,29 @@ mod tests {
             // Same config and seed agree; other members differ.
             assert!(close(&c1, &c3, 1e-6), "{family}: {c1:?} vs {c3:?}");
             assert!(!close(&c1, &losses(&cohort[0]), 1e-3));
+        }
+    }
+
+    #[test]
+    fn a_step_count_ends_training_there_whatever_the_epochs() {
+        // 16 steps per epoch: `steps` ends training 4 steps into the second epoch, the last log
+        // window closes there, and `epochs` (25 here) is not what counts.
+        for (steps, windows, epochs) in [(20, vec![16, 20], 1), (5, vec![5], 0)] {
+            let c = RunConfig {
+                steps,
+                epochs: 25,
+                ..config(Model::Ebgan, 0)
+            };
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join("run");
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut last = 0;
+            let r = SCORER.with(|scorer| {
+                train_cohort(&[c], &images(), scorer, &[dir], &mut |s| last = s).unwrap()
+            });
+            assert_eq!(last, steps);
+            assert_eq!(r[0].log.iter().map(|l| l.step).collect::<Vec<_>>(), windows);
+            assert_eq!(r[0].epochs_done, epochs);
         }
     }
 
