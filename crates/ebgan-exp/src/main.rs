@@ -75,9 +75,12 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            match e.downcast_ref::<run::RunsFailed>() {
-                Some(_) => std::process::ExitCode::from(run::EXIT_RUNS_FAILED),
-                None => std::process::ExitCode::FAILURE,
+            if e.is::<run::RunsStopped>() {
+                std::process::ExitCode::from(run::EXIT_STOPPED)
+            } else if e.is::<run::RunsFailed>() {
+                std::process::ExitCode::from(run::EXIT_RUNS_FAILED)
+            } else {
+                std::process::ExitCode::FAILURE
             }
         }
     }

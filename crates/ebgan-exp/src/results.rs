@@ -49,6 +49,29 @@ fn one() -> usize {
     1
 }
 
+impl ResultColumns {
+    /// A row of `run_id` with no scores, losses or timing yet (one run, alone).
+    pub fn new(run_id: String, family: Family, status: Status) -> Self {
+        ResultColumns {
+            run_id,
+            family,
+            status,
+            i_prime: None,
+            i_prime_printed: None,
+            inception_score: None,
+            test_error: None,
+            final_loss_d: None,
+            final_loss_g: None,
+            epochs_done: 0,
+            diverged_step: None,
+            wall_s: 0.0,
+            cohort_size: 1,
+            device: String::new(),
+            finished_at: String::new(),
+        }
+    }
+}
+
 fn millis<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((v * 1000.0).round() / 1000.0)
 }
@@ -93,23 +116,7 @@ fn result_fields(r: &ResultColumns) -> Result<(Vec<String>, Vec<String>)> {
 }
 
 fn result_columns() -> Vec<String> {
-    let example = ResultColumns {
-        run_id: String::new(),
-        family: Family::Gan,
-        status: Status::Finished,
-        i_prime: None,
-        i_prime_printed: None,
-        inception_score: None,
-        test_error: None,
-        final_loss_d: None,
-        final_loss_g: None,
-        epochs_done: 0,
-        diverged_step: None,
-        wall_s: 0.0,
-        cohort_size: 1,
-        device: String::new(),
-        finished_at: String::new(),
-    };
+    let example = ResultColumns::new(String::new(), Family::Gan, Status::Finished);
     result_fields(&example).expect("result columns serialise").0
 }
 

@@ -477,3 +477,181 @@ fn a_report_killed_at_any_moment_leaves_every_figure_whole() {
         "{redrawn} of the killed reports had finished"
     );
 }
+
+#[test]
+fn a_budget_or_sigterm_stop_checkpoints_and_the_resumed_grid_equals_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = TINY.replace("epochs = 1", "epochs = 30");
+    let exp = write_experiment(tmp.path(), &text);
+    let base = [
+        "--device",
+        "cpu",
+        "--no-report",
+        "--jobs",
+        "1",
+        "--cohort",
+        "3",
+    ];
+    let call = |results: &Path, extra: &[&str]| {
+        let mut args = vec!["run", exp.to_str().unwrap()];
+        args.extend(base);
+        args.extend(["--results", results.to_str().unwrap()]);
+        args.extend(["--classifier", classifier().to_str().unwrap()]);
+        args.extend(extra);
+        ebgan(&args)
+    };
+    let whole = tmp.path().join("whole");
+    ok(call(&whole, &[]));
+
+    // A budget shorter than the grid: the cohort in flight when it ends is checkpointed, cohorts
+    // it cannot fit are not started, and the exit status says to call again.
+    let budget = tmp.path().join("budget");
+    let out = call(&budget, &["--time-budget", "4s"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("the time budget") && log.contains("run(s) remain"),
+        "{log}"
+    );
+    if log.contains("stopped at step") {
+        assert!(log.contains("resumes from its checkpoint"), "{log}");
+        let status = ok(ebgan(&["status", budget.join("tiny").to_str().unwrap()]));
+        assert!(status.contains("checkpointed: "), "{status}");
+    }
+    ok(call(&budget, &[]));
+
+    // SIGTERM (Slurm's time limit, preemption) once a run is committed.
+    let term = tmp.path().join("term");
+    let mut args: Vec<String> = vec!["run".into(), exp.display().to_string()];
+    args.extend(base.iter().map(|s| s.to_string()));
+    args.extend(["--results".into(), term.display().to_string()]);
+    args.extend(["--classifier".into(), classifier().display().to_string()]);
+    let child = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+        .args(&args)
+        .env("EBGAN_DATA", data_dir())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let csv = term.join("tiny/runs.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !csv.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run finished in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("a stop was requested") && log.contains("stopped at step"),
+        "{log}"
+    );
+    let committed = rows(&csv).len();
+    assert!((1..5).contains(&committed), "{committed} rows: {log}");
+    ok(call(&term, &[]));
+
+    // Both end as the uninterrupted grid: the same rows and loss logs, and no checkpoint left.
+    let reference = rows(&whole.join("tiny/runs.csv"));
+    for root in [&budget, &term] {
+        let got = rows(&root.join("tiny/runs.csv"));
+        assert_eq!(ids(&got), ids(&reference));
+        for r in &reference {
+            let g = got.iter().find(|g| g.run_id == r.run_id).unwrap();
+            assert_eq!(
+                (
+                    g.status,
+                    g.final_loss_d,
+                    g.final_loss_g,
+                    g.i_prime,
+                    g.epochs_done
+                ),
+                (
+                    r.status,
+                    r.final_loss_d,
+                    r.final_loss_g,
+                    r.i_prime,
+                    r.epochs_done
+                ),
+                "{}",
+                r.run_id
+            );
+            let losses = |root: &Path| {
+                std::fs::read(root.join("tiny").join(&r.run_id).join("losses.csv")).unwrap()
+            };
+            assert_eq!(losses(root), losses(&whole), "{}", r.run_id);
+            assert!(!root
+                .join("tiny")
+                .join(&r.run_id)
+                .join("cohort.safetensors")
+                .exists());
+        }
+    }
+}
+
+#[test]
+fn sigkills_during_a_grid_and_its_checkpoint_writes_lose_and_repeat_nothing() {
+    // Checkpoints after every step, so the kills also land inside checkpoint writes.
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), &TINY.replace("epochs = 1", "epochs = 20"));
+    let flags = [
+        "--no-report",
+        "--jobs",
+        "1",
+        "--cohort",
+        "1",
+        "--checkpoint-minutes",
+        "0",
+    ];
+    let whole = tmp.path().join("whole");
+    run(&exp, &whole, &flags);
+    let killed = tmp.path().join("killed");
+    let mut kills = 0;
+    for delay_ms in [700u64, 1100, 1500, 1900, 2300, 2700] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+            .args(["run", exp.to_str().unwrap(), "--device", "cpu"])
+            .args(flags)
+            .args(["--results", killed.to_str().unwrap()])
+            .args(["--classifier", classifier().to_str().unwrap()])
+            .env("EBGAN_DATA", data_dir())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    run(&exp, &killed, &flags);
+    let csv = killed.join("tiny/runs.csv");
+    let got = rows(&csv);
+    let mut unique = ids(&got);
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "{kills} kills: {:?}", ids(&got));
+    assert_eq!(got.len(), 5, "a run was committed twice");
+    let reference = rows(&whole.join("tiny/runs.csv"));
+    for r in &reference {
+        let g = got.iter().find(|g| g.run_id == r.run_id).unwrap();
+        assert_eq!(
+            (g.status, g.final_loss_d, g.final_loss_g, g.i_prime),
+            (r.status, r.final_loss_d, r.final_loss_g, r.i_prime),
+            "{} after {kills} kills",
+            r.run_id
+        );
+        let dir = killed.join("tiny").join(&r.run_id);
+        let json = std::fs::read_to_string(dir.join("result.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&json).unwrap();
+        assert!(!dir.join("cohort.safetensors").exists());
+    }
+    assert!(
+        kills >= 3,
+        "only {kills} of the kills landed while training"
+    );
+}

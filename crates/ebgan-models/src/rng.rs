@@ -74,6 +74,20 @@ impl MemberRng {
         self.stack(&v, shape, Kind::Float)
     }
 
+    /// Each member's position in its stream (ChaCha word counts), for checkpoints.
+    pub fn positions(&self) -> Vec<u128> {
+        self.rngs.iter().map(|r| r.get_word_pos()).collect()
+    }
+
+    /// Moves each member to a position of [`MemberRng::positions`]: the draws that follow are
+    /// those that followed there.
+    pub fn seek(&mut self, positions: &[u128]) {
+        assert_eq!(positions.len(), self.rngs.len(), "one position per member");
+        for (r, &p) in self.rngs.iter_mut().zip(positions) {
+            r.set_word_pos(p);
+        }
+    }
+
     /// `[K, shape...]` of uniform bytes (dropout masks).
     pub fn bytes(&mut self, shape: &[i64]) -> Tensor {
         let n: i64 = shape.iter().product();
@@ -113,6 +127,18 @@ mod tests {
         let c = normal(&mut stream(7, Stream::Noise, 1), &[4], Device::Cpu);
         assert!(a.equal(&b));
         assert!(!b.equal(&c));
+    }
+
+    #[test]
+    fn a_stream_resumes_where_its_position_was_taken() {
+        let mut a = MemberRng::new(&[3, 4], Stream::Dropout, Device::Cpu);
+        let _ = a.normal(&[5], 1.0);
+        let _ = a.bytes(&[7]); // not a whole number of words
+        let at = a.positions();
+        let (n, m) = (a.normal(&[6], 1.0), a.bytes(&[9]));
+        let mut b = MemberRng::new(&[3, 4], Stream::Dropout, Device::Cpu);
+        b.seek(&at);
+        assert!(b.normal(&[6], 1.0).equal(&n) && b.bytes(&[9]).equal(&m));
     }
 
     #[test]

@@ -46,6 +46,37 @@ fn quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
+/// Seconds of a Slurm time limit: "minutes", "minutes:seconds", "hours:minutes:seconds",
+/// "days-hours", "days-hours:minutes" or "days-hours:minutes:seconds" (sbatch's formats).
+pub fn time_limit_seconds(time: &str) -> Option<u64> {
+    let (days, rest) = match time.split_once('-') {
+        Some((d, r)) => (d.trim().parse::<u64>().ok()?, Some(r)),
+        None => (0, None),
+    };
+    let parts: Vec<u64> = rest
+        .unwrap_or(time)
+        .split(':')
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let secs = match (rest.is_some(), parts.as_slice()) {
+        (false, [m]) => m * 60,
+        (false, [m, s]) => m * 60 + s,
+        (_, [h, m, s]) => h * 3600 + m * 60 + s,
+        (true, [h]) => h * 3600,
+        (true, [h, m]) => h * 3600 + m * 60,
+        _ => return None,
+    };
+    Some(days * 86400 + secs)
+}
+
+/// `--time-budget` of a task under a Slurm time limit: the limit less a margin to checkpoint and
+/// exit (a tenth of it, at most 5 minutes).
+fn task_budget(time: &str) -> Option<String> {
+    let limit = time_limit_seconds(time)?;
+    let margin = (limit / 10).min(300);
+    Some(format!("{}s", limit.saturating_sub(margin).max(1)))
+}
+
 /// The sbatch script of an array job.
 pub fn script(job: &Job) -> String {
     let s = &job.settings;
@@ -73,14 +104,24 @@ pub fn script(job: &Job) -> String {
         .into_iter()
         .flatten(),
     );
+    if s.time.is_some() {
+        // Should the budget not stop it first, a SIGTERM shortly before the limit checkpoints too.
+        lines.push("#SBATCH --signal=B:TERM@120".to_string());
+    }
     lines.push("set -euo pipefail".into());
     lines.push(format!("export EBGAN_DATA={}", quote(&job.data)));
     lines.push(
         "# Each task uses the GPU Slurm gives it (CUDA_VISIBLE_DEVICES) and, on CPU, its --cpus-per-task."
             .into(),
     );
+    let budget = s
+        .time
+        .as_deref()
+        .and_then(task_budget)
+        .map(|b| format!(" --time-budget {b}"))
+        .unwrap_or_default();
     lines.push(format!(
-        "exec {} run {} --shard \"${{SLURM_ARRAY_TASK_ID}}/{}\" --device {} --threads \"${{SLURM_CPUS_PER_TASK:-1}}\" --results {} --classifier {} --no-report",
+        "exec {} run {} --shard \"${{SLURM_ARRAY_TASK_ID}}/{}\" --device {} --threads \"${{SLURM_CPUS_PER_TASK:-1}}\" --results {} --classifier {} --no-report{budget}",
         quote(&job.ebgan),
         quote(&job.file),
         job.shards,
@@ -299,6 +340,7 @@ pub fn status(dir: &Path) -> Result<String> {
         total.failed,
         total.remaining()
     );
+    out += &checkpointed(&exp, &res)?;
     if let Some(log) = log {
         let ids: Vec<String> = log.jobs.iter().map(|j| j.job_id.clone()).collect();
         match queued_tasks(&ids) {
@@ -323,6 +365,47 @@ pub fn status(dir: &Path) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// "checkpointed: ..." for the unfinished runs that a checkpoint will resume.
+fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
+    let done: HashSet<String> = res.rows()?.into_iter().map(|r| r.result.run_id).collect();
+    let mut runs = 0;
+    let mut lines = vec![];
+    for r in exp.runs.iter().filter(|r| !done.contains(&r.id)) {
+        let dir = res.run_dir(&r.id);
+        for file in [
+            crate::train::mlp::checkpoint::FILE,
+            crate::train::conv::CHECKPOINT,
+        ] {
+            let Ok(meta) = crate::train::checkpoint::read_meta(&dir.join(file)) else {
+                continue;
+            };
+            let members = meta
+                .get("members")
+                .and_then(|m| serde_json::from_str::<Vec<String>>(m).ok())
+                .map_or(1, |m| m.len());
+            runs += members;
+            let step = meta.get("step").map_or("?", String::as_str);
+            let total = exp
+                .runs
+                .iter()
+                .find(|p| p.id == r.id)
+                .map(|p| p.config.total_steps());
+            lines.push(format!(
+                "  {} ({members} run(s)): step {step} of {}",
+                r.id,
+                total.map_or("?".into(), |t| t.to_string())
+            ));
+        }
+    }
+    Ok(match runs {
+        0 => String::new(),
+        n => format!(
+            "checkpointed: {n} unfinished run(s) resume from\n{}\n",
+            lines.join("\n")
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -382,6 +465,11 @@ mod tests {
         );
         assert!(text.contains(r#"'/w/exp'\''s.toml'"#), "quoting: {text}");
         assert!(text.contains(r#"--threads "${SLURM_CPUS_PER_TASK:-1}""#));
+        // 4 h: the task's budget ends 5 minutes early, and a SIGTERM comes 2 minutes early.
+        assert!(text.contains("--no-report --time-budget 14100s"), "{text}");
+        assert!(text.lines().any(|l| l == "#SBATCH --signal=B:TERM@120"));
+        let untimed = script(&job(vec![0], SlurmSettings::default()));
+        assert!(!untimed.contains("--time-budget") && !untimed.contains("--signal"));
     }
 
     #[test]
@@ -416,21 +504,10 @@ mod tests {
         // Shard 0/2 plans runs 0, 2, 4; shard 1/2 runs 1, 3. Runs 0 (diverged) and 3 are done.
         let row = |i: usize, status: Status| RunRecord {
             result: ResultColumns {
-                run_id: exp.runs[i].id.clone(),
-                family: Family::Gan,
-                status,
-                i_prime: None,
-                i_prime_printed: None,
-                inception_score: None,
-                test_error: None,
-                final_loss_d: None,
-                final_loss_g: None,
                 epochs_done: 1,
-                diverged_step: None,
                 wall_s: 1.0,
-                cohort_size: 1,
                 device: "cpu".into(),
-                finished_at: String::new(),
+                ..ResultColumns::new(exp.runs[i].id.clone(), Family::Gan, status)
             },
             config: exp.runs[i].config.clone(),
         };
@@ -471,5 +548,23 @@ mod tests {
             }
         );
         assert_eq!((p[0].remaining(), p[1].remaining()), (2, 1));
+    }
+
+    #[test]
+    fn slurm_time_limits_by_hand() {
+        for (t, secs) in [
+            ("90", 5400),
+            ("90:30", 5430),
+            ("12:00:00", 43200),
+            ("1-00", 86400),
+            ("1-02:30", 95400),
+            ("2-00:00:10", 172810),
+        ] {
+            assert_eq!(time_limit_seconds(t), Some(secs), "{t}");
+        }
+        assert_eq!(time_limit_seconds("soon"), None);
+        // 12 h: the task stops 5 minutes early; 10 minutes: one minute early.
+        assert_eq!(task_budget("12:00:00").as_deref(), Some("42900s"));
+        assert_eq!(task_budget("10").as_deref(), Some("540s"));
     }
 }

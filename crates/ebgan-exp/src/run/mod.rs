@@ -11,7 +11,7 @@ use crate::data::mnist;
 use crate::device;
 use crate::results::ResultsDir;
 use crate::scoring::{self, Scorer};
-use crate::train::{self, CohortKey, CohortSize, Inputs, Trainer};
+use crate::train::{self, CohortKey, CohortSize, Inputs, Stop, Trained, Trainer};
 use anyhow::{Context, Result};
 use progress::{Progress, Tally};
 use rayon::prelude::*;
@@ -24,6 +24,22 @@ use tch::Device;
 /// failed.log and the next `ebgan run` retries them). 0: every run of the shard is committed
 /// (a diverged run is a result); 1: an error stopped the command.
 pub const EXIT_RUNS_FAILED: u8 = 2;
+
+/// Exit status of `ebgan run` when the time budget ran out or SIGTERM / Ctrl-C came: what was
+/// in flight is checkpointed, and the same command continues.
+pub const EXIT_STOPPED: u8 = 3;
+
+/// This invocation stopped before its shard was done.
+#[derive(Debug)]
+pub struct RunsStopped(pub String);
+
+impl std::fmt::Display for RunsStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; run the same command again to continue", self.0)
+    }
+}
+
+impl std::error::Error for RunsStopped {}
 
 /// Some runs of this invocation failed; the others are committed.
 #[derive(Debug)]
@@ -68,6 +84,13 @@ pub struct RunArgs {
     /// Do not redraw the report at the end.
     #[arg(long)]
     no_report: bool,
+    /// Stop after this long (e.g. 90m, 2h, 3600s): cohorts that cannot finish in it are not
+    /// started, and what is in flight when it ends is checkpointed (exit status 3).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    time_budget: Option<std::time::Duration>,
+    /// Minutes between an MLP cohort's checkpoints (one is also written on a stop).
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
 }
 
 impl RunArgs {
@@ -87,6 +110,10 @@ impl RunArgs {
                 .classifier
                 .clone()
                 .unwrap_or_else(|| scoring::default_dir(data)),
+            stop: Stop::at(self.time_budget.map(|b| Instant::now() + b)).on_signals()?,
+            checkpoint_every: std::time::Duration::from_secs_f64(
+                (self.checkpoint_minutes * 60.0).max(0.0),
+            ),
         };
         let mut failed: Option<anyhow::Error> = None;
         if self.workers > 1 {
@@ -110,6 +137,13 @@ impl RunArgs {
             if let Some(j) = self.jobs {
                 pass.extend(["--jobs".into(), j.to_string()]);
             }
+            if let Some(b) = self.time_budget {
+                pass.extend(["--time-budget".into(), format!("{}ms", b.as_millis())]);
+            }
+            pass.extend([
+                "--checkpoint-minutes".into(),
+                self.checkpoint_minutes.to_string(),
+            ]);
             let done = workers::run(
                 &self.file,
                 self.shard,
@@ -117,16 +151,26 @@ impl RunArgs {
                 data,
                 &self.results,
                 &pass,
+                &opts.stop,
             );
             match done {
-                Err(e) if e.is::<RunsFailed>() => failed = Some(e),
+                Err(e) if e.is::<RunsFailed>() || e.is::<RunsStopped>() => failed = Some(e),
                 other => other?,
             }
         } else {
             let tally = run(&self.file, &opts)?;
-            if Tally::get(&tally.failed) > 0 {
-                let n = Tally::get(&tally.failed);
-                failed = Some(RunsFailed(format!("{n} run(s) failed (see failed.log)")).into());
+            let (n_failed, n_left) = (Tally::get(&tally.failed), Tally::get(&tally.stopped));
+            if n_left > 0 {
+                let why = match opts.stop.seconds_left() {
+                    Some(s) if s <= 0.0 => "the time budget ran out",
+                    _ if opts.stop.requested() => "a stop was requested (SIGTERM or Ctrl-C)",
+                    _ => "the time budget cannot fit the rest",
+                };
+                let msg = format!("stopped: {why}; {n_left} run(s) remain");
+                failed = Some(RunsStopped(msg).into());
+            } else if n_failed > 0 {
+                failed =
+                    Some(RunsFailed(format!("{n_failed} run(s) failed (see failed.log)")).into());
             }
         }
         if !self.no_report {
@@ -151,6 +195,10 @@ pub struct RunOptions {
     pub results: PathBuf,
     pub data: PathBuf,
     pub classifier: PathBuf,
+    /// The time budget and signals.
+    pub stop: Stop,
+    /// Wall time between an MLP cohort's checkpoints.
+    pub checkpoint_every: std::time::Duration,
 }
 
 /// Groups runs that share a [`CohortKey`] into cohorts of at most `max(key)` members, in plan
@@ -266,6 +314,8 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         images: &images,
         classifier: &opts.classifier,
         device: opts.device,
+        stop: &opts.stop,
+        checkpoint_every: opts.checkpoint_every,
     };
 
     let free = match opts.device {
@@ -298,7 +348,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
     let results: Vec<Result<()>> = pool.install(|| {
         groups
             .par_iter()
-            .map(|group| train_and_commit(group, &inputs, &commit, &progress))
+            .map(|group| train_and_commit(group, &inputs, &commit, &progress, jobs))
             .collect()
     });
     progress.finish();
@@ -314,8 +364,22 @@ fn train_and_commit(
     inputs: &Inputs,
     commit: &commit::Committer,
     progress: &Progress,
+    jobs: usize,
 ) -> Result<()> {
     let k = group.len();
+    // Within a time budget, a cohort starts only if this invocation's pace says it can finish.
+    let run_steps: u64 = group.iter().map(|r| inputs.total_steps(&r.config)).sum();
+    let over_budget = match (
+        inputs.stop.seconds_left(),
+        progress.seconds_for(run_steps, jobs),
+    ) {
+        (Some(left), Some(needed)) => needed > left,
+        _ => false,
+    };
+    if inputs.stop.requested() || over_budget {
+        progress.left(k);
+        return Ok(());
+    }
     progress.started(k);
     let mut dirs = vec![];
     for r in group {
@@ -335,14 +399,26 @@ fn train_and_commit(
         train::train_group(group, &dirs, inputs, &mut on_step)
     }));
     let wall = start.elapsed().as_secs_f64();
-    progress.stopped(k);
+    progress.ended(k);
     let outcomes = match trained {
-        Ok(Ok(outcomes)) => outcomes,
+        Ok(Ok(Trained::Done(outcomes))) => outcomes,
+        Ok(Ok(Trained::Stopped { step, checkpointed })) => {
+            progress.left(k);
+            progress.say(format!(
+                "{} ({k} run(s)): stopped at step {step}; {}",
+                group[0].id,
+                match checkpointed {
+                    true => "the next `ebgan run` resumes from its checkpoint",
+                    false => "no checkpoint: the next `ebgan run` starts it over",
+                }
+            ));
+            return Ok(());
+        }
         Ok(Err(e)) => return commit.failed(group, &format!("{e:#}"), progress),
         Err(panic) => return commit.failed(group, &commit::panic_message(panic), progress),
     };
     for (r, outcome) in group.iter().zip(outcomes) {
         commit.commit(r, &outcome, wall, k, progress)?;
     }
-    Ok(())
+    train::discard_checkpoint(group, &dirs)
 }

@@ -13,6 +13,9 @@ pub struct Tally {
     pub diverged: AtomicUsize,
     /// Runs that failed with an error (retried by the next `ebgan run`).
     pub failed: AtomicUsize,
+    /// Runs stopped by the time budget or a signal (most with a checkpoint), or not started
+    /// because the budget could not fit them.
+    pub stopped: AtomicUsize,
 }
 
 impl Tally {
@@ -29,6 +32,7 @@ pub struct Progress {
     bar: ProgressBar,
     pub tally: Tally,
     runs: usize,
+    started: std::time::Instant,
 }
 
 impl Progress {
@@ -46,6 +50,7 @@ impl Progress {
             bar,
             tally: Tally::default(),
             runs,
+            started: std::time::Instant::now(),
         };
         p.refresh();
         p
@@ -55,12 +60,16 @@ impl Progress {
     pub fn message(&self) -> String {
         let t = &self.tally;
         format!(
-            "runs {}/{} done · {} running · {} diverged · {} failed",
+            "runs {}/{} done · {} running · {} diverged · {} failed{}",
             Tally::get(&t.done),
             self.runs,
             Tally::get(&t.running),
             Tally::get(&t.diverged),
-            Tally::get(&t.failed)
+            Tally::get(&t.failed),
+            match Tally::get(&t.stopped) {
+                0 => String::new(),
+                n => format!(" · {n} left for the next run"),
+            }
         )
     }
 
@@ -95,9 +104,23 @@ impl Progress {
         self.refresh();
     }
 
-    pub fn stopped(&self, runs: usize) {
+    pub fn ended(&self, runs: usize) {
         self.tally.running.fetch_sub(runs, Ordering::Relaxed);
         self.refresh();
+    }
+
+    /// Runs left for the next `ebgan run` (stopped, or not started within the budget).
+    pub fn left(&self, runs: usize) {
+        Tally::add(&self.tally.stopped, runs);
+        self.refresh();
+    }
+
+    /// Seconds `run_steps` more would take at this invocation's pace with `jobs` cohorts at a
+    /// time (None before any step).
+    pub fn seconds_for(&self, run_steps: u64, jobs: usize) -> Option<f64> {
+        let done = self.bar.position();
+        let secs = self.started.elapsed().as_secs_f64();
+        (done > 0).then(|| run_steps as f64 * jobs as f64 * secs / done as f64)
     }
 
     /// A run's row was committed; returns the count of runs done so far.

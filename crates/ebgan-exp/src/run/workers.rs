@@ -30,6 +30,7 @@ pub fn run(
     data: &Path,
     results: &Path,
     pass: &[String],
+    stop: &crate::train::Stop,
 ) -> Result<()> {
     let exp = Experiment::load(file)?;
     let res = ResultsDir::new(results.join(&exp.name));
@@ -88,8 +89,18 @@ pub fn run(
     let mut failed = vec![];
     let mut left = children.len();
     let mut last_read = std::time::Instant::now();
+    let mut forwarded = false;
     while left > 0 {
         std::thread::sleep(Duration::from_millis(100));
+        // A SIGTERM or Ctrl-C for this process is one for every worker: they checkpoint.
+        if stop.requested() && !forwarded {
+            for (_, child, _) in &children {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+            forwarded = true;
+        }
         if last_read.elapsed() >= Duration::from_secs(2) {
             progress();
             last_read = std::time::Instant::now();
@@ -119,6 +130,15 @@ pub fn run(
     // Workers whose runs failed (exit 2) committed the rest of their sub-shard.
     let runs_failed =
         |(_, code, _): &(usize, Option<i32>, String)| *code == Some(super::EXIT_RUNS_FAILED as i32);
+    let stopped =
+        |(_, code, _): &(usize, Option<i32>, String)| *code == Some(super::EXIT_STOPPED as i32);
+    if failed.iter().any(stopped) && failed.iter().all(|f| stopped(f) || runs_failed(f)) {
+        let n = failed.iter().filter(|f| stopped(f)).count();
+        return Err(super::RunsStopped(format!(
+            "stopped: {n} worker(s) left runs for the next call"
+        ))
+        .into());
+    }
     if !failed.is_empty() && failed.iter().all(runs_failed) {
         let n = failed.len();
         return Err(

@@ -6,6 +6,7 @@
 use super::checkpoint;
 use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
 use super::step::{step, Critic, Critique, Objective};
+use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::image_set::ImageSet;
 use crate::png::{image_grid, save_rgb_png};
@@ -225,6 +226,8 @@ pub struct ConvRun<'a> {
     pub scorer: Option<&'a Scorer>,
     /// Stop once this many steps are done, with a checkpoint there (None: train to the end).
     pub stop_after: Option<u64>,
+    /// Stop (with a checkpoint) when this is requested: a time budget's end, SIGTERM.
+    pub stop: &'a Stop,
 }
 
 fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Result<()> {
@@ -423,11 +426,12 @@ pub fn train_run(
                 &run.dir.join(format!("samples/step-{step:07}.png")),
             )?;
         }
-        if step % c.checkpoint_every == 0 || step == total {
+        let stop = run.stop_after == Some(step) || (step < total && run.stop.requested());
+        if stop || step % c.checkpoint_every == 0 || step == total {
             save_checkpoint(&gan, run, &at)?;
         }
         progress(step, &message);
-        if run.stop_after == Some(step) {
+        if stop {
             return Ok(None);
         }
     }
@@ -518,6 +522,7 @@ mod tests {
             dir,
             scorer: None,
             stop_after: stop_at,
+            stop: &Stop::never(),
         };
         train_run(&run, Device::Cpu, &mut |_, _| {})
     }

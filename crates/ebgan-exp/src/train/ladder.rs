@@ -2,7 +2,8 @@
 //! network (LN) and EBGAN-LN, where the LN is the discriminator and its bottom-layer
 //! reconstruction cost of a sample is that sample's energy. One run at a time.
 
-use super::outcome::{LossLog, RunOutcome, LOG_EVERY};
+use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
+use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
 use crate::png::{image_grid, save_rgb_png};
@@ -200,8 +201,9 @@ pub fn train_run(
     mnist: &Mnist,
     device: Device,
     dir: &Path,
+    stop: &Stop,
     on_step: &mut dyn FnMut(u64),
-) -> Result<RunOutcome> {
+) -> Result<Trained> {
     assert!(c.model.is_ladder());
     let vs = nn::VarStore::new(device);
     let net = Ladder::new(
@@ -292,6 +294,13 @@ pub fn train_run(
         }
         window += 1;
         on_step(step);
+        if step < total && stop.requested() {
+            // The ladder's tch optimizer keeps its moments to itself: no checkpoint.
+            return Ok(Trained::Stopped {
+                step,
+                checkpointed: false,
+            });
+        }
         if step % LOG_EVERY == 0 || step == total {
             let w = window as f64;
             let means = sums.map(|s| s / w);
@@ -305,13 +314,13 @@ pub fn train_run(
     if let (Some(g), true) = (&generator, finished) {
         g.write_samples(c.seed, dir)?;
     }
-    Ok(RunOutcome {
+    Ok(Trained::Done(vec![RunOutcome {
         epochs_done: if finished { c.epochs } else { 0 },
         test_error: finished.then(|| test_error(&net, &data.train_x, &data.test_x, &data.test_y)),
         diverged_at,
         log,
         scores: None,
-    })
+    }]))
 }
 
 #[cfg(test)]
@@ -384,7 +393,12 @@ mod tests {
                 ..Default::default()
             };
             let dir = tempfile::tempdir().unwrap();
-            let r = train_run(&c, &mnist, Device::Cpu, dir.path(), &mut |_| {}).unwrap();
+            let stop = Stop::never();
+            let done = train_run(&c, &mnist, Device::Cpu, dir.path(), &stop, &mut |_| {});
+            let Trained::Done(mut r) = done.unwrap() else {
+                panic!("nothing asked it to stop")
+            };
+            let r = r.remove(0);
             assert_eq!(r.diverged_at, None);
             assert_eq!(r.log.len(), 2, "windows of 100 steps over 200 steps");
             assert!(

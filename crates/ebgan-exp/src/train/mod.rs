@@ -15,9 +15,11 @@ pub mod mlp;
 pub mod outcome;
 pub mod sample;
 pub mod step;
+pub mod stop;
 
 pub use cohort::{CohortKey, CohortSize};
-pub use outcome::{LossLog, RunOutcome, Status};
+pub use outcome::{LossLog, RunOutcome, Status, Trained};
+pub use stop::Stop;
 
 use crate::config::{Dataset, Run, RunConfig};
 use crate::data::image_set::ImageSets;
@@ -60,6 +62,10 @@ pub struct Inputs<'a> {
     /// The scoring classifier's folder.
     pub classifier: &'a Path,
     pub device: Device,
+    /// When to stop early (time budget, signals); trainers checkpoint and return Stopped.
+    pub stop: &'a Stop,
+    /// Wall time between an MLP cohort's checkpoints.
+    pub checkpoint_every: std::time::Duration,
 }
 
 impl Inputs<'_> {
@@ -86,7 +92,7 @@ pub fn train_group(
     dirs: &[PathBuf],
     inputs: &Inputs,
     progress: &mut dyn FnMut(u64, &str),
-) -> Result<Vec<RunOutcome>> {
+) -> Result<Trained> {
     let c = &runs[0].config;
     let scorer = match is_scored(c, inputs.dataset) {
         true => Some(Scorer::load(inputs.classifier, inputs.device)?),
@@ -102,23 +108,54 @@ pub fn train_group(
                 dir: &dirs[0],
                 scorer: scorer.as_ref(),
                 stop_after: None,
+                stop: inputs.stop,
             };
-            Ok(conv::train_run(&run, inputs.device, progress)?
-                .into_iter()
-                .collect())
+            let mut step = 0;
+            let mut on_step = |s: u64, msg: &str| {
+                step = s;
+                progress(s, msg)
+            };
+            Ok(match conv::train_run(&run, inputs.device, &mut on_step)? {
+                Some(outcome) => Trained::Done(vec![outcome]),
+                None => Trained::Stopped {
+                    step,
+                    checkpointed: true,
+                },
+            })
         }
         Trainer::Ladder => {
             let mut on_step = |s: u64| progress(s, "");
-            let outcome =
-                ladder::train_run(c, inputs.mnist, inputs.device, &dirs[0], &mut on_step)?;
-            Ok(vec![outcome])
+            let (mnist, device, stop) = (inputs.mnist, inputs.device, inputs.stop);
+            ladder::train_run(c, mnist, device, &dirs[0], stop, &mut on_step)
         }
         Trainer::MlpCohort => {
             let configs: Vec<RunConfig> = runs.iter().map(|r| r.config.clone()).collect();
             let n = c.train_images.min(inputs.mnist.train_len());
             let images = mlp::DeviceImages::new(&inputs.mnist.train_images, n, inputs.device);
-            let scorer = scorer.expect("MLP runs are scored");
-            mlp::train_cohort(&configs, &images, &scorer, dirs, &mut |s| progress(s, ""))
+            let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+            let cohort = mlp::CohortRun {
+                members: &configs,
+                ids: &ids,
+                dirs,
+                data: &images,
+                scorer: &scorer.expect("MLP runs are scored"),
+                stop: inputs.stop,
+                checkpoint_every: inputs.checkpoint_every,
+            };
+            mlp::train_cohort(&cohort, &mut |s| progress(s, ""))
         }
     }
+}
+
+/// Removes what only resuming needed, once the runs' rows are committed: an MLP cohort's
+/// checkpoint (convolutional runs keep theirs, for `ebgan sample`).
+pub fn discard_checkpoint(runs: &[Run], dirs: &[PathBuf]) -> Result<()> {
+    if Trainer::of(&runs[0].config) == Trainer::MlpCohort {
+        let path = mlp::checkpoint::path(dirs);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
 }

@@ -129,3 +129,13 @@ impl LossLog {
         }
     }
 }
+
+/// What a trainer hands back for a group of runs.
+#[derive(Debug)]
+pub enum Trained {
+    /// Every run ended (finished or diverged): one outcome per run, to commit.
+    Done(Vec<RunOutcome>),
+    /// A stop was requested after `step` steps; with `checkpointed` the next `ebgan run`
+    /// resumes there, else (the ladder trainer) the runs start over.
+    Stopped { step: u64, checkpointed: bool },
+}

@@ -2,14 +2,18 @@
 //! MNIST, for a cohort of K >= 1 runs sharing one shape. Every loss is averaged per member and
 //! summed over members only for the backward pass, so no gradient crosses members.
 
+pub mod checkpoint;
+
 use super::cohort::CohortKey;
-use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
+use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
 use super::step::{step, Critic, Critique, Objective, StepOutput};
+use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::PIXELS;
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::Result;
+use checkpoint::CohortProgress;
 use ebgan_core::score::Scores;
 use ebgan_core::{upload, Energy, Layout, MarginSchedule, MemberOptim};
 use ebgan_models::mlp::{AutoEncoder, Generator, Logistic};
@@ -19,6 +23,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
 
 /// Training images on the device, as bytes; each member's batch is gathered by index.
@@ -80,6 +85,8 @@ const DIVERGENCE_CHECK_EVERY: u64 = 50;
 
 /// The networks, optimizers and random streams of a cohort, and its training step.
 pub struct Cohort {
+    /// Every member-stacked parameter by name (for checkpoints).
+    vars: Vars,
     g: Generator,
     critic: MlpCritic,
     opt_g: MemberOptim,
@@ -130,6 +137,7 @@ impl Cohort {
             .any(|&w| w > 0.0)
             .then(|| Tensor::from_slice(&pt).to_device(device));
         Cohort {
+            vars,
             g,
             critic: MlpCritic {
                 d,
@@ -187,6 +195,16 @@ impl DataOrder {
         DataOrder { rngs, images }
     }
 
+    fn positions(&self) -> Vec<u128> {
+        self.rngs.iter().map(|r| r.get_word_pos()).collect()
+    }
+
+    fn seek(&mut self, positions: &[u128]) {
+        for (r, &p) in self.rngs.iter_mut().zip(positions) {
+            r.set_word_pos(p);
+        }
+    }
+
     fn next_epoch(&mut self) -> Vec<Vec<i64>> {
         let n = self.images as i64;
         self.rngs
@@ -239,75 +257,110 @@ impl Margins {
     }
 }
 
-/// Trains the cohort `members` (all with the same [`CohortKey`]) and writes each finished
-/// member's samples.png into its folder in `dirs`. `on_step` is called after every step with
-/// the number of steps done.
-pub fn train_cohort(
-    members: &[RunConfig],
-    data: &DeviceImages,
-    scorer: &Scorer,
-    dirs: &[PathBuf],
-    on_step: &mut dyn FnMut(u64),
-) -> Result<Vec<RunOutcome>> {
-    let device = data.images.device();
+/// A cohort to train: its members (all of one [`CohortKey`]) with their run ids and folders.
+pub struct CohortRun<'a> {
+    pub members: &'a [RunConfig],
+    pub ids: &'a [String],
+    pub dirs: &'a [PathBuf],
+    pub data: &'a DeviceImages,
+    pub scorer: &'a Scorer,
+    pub stop: &'a Stop,
+    /// Wall time between checkpoints (one is also written when a stop is requested).
+    pub checkpoint_every: Duration,
+}
+
+/// Trains (or resumes from its checkpoint) a cohort and writes each finished member's
+/// samples.png into its folder. `on_step` is called after every step with the steps done.
+pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Trained> {
+    let members = run.members;
+    let device = run.data.images.device();
     let mut cohort = Cohort::new(members, device);
     let (k, b) = (members.len() as i64, cohort.key.batch_size);
-    let mut order = DataOrder::new(&cohort.seeds, data.len);
+    let mut order = DataOrder::new(&cohort.seeds, run.data.len);
     let margins = Margins::new(members, device);
-    let mut alive = Tensor::ones([k], (Kind::Bool, device));
-    let mut dead_at = Tensor::full([k], -1i64, (Kind::Int64, device));
-    let mut host_alive = vec![true; k as usize];
-    let mut logs: Vec<Vec<LossLog>> = (0..k).map(|_| vec![]).collect();
-    let mut window = LogWindow::new(k, device);
     let steps_per_epoch = members[0].steps_per_epoch();
     let total = members[0].total_steps(); // `steps` when set, else `epochs` epochs
-    let mut step = 0u64;
+    let path = checkpoint::path(run.dirs);
+    let (mut at, mut perms) = match checkpoint::resume(&path, &mut cohort, &mut order, run.ids)? {
+        // The current epoch's permutations, drawn again from its start.
+        Some(at) => {
+            on_step(at.step);
+            (at, order.next_epoch())
+        }
+        None => (CohortProgress::fresh(k, device), vec![]),
+    };
+    let mut saved = Instant::now();
 
-    'epochs: while step < total {
-        let perms = order.next_epoch();
-        for s in 0..steps_per_epoch.min(total - step) {
-            let start = s as usize * b as usize;
-            let idx: Vec<i64> = perms
-                .iter()
-                .flat_map(|p| (0..b as usize).map(move |j| p[(start + j) % data.len]))
-                .collect();
-            let x = data.batch(&upload(Tensor::from_slice(&idx), device), k, b);
-            let out = cohort.step(&x, &margins.at(step), &alive);
-            step += 1;
-            let stats = out.stats();
-            let _ = dead_at.masked_fill_(&alive.logical_and(&out.alive.logical_not()), step as i64);
-            alive = out.alive;
-            window.add(&stats.where_scalarother(&alive.unsqueeze(0), 0.0));
-            on_step(step);
-            let epoch_end = s + 1 == steps_per_epoch || step == total;
-            if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
-                host_alive = Vec::<bool>::try_from(&alive)?;
-                if host_alive.iter().all(|a| !a) {
-                    break 'epochs;
-                }
+    while at.step < total {
+        let s = at.step % steps_per_epoch;
+        if s == 0 {
+            at.epoch_start = order.positions();
+            perms = order.next_epoch();
+        }
+        let start = s as usize * b as usize;
+        let idx: Vec<i64> = perms
+            .iter()
+            .flat_map(|p| (0..b as usize).map(move |j| p[(start + j) % run.data.len]))
+            .collect();
+        let x = run
+            .data
+            .batch(&upload(Tensor::from_slice(&idx), device), k, b);
+        let out = cohort.step(&x, &margins.at(at.step), &at.alive);
+        at.step += 1;
+        let step = at.step;
+        let stats = out.stats();
+        let _ = at
+            .dead_at
+            .masked_fill_(&at.alive.logical_and(&out.alive.logical_not()), step as i64);
+        at.alive = out.alive;
+        at.window
+            .add(&stats.where_scalarother(&at.alive.unsqueeze(0), 0.0));
+        on_step(step);
+        let epoch_end = s + 1 == steps_per_epoch || step == total;
+        if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
+            at.host_alive = Vec::<bool>::try_from(&at.alive)?;
+            if at.host_alive.iter().all(|a| !a) {
+                break;
             }
-            if step.is_multiple_of(LOG_EVERY) || epoch_end {
-                let epoch = step as f64 / steps_per_epoch as f64;
-                for (i, means) in window.close().into_iter().enumerate() {
-                    if host_alive[i] {
-                        let margin = margins.schedules[i].margin_at(step);
-                        logs[i].push(LossLog::from_means(step, epoch, means, margin));
-                    }
+        }
+        if step.is_multiple_of(LOG_EVERY) || epoch_end {
+            let epoch = step as f64 / steps_per_epoch as f64;
+            for (i, means) in at.window.close().into_iter().enumerate() {
+                if at.host_alive[i] {
+                    let margin = margins.schedules[i].margin_at(step);
+                    at.logs[i].push(LossLog::from_means(step, epoch, means, margin));
                 }
             }
         }
+        if step < total && run.stop.requested() {
+            checkpoint::save(&path, &cohort, run.ids, &at)?;
+            return Ok(Trained::Stopped {
+                step,
+                checkpointed: true,
+            });
+        }
+        if step < total && saved.elapsed() >= run.checkpoint_every {
+            checkpoint::save(&path, &cohort, run.ids, &at)?;
+            saved = Instant::now();
+        }
     }
-    let epochs_done = (step / steps_per_epoch) as usize;
+    finish(run, &cohort, at).map(Trained::Done)
+}
 
-    let host_alive = Vec::<bool>::try_from(&alive)?;
-    let dead_at = Vec::<i64>::try_from(&dead_at)?;
-    let (samples, scores) = sample_and_score(&cohort.g, &cohort.seeds, &cohort.key, scorer, device);
+/// Samples and scores of the finished members; their outcomes.
+fn finish(run: &CohortRun, cohort: &Cohort, at: CohortProgress) -> Result<Vec<RunOutcome>> {
+    let host_alive = Vec::<bool>::try_from(&at.alive)?;
+    let dead_at = Vec::<i64>::try_from(&at.dead_at)?;
+    let device = run.data.images.device();
+    let (samples, scores) =
+        sample_and_score(&cohort.g, &cohort.seeds, &cohort.key, run.scorer, device);
+    let epochs_done = (at.step / run.members[0].steps_per_epoch()) as usize;
     let mut outcomes = vec![];
-    for (i, log) in logs.into_iter().enumerate() {
+    for (i, log) in at.logs.into_iter().enumerate() {
         let finished = host_alive[i];
         if finished {
             let sheet = samples.get(i as i64).view([-1, 1, 28, 28]);
-            save_rgb_png(&image_grid(&sheet, 8), &dirs[i].join("samples.png"))?;
+            save_rgb_png(&image_grid(&sheet, 8), &run.dirs[i].join("samples.png"))?;
         }
         outcomes.push(RunOutcome {
             diverged_at: (!finished).then_some(dead_at[i] as u64),
@@ -409,6 +462,19 @@ mod tests {
     }
 
     fn train_in(members: &[RunConfig], root: &tempfile::TempDir) -> Vec<RunOutcome> {
+        match train_until(members, root, None, Duration::MAX) {
+            Trained::Done(outcomes) => outcomes,
+            other => panic!("nothing asked it to stop: {other:?}"),
+        }
+    }
+
+    /// Trains `members` in run folders under `root`, asking for a stop after `stop_at` steps.
+    fn train_until(
+        members: &[RunConfig],
+        root: &tempfile::TempDir,
+        stop_at: Option<u64>,
+        checkpoint_every: Duration,
+    ) -> Trained {
         let dirs: Vec<PathBuf> = (0..members.len())
             .map(|i| {
                 let d = root.path().join(format!("run-{i}"));
@@ -416,7 +482,25 @@ mod tests {
                 d
             })
             .collect();
-        SCORER.with(|scorer| train_cohort(members, &images(), scorer, &dirs, &mut |_| {}).unwrap())
+        let ids: Vec<String> = members.iter().map(RunConfig::run_id).collect();
+        let stop = Stop::never();
+        SCORER.with(|scorer| {
+            let run = CohortRun {
+                members,
+                ids: &ids,
+                dirs: &dirs,
+                data: &images(),
+                scorer,
+                stop: &stop,
+                checkpoint_every,
+            };
+            let mut on_step = |s: u64| {
+                if Some(s) == stop_at {
+                    stop.request();
+                }
+            };
+            train_cohort(&run, &mut on_step).unwrap()
+        })
     }
 
     #[test]
@@ -491,12 +575,91 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             let mut last = 0;
             let r = SCORER.with(|scorer| {
-                train_cohort(&[c], &images(), scorer, &[dir], &mut |s| last = s).unwrap()
+                let stop = Stop::never();
+                let run = CohortRun {
+                    members: &[c],
+                    ids: &["run".to_string()],
+                    dirs: &[dir],
+                    data: &images(),
+                    scorer,
+                    stop: &stop,
+                    checkpoint_every: Duration::MAX,
+                };
+                match train_cohort(&run, &mut |s| last = s).unwrap() {
+                    Trained::Done(outcomes) => outcomes,
+                    other => panic!("{other:?}"),
+                }
             });
             assert_eq!(last, steps);
             assert_eq!(r[0].log.iter().map(|l| l.step).collect::<Vec<_>>(), windows);
             assert_eq!(r[0].epochs_done, epochs);
         }
+    }
+
+    #[test]
+    fn a_stopped_cohort_resumes_bit_for_bit() {
+        // Mixed members (Adam and SGD with momentum, dropout, PT) and one that diverges: stopped
+        // mid-epoch, at an epoch's end, and with a checkpoint after every step, each resumed
+        // cohort ends with the logs, scores and sample sheets of the uninterrupted one.
+        let members = [
+            RunConfig {
+                dropout_d: true,
+                pulling_away: 0.1,
+                ..config(Model::Ebgan, 1)
+            },
+            RunConfig {
+                optim_d: OptimKind::Sgd,
+                sgd_momentum: 0.9,
+                lr: 0.01,
+                ..config(Model::Ebgan, 2)
+            },
+            RunConfig {
+                lr: 1e12,
+                optim_d: OptimKind::Sgd,
+                optim_g: OptimKind::Sgd,
+                ..config(Model::Ebgan, 3)
+            },
+        ];
+        let whole_dir = tempfile::tempdir().unwrap();
+        let whole = train_in(&members, &whole_dir);
+        assert!(whole[2].diverged_at.is_some() && whole[0].diverged_at.is_none());
+        let sheet = |root: &tempfile::TempDir, i: usize| {
+            std::fs::read(root.path().join(format!("run-{i}/samples.png"))).unwrap()
+        };
+        for (stop_at, every) in [
+            (20, Duration::MAX),
+            (32, Duration::MAX),
+            (7, Duration::ZERO),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            match train_until(&members, &dir, Some(stop_at), every) {
+                Trained::Stopped { step, checkpointed } => {
+                    assert_eq!((step, checkpointed), (stop_at, true))
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(checkpoint::path(&[dir.path().join("run-0")]).is_file());
+            let resumed = train_in(&members, &dir);
+            for (i, (a, b)) in whole.iter().zip(&resumed).enumerate() {
+                assert_eq!(a.log, b.log, "member {i} after a stop at {stop_at}");
+                assert_eq!(
+                    (a.diverged_at, a.epochs_done),
+                    (b.diverged_at, b.epochs_done)
+                );
+                assert_eq!(
+                    a.scores.map(|s| s.i_prime.to_bits()),
+                    b.scores.map(|s| s.i_prime.to_bits())
+                );
+            }
+            assert_eq!(sheet(&whole_dir, 0), sheet(&dir, 0));
+            assert_eq!(sheet(&whole_dir, 1), sheet(&dir, 1));
+        }
+        // A checkpoint of other members is not resumed from: that cohort starts over.
+        let dir = tempfile::tempdir().unwrap();
+        train_until(&members, &dir, Some(20), Duration::MAX);
+        let others = [members[1].clone(), members[0].clone(), members[2].clone()];
+        let fresh = train_in(&others, &dir);
+        assert_eq!(fresh[1].log, whole[0].log);
     }
 
     #[test]
