@@ -86,7 +86,29 @@ pub fn run(
     // Progress from the sub-shards' runs*.csv, read every 2 s (a large grid's rows are many);
     // the children's exits are noticed within 0.1 s.
     let progress = || pb.set_position(done().saturating_sub(at_start) as u64);
-    let mut failed = vec![];
+    let failed = wait_all(&mut children, stop, &progress)?;
+    for (_, _, echo) in children {
+        let _ = echo.join();
+    }
+    progress();
+    pb.finish_and_clear();
+    eprintln!(
+        "{}: {} of {} runs of shard {shard} done",
+        exp.name,
+        done(),
+        planned.len()
+    );
+    verdict(&failed, shard, workers)
+}
+
+/// Waits for every worker, forwarding a stop to them and calling `progress` every 2 s; returns
+/// those that exited unsuccessfully.
+fn wait_all(
+    children: &mut [(usize, std::process::Child, std::thread::JoinHandle<()>)],
+    stop: &crate::train::Stop,
+    progress: &dyn Fn(),
+) -> Result<Vec<Failed>> {
+    let mut failed: Vec<Failed> = vec![];
     let mut left = children.len();
     let mut last_read = std::time::Instant::now();
     let mut forwarded = false;
@@ -94,7 +116,7 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(100));
         // A SIGTERM or Ctrl-C for this process is one for every worker: they checkpoint.
         if stop.requested() && !forwarded {
-            for (_, child, _) in &children {
+            for (_, child, _) in children.iter() {
                 let _ = Command::new("kill")
                     .args(["-TERM", &child.id().to_string()])
                     .status();
@@ -116,22 +138,18 @@ pub fn run(
             }
         }
     }
-    for (_, _, echo) in children {
-        let _ = echo.join();
-    }
-    progress();
-    pb.finish_and_clear();
-    eprintln!(
-        "{}: {} of {} runs of shard {shard} done",
-        exp.name,
-        done(),
-        planned.len()
-    );
+    Ok(failed)
+}
+
+/// A worker that exited unsuccessfully: (index, exit code, status as text).
+type Failed = (usize, Option<i32>, String);
+
+/// The parent's result from its failed workers: runs stopped (exit 3) or failed (exit 2)
+/// pass on as such; any other failure is an error naming the workers.
+fn verdict(failed: &[Failed], shard: Shard, workers: usize) -> Result<()> {
     // Workers whose runs failed (exit 2) committed the rest of their sub-shard.
-    let runs_failed =
-        |(_, code, _): &(usize, Option<i32>, String)| *code == Some(super::EXIT_RUNS_FAILED as i32);
-    let stopped =
-        |(_, code, _): &(usize, Option<i32>, String)| *code == Some(super::EXIT_STOPPED as i32);
+    let runs_failed = |(_, code, _): &Failed| *code == Some(super::EXIT_RUNS_FAILED as i32);
+    let stopped = |(_, code, _): &Failed| *code == Some(super::EXIT_STOPPED as i32);
     if failed.iter().any(stopped) && failed.iter().all(|f| stopped(f) || runs_failed(f)) {
         let n = failed.iter().filter(|f| stopped(f)).count();
         return Err(super::RunsStopped(format!(

@@ -107,6 +107,26 @@ impl LadderData {
     }
 }
 
+impl LadderData {
+    /// A labelled batch (images, labels) and an unlabelled one, each of `b`.
+    fn batch(
+        &self,
+        labelled: &mut Draws,
+        unlabelled: &mut Draws,
+        b: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> (Tensor, Tensor, Tensor) {
+        let device = self.train_x.device();
+        let li = upload(Tensor::from_slice(&labelled.take(b, rng)), device);
+        let ui = upload(Tensor::from_slice(&unlabelled.take(b, rng)), device);
+        (
+            self.train_x.index_select(0, &li),
+            self.train_y.index_select(0, &li),
+            self.train_x.index_select(0, &ui),
+        )
+    }
+}
+
 /// Batches of indices drawn without replacement from a pool, reshuffled each time it runs out.
 struct Draws {
     pool: Vec<usize>,
@@ -194,6 +214,17 @@ impl LnGenerator {
     }
 }
 
+/// The learning rate of step `step` (1-based) of `total`: constant, then linear to 0 from
+/// `lr_decay_start` (a fraction of training).
+fn lr_at(c: &RunConfig, step: u64, total: u64) -> f64 {
+    let progress = (step - 1) as f64 / total as f64;
+    if progress >= c.lr_decay_start {
+        c.lr * (1.0 - progress) / (1.0 - c.lr_decay_start)
+    } else {
+        c.lr
+    }
+}
+
 /// Trains one LN or EBGAN-LN run, measures its test error and (EBGAN-LN) writes its samples.png
 /// into `dir`.
 pub fn train_run(
@@ -236,20 +267,8 @@ pub fn train_run(
     let mut unlabelled = Draws::new((0..data.images).collect());
 
     for step in 1..=total {
-        let progress = (step - 1) as f64 / total as f64;
-        let lr = if progress >= c.lr_decay_start {
-            c.lr * (1.0 - progress) / (1.0 - c.lr_decay_start)
-        } else {
-            c.lr
-        };
-        opt.set_lr(lr);
-        let li = upload(Tensor::from_slice(&labelled.take(b, &mut order)), device);
-        let ui = upload(Tensor::from_slice(&unlabelled.take(b, &mut order)), device);
-        let (xl, yl, xu) = (
-            data.train_x.index_select(0, &li),
-            data.train_y.index_select(0, &li),
-            data.train_x.index_select(0, &ui),
-        );
+        opt.set_lr(lr_at(c, step, total));
+        let (xl, yl, xu) = data.batch(&mut labelled, &mut unlabelled, b, &mut order);
 
         // LN cost: supervised cross-entropy of the corrupted path on the labelled half, plus the
         // bottom-layer reconstruction cost on the unlabelled half (the decoder stack still runs).
