@@ -244,6 +244,13 @@ impl MemberOptim {
         self.step
     }
 
+    /// Sets every member's learning rate (a schedule's value for the next step).
+    pub fn set_lr(&mut self, lr: f64) {
+        for h in &mut self.hyper {
+            h.lr = lr;
+        }
+    }
+
     /// Gradients of `loss` (a scalar) with respect to this optimizer's parameters only, then one
     /// update. Computing them functionally (no `.grad` buffers) skips zeroing and accumulating,
     /// and the weight gradients of networks this optimizer does not own.

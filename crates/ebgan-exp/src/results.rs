@@ -213,7 +213,7 @@ impl ResultsDir {
         let path = self.root.join("experiment.toml");
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        let source = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let source = file; // as given: relative paths stay relative (results get committed)
         let mut notice = None;
         if let Ok(previous) = std::fs::read_to_string(&path) {
             let (from, body) = match previous.split_once('\n') {

@@ -376,6 +376,7 @@ fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
         let dir = res.run_dir(&r.id);
         for file in [
             crate::train::mlp::checkpoint::FILE,
+            crate::train::ladder::CHECKPOINT,
             crate::train::conv::CHECKPOINT,
         ] {
             let Ok(meta) = crate::train::checkpoint::read_meta(&dir.join(file)) else {

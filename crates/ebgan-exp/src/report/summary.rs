@@ -133,7 +133,7 @@ fn families(s: &mut String, rows: &[RunRecord]) -> Result<()> {
             s,
             "| {f} | {} | {} | {diverged} | {} | {} | {} | {} | {} | {wall:.1} |",
             fam.len(),
-            v.len(),
+            fam.iter().filter(|r| r.status == Status::Finished).count(),
             fmt3(quantile(&v, 0.25)),
             fmt3(quantile(&v, 0.5)),
             fmt3(quantile(&v, 0.75)),

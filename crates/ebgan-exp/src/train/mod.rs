@@ -125,8 +125,15 @@ pub fn train_group(
         }
         Trainer::Ladder => {
             let mut on_step = |s: u64| progress(s, "");
-            let (mnist, device, stop) = (inputs.mnist, inputs.device, inputs.stop);
-            ladder::train_run(c, mnist, device, &dirs[0], stop, &mut on_step)
+            let run = ladder::LadderRun {
+                config: c,
+                id: &runs[0].id,
+                mnist: inputs.mnist,
+                dir: &dirs[0],
+                stop: inputs.stop,
+                checkpoint_every: inputs.checkpoint_every,
+            };
+            ladder::train_run(&run, inputs.device, &mut on_step)
         }
         Trainer::MlpCohort => {
             let configs: Vec<RunConfig> = runs.iter().map(|r| r.config.clone()).collect();
@@ -147,11 +154,15 @@ pub fn train_group(
     }
 }
 
-/// Removes what only resuming needed, once the runs' rows are committed: an MLP cohort's
-/// checkpoint (convolutional runs keep theirs, for `ebgan sample`).
+/// Removes what only resuming needed, once the runs' rows are committed: an MLP cohort's or a
+/// ladder run's checkpoint (convolutional runs keep theirs, for `ebgan sample`).
 pub fn discard_checkpoint(runs: &[Run], dirs: &[PathBuf]) -> Result<()> {
-    if Trainer::of(&runs[0].config) == Trainer::MlpCohort {
-        let path = mlp::checkpoint::path(dirs);
+    let path = match Trainer::of(&runs[0].config) {
+        Trainer::MlpCohort => Some(mlp::checkpoint::path(dirs)),
+        Trainer::Ladder => Some(dirs[0].join(ladder::CHECKPOINT)),
+        Trainer::Conv => None,
+    };
+    if let Some(path) = path {
         if path.exists() {
             std::fs::remove_file(&path)
                 .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;

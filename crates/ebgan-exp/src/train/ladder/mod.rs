@@ -2,6 +2,9 @@
 //! network (LN) and EBGAN-LN, where the LN is the discriminator and its bottom-layer
 //! reconstruction cost of a sample is that sample's energy. One run at a time.
 
+mod checkpoint;
+use checkpoint::{resume, save, sorted};
+
 use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
@@ -16,7 +19,8 @@ use ebgan_models::Vars;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use tch::nn::{self, OptimizerConfig};
+use std::time::{Duration, Instant};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// `n` labelled training indices, n/10 per class, chosen by a seeded shuffle of the training set.
@@ -161,6 +165,7 @@ impl Draws {
 /// EBGAN-LN's generator: Table 1's MLP generator (tanh) mapped to the LN's [0, 1] inputs, with
 /// its own Adam.
 struct LnGenerator {
+    vars: Vars,
     g: Generator,
     opt: MemberOptim,
     z: MemberRng,
@@ -177,6 +182,7 @@ impl LnGenerator {
             vec![c.optim_hyper(OptimKind::Adam)],
         );
         LnGenerator {
+            vars,
             g,
             opt,
             z: MemberRng::new(&[c.seed], Stream::Noise, device),
@@ -225,75 +231,120 @@ fn lr_at(c: &RunConfig, step: u64, total: u64) -> f64 {
     }
 }
 
-/// Trains one LN or EBGAN-LN run, measures its test error and (EBGAN-LN) writes its samples.png
-/// into `dir`.
-pub fn train_run(
-    c: &RunConfig,
-    mnist: &Mnist,
-    device: Device,
-    dir: &Path,
-    stop: &Stop,
-    on_step: &mut dyn FnMut(u64),
-) -> Result<Trained> {
-    assert!(c.model.is_ladder());
-    let vs = nn::VarStore::new(device);
-    let net = Ladder::new(
-        &(vs.root() / "ln"),
-        c.combinator,
-        c.ladder_noise,
-        &mut stream(c.seed, Stream::Init, 0),
-    );
-    let mut opt = nn::Adam {
-        beta1: c.beta1,
-        beta2: c.beta2,
-        wd: 0.0,
-        eps: c.adam_eps,
-        amsgrad: false,
+/// A ladder run to train: its config, id and folder, MNIST, and when to stop and checkpoint.
+pub struct LadderRun<'a> {
+    pub config: &'a RunConfig,
+    pub id: &'a str,
+    pub mnist: &'a Mnist,
+    pub dir: &'a Path,
+    pub stop: &'a Stop,
+    /// Wall time between checkpoints (one is also written when a stop is requested).
+    pub checkpoint_every: Duration,
+}
+
+/// The checkpoint of an unfinished ladder run, in its folder; removed once its row is committed.
+pub const CHECKPOINT: &str = "ladder.safetensors";
+
+/// The networks and optimizers of a run, and the random streams that run through it.
+struct LadderNets {
+    vs: nn::VarStore,
+    net: Ladder,
+    opt: MemberOptim,
+    generator: Option<LnGenerator>,
+    noise: MemberRng,
+}
+
+/// Where a run stands: steps done, its loss log and the open window, and its data draws.
+struct LadderProgress {
+    step: u64,
+    log: Vec<LossLog>,
+    sums: [f64; 4],
+    window: u64,
+    labelled: Draws,
+    unlabelled: Draws,
+    order: ChaCha8Rng,
+}
+
+impl LadderNets {
+    fn new(c: &RunConfig, device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let net = Ladder::new(
+            &(vs.root() / "ln"),
+            c.combinator,
+            c.ladder_noise,
+            &mut stream(c.seed, Stream::Init, 0),
+        );
+        // ebgan-core's Adam over the variables in name order (its state is saved by index).
+        let opt = MemberOptim::new(
+            sorted(&vs).into_iter().map(|(_, t)| t).collect(),
+            vec![c.optim_hyper(OptimKind::Adam)],
+        );
+        LadderNets {
+            net,
+            opt,
+            generator: (c.model == Model::EbganLn).then(|| LnGenerator::new(c, device)),
+            noise: MemberRng::new(&[c.seed], Stream::Dropout, device),
+            vs,
+        }
     }
-    .build(&vs, c.lr)?;
-    let data = LadderData::new(c, mnist, device);
-    let mut generator = (c.model == Model::EbganLn).then(|| LnGenerator::new(c, device));
+}
+
+/// Trains (or resumes) one LN or EBGAN-LN run, measures its test error and (EBGAN-LN) writes its
+/// samples.png into its folder.
+pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) -> Result<Trained> {
+    let c = run.config;
+    assert!(c.model.is_ladder());
+    let mut nets = LadderNets::new(c, device);
+    let data = LadderData::new(c, run.mnist, device);
     let alive_one = Tensor::ones([1], (Kind::Bool, device));
-    let mut noise = MemberRng::new(&[c.seed], Stream::Dropout, device);
-    let mut order = stream(c.seed, Stream::Data, 0);
     let schedule = c.margin_schedule();
     let b = c.batch_size as usize;
     let total = c.total_steps();
-    let mut log = vec![];
-    let mut sums = [0.0f64; 4];
-    let mut window = 0u64;
+    let mut at = LadderProgress {
+        step: 0,
+        log: vec![],
+        sums: [0.0; 4],
+        window: 0,
+        labelled: Draws::new(data.labelled.clone()),
+        unlabelled: Draws::new((0..data.images).collect()),
+        order: stream(c.seed, Stream::Data, 0),
+    };
+    if resume(run, &mut nets, &mut at)? {
+        on_step(at.step);
+    }
     let mut diverged_at = None;
-    let mut labelled = Draws::new(data.labelled.clone());
-    let mut unlabelled = Draws::new((0..data.images).collect());
+    let mut saved = Instant::now();
 
-    for step in 1..=total {
-        opt.set_lr(lr_at(c, step, total));
-        let (xl, yl, xu) = data.batch(&mut labelled, &mut unlabelled, b, &mut order);
+    while at.step < total {
+        let step = at.step + 1;
+        nets.opt.set_lr(lr_at(c, step, total));
+        let (xl, yl, xu) = data.batch(&mut at.labelled, &mut at.unlabelled, b, &mut at.order);
 
         // LN cost: supervised cross-entropy of the corrupted path on the labelled half, plus the
         // bottom-layer reconstruction cost on the unlabelled half (the decoder stack still runs).
+        let (net, noise) = (&nets.net, &mut nets.noise);
         let ce = -net
-            .encode(&xl, Some(&mut noise), None)
+            .encode(&xl, Some(noise), None)
             .log_probs
             .gather(1, &yl.unsqueeze(1), false)
             .mean(None);
-        let corrupted = net.encode(&xu, Some(&mut noise), None);
+        let corrupted = net.encode(&xu, Some(noise), None);
         let clean = net.encode(&xu, None, None);
         let z_hat = net.decode(&corrupted);
         let energy_real = net.layer_cost(0, &z_hat[0], &clean, &xu);
         let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
         let margin = schedule.margin_at(step - 1);
         let mut energy_fake = None;
-        if let Some(g) = generator.as_mut() {
+        if let Some(g) = nets.generator.as_mut() {
             let fake = tch::no_grad(|| g.next());
-            let e = net.energy(&fake, &mut noise);
+            let e = net.energy(&fake, noise);
             loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
             energy_fake = Some(e.detach());
         }
-        opt.backward_step(&loss_d);
+        nets.opt.backward_step(&loss_d, &alive_one);
         let mut loss_g = Tensor::zeros([], (Kind::Float, device));
-        if let Some(g) = generator.as_mut() {
-            loss_g = net.energy(&g.next(), &mut noise).mean(None);
+        if let Some(g) = nets.generator.as_mut() {
+            loss_g = net.energy(&g.next(), noise).mean(None);
             g.opt.backward_step(&loss_g, &alive_one);
         }
         let vals = [
@@ -308,36 +359,41 @@ pub fn train_run(
             diverged_at = Some(step);
             break;
         }
-        for (s, v) in sums.iter_mut().zip(vals) {
+        for (s, v) in at.sums.iter_mut().zip(vals) {
             *s += v;
         }
-        window += 1;
+        at.window += 1;
+        at.step = step;
         on_step(step);
-        if step < total && stop.requested() {
-            // The ladder's tch optimizer keeps its moments to itself: no checkpoint.
+        if step.is_multiple_of(LOG_EVERY) || step == total {
+            let means = at.sums.map(|s| s / at.window as f64);
+            let epoch = step as f64 / c.steps_per_epoch() as f64;
+            at.log.push(LossLog::from_means(step, epoch, means, margin));
+            at.sums = [0.0; 4];
+            at.window = 0;
+        }
+        let stop = step < total && run.stop.requested();
+        if stop || (step < total && saved.elapsed() >= run.checkpoint_every) {
+            save(run, &nets, &at)?;
+            saved = Instant::now();
+        }
+        if stop {
             return Ok(Trained::Stopped {
                 step,
-                checkpointed: false,
+                checkpointed: true,
             });
-        }
-        if step % LOG_EVERY == 0 || step == total {
-            let w = window as f64;
-            let means = sums.map(|s| s / w);
-            let epoch = step as f64 / c.steps_per_epoch() as f64;
-            log.push(LossLog::from_means(step, epoch, means, margin));
-            sums = [0.0; 4];
-            window = 0;
         }
     }
     let finished = diverged_at.is_none();
-    if let (Some(g), true) = (&generator, finished) {
-        g.write_samples(c.seed, dir)?;
+    if let (Some(g), true) = (&nets.generator, finished) {
+        g.write_samples(c.seed, run.dir)?;
     }
+    let net = &nets.net;
     Ok(Trained::Done(vec![RunOutcome {
         epochs_done: if finished { c.epochs } else { 0 },
-        test_error: finished.then(|| test_error(&net, &data.train_x, &data.test_x, &data.test_y)),
+        test_error: finished.then(|| test_error(net, &data.train_x, &data.test_x, &data.test_y)),
         diverged_at,
-        log,
+        log: at.log,
         scores: None,
     }]))
 }
@@ -387,6 +443,80 @@ mod tests {
         (images, labels)
     }
 
+    /// Trains `c` in `dir`, asking for a stop after `stop_at` steps (then None).
+    fn train(c: &RunConfig, mnist: &Mnist, dir: &Path, stop_at: Option<u64>) -> RunOutcome {
+        try_train(c, mnist, dir, stop_at).expect("nothing asked it to stop")
+    }
+
+    fn try_train(
+        c: &RunConfig,
+        mnist: &Mnist,
+        dir: &Path,
+        stop_at: Option<u64>,
+    ) -> Option<RunOutcome> {
+        let stop = Stop::never();
+        let run = LadderRun {
+            config: c,
+            id: "ln-run",
+            mnist,
+            dir,
+            stop: &stop,
+            checkpoint_every: Duration::MAX,
+        };
+        let mut on_step = |s: u64| {
+            if Some(s) == stop_at {
+                stop.request();
+            }
+        };
+        match train_run(&run, Device::Cpu, &mut on_step).unwrap() {
+            Trained::Done(mut r) => Some(r.remove(0)),
+            Trained::Stopped { step, checkpointed } => {
+                assert_eq!((Some(step), checkpointed), (stop_at, true));
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_stopped_run_resumes_bit_for_bit() {
+        let (train_images, train_labels) = synthetic(200, 1);
+        let (test_images, test_labels) = synthetic(200, 2);
+        let mnist = Mnist {
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+        };
+        for model in [Model::Ladder, Model::EbganLn] {
+            let c = RunConfig {
+                model,
+                labels: 20,
+                batch_size: 20,
+                train_images: 200,
+                epochs: 6, // 60 steps: the lr decays over the last third
+                lr: 0.002,
+                lr_decay_start: 0.6667,
+                n_layer_g: 2,
+                size_g: 64,
+                margin: 0.05,
+                ..Default::default()
+            };
+            let (whole, halves) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let a = train(&c, &mnist, whole.path(), None);
+            // Stopped mid-window, mid-epoch, with the labelled draws part-way through a cycle.
+            assert!(try_train(&c, &mnist, halves.path(), Some(29)).is_none());
+            assert!(halves.path().join(CHECKPOINT).is_file());
+            let b = train(&c, &mnist, halves.path(), None);
+            assert_eq!(a.log, b.log, "{model}");
+            assert_eq!(
+                a.test_error.map(f64::to_bits),
+                b.test_error.map(f64::to_bits)
+            );
+            let sheet = |d: &tempfile::TempDir| std::fs::read(d.path().join("samples.png")).ok();
+            assert_eq!(sheet(&whole), sheet(&halves));
+        }
+    }
+
     #[test]
     fn a_short_training_lowers_the_loss_and_learns_the_classes() {
         let (train_images, train_labels) = synthetic(200, 1);
@@ -412,12 +542,7 @@ mod tests {
                 ..Default::default()
             };
             let dir = tempfile::tempdir().unwrap();
-            let stop = Stop::never();
-            let done = train_run(&c, &mnist, Device::Cpu, dir.path(), &stop, &mut |_| {});
-            let Trained::Done(mut r) = done.unwrap() else {
-                panic!("nothing asked it to stop")
-            };
-            let r = r.remove(0);
+            let r = train(&c, &mnist, dir.path(), None);
             assert_eq!(r.diverged_at, None);
             assert_eq!(r.log.len(), 2, "windows of 100 steps over 200 steps");
             assert!(
