@@ -492,6 +492,40 @@ mod tests {
     }
 
     #[test]
+    fn status_lists_the_unfinished_runs_a_checkpoint_resumes() {
+        use crate::train::checkpoint;
+        let exp = Experiment::parse(
+            "name = \"t\"\n[[grid]]\nmodel = \"gan\"\nepochs = 2\nlr = [0.1, 0.2, 0.3]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let ids: Vec<String> = exp.runs.iter().map(|r| r.id.clone()).collect();
+        let t = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
+        let save = |id: &str, members: &[String], step: &str| {
+            let meta = std::collections::HashMap::from([
+                (
+                    "members".to_string(),
+                    serde_json::to_string(members).unwrap(),
+                ),
+                ("step".to_string(), step.to_string()),
+            ]);
+            let path = res.run_dir(id).join(crate::train::mlp::checkpoint::FILE);
+            checkpoint::save(&path, &[("t".into(), t.shallow_clone())], meta).unwrap();
+        };
+        assert_eq!(checkpointed(&exp, &res).unwrap(), "");
+        // A cohort of runs 0 and 1 stopped at step 700 of 2 x 938.
+        save(&ids[0], &ids[..2], "700");
+        let out = checkpointed(&exp, &res).unwrap();
+        assert!(
+            out.starts_with("checkpointed: 2 unfinished run(s)")
+                && out.contains(&format!("{} (2 run(s)): step 700 of 1876", ids[0])),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn progress_counts_per_shard() {
         use crate::config::Family;
         use crate::results::{ResultColumns, RunRecord};

@@ -8,9 +8,6 @@ use ebgan_models::mlp::{MlpMember, MlpSpec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Pixels of an MNIST image (28 x 28): the data dimension of the Table 1 networks.
-pub const MNIST_PIXELS: i64 = 784;
-
 /// Defines [`RunConfig`] (one run, with its defaults) and [`GridSpec`] (the same fields, each
 /// optional and either one value or a list) from one field list.
 macro_rules! run_config {
@@ -237,16 +234,16 @@ impl RunConfig {
         }
     }
 
-    /// Table 1 networks of a cohort whose first member is `self` (the shape fields are shared;
-    /// `members` gives each its dropout and init).
-    pub fn mlp_spec(&self, members: &[RunConfig]) -> MlpSpec {
+    /// Table 1 networks on `data_dim`-pixel images of a cohort whose first member is `self` (the
+    /// shape fields are shared; `members` gives each its dropout and init).
+    pub fn mlp_spec(&self, members: &[RunConfig], data_dim: i64) -> MlpSpec {
         MlpSpec {
             n_layer_g: self.n_layer_g,
             size_g: self.size_g,
             n_layer_d: self.n_layer_d,
             size_d: self.size_d,
             z_dim: self.z_dim,
-            data_dim: MNIST_PIXELS,
+            data_dim,
             batch_norm: self.batch_norm,
             members: members.iter().map(RunConfig::mlp_member).collect(),
         }

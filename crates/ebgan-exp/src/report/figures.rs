@@ -37,7 +37,17 @@ fn draw_png(
     size: (u32, u32),
     draw: impl for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+    draw_png_over(image::RgbImage::new(size.0, size.1), out, draw)
+}
+
+/// [`draw_png`] on top of `canvas`.
+fn draw_png_over(
+    canvas: image::RgbImage,
+    out: &Path,
+    draw: impl for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let size = canvas.dimensions();
+    let mut buf = canvas.into_raw();
     {
         let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
         draw(&root)?;
@@ -208,23 +218,17 @@ fn sheet_row(sheets: &[(String, PathBuf)], out: &Path) -> Result<Option<PathBuf>
         labels.push((caption.clone(), x));
         x += img.width() + pad;
     }
-    {
-        let mut buf = canvas.into_raw();
-        {
-            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-            for (caption, x) in &labels {
-                root.draw(&Text::new(
-                    caption.clone(),
-                    (*x as i32, 12),
-                    ("sans-serif", 14).into_font(),
-                ))
-                .map_err(err)?;
-            }
-            root.present().map_err(err)?;
+    draw_png_over(canvas, out, |root| {
+        for (caption, x) in &labels {
+            root.draw(&Text::new(
+                caption.clone(),
+                (*x as i32, 12),
+                ("sans-serif", 14).into_font(),
+            ))
+            .map_err(err)?;
         }
-        let img = image::RgbImage::from_raw(w, h, buf).expect("buffer size is w * h * 3");
-        crate::png::save_rgb_png(&img, out)?;
-    }
+        Ok(())
+    })?;
     Ok(Some(out.to_path_buf()))
 }
 
@@ -303,14 +307,10 @@ pub fn margin_sweep(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<
     sheet_row(&sheets, out)
 }
 
-/// Loss curves of one run from its losses.csv: D and G loss, and real/fake energy (or D(x))
-/// against the margin.
-pub fn loss_curves(losses: &Path, title: &str, out: &Path) -> Result<Option<PathBuf>> {
+/// Loss curves of one run's log: D and G loss, and real/fake energy (or D(x)) against the
+/// margin.
+pub fn loss_curves(rows: &[LossLog], title: &str, out: &Path) -> Result<Option<PathBuf>> {
     register_font(); // runs draw curves before (or without) any report
-    let rows: Vec<LossLog> = csv::Reader::from_path(losses)?
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow!("{}: not a loss log: {e}", losses.display()))?;
     if rows.is_empty() {
         return Ok(None);
     }

@@ -84,10 +84,9 @@ pub fn write(dir: &Path) -> Result<()> {
     }
     for family in FAMILIES {
         if let Some(best) = representative(&rows, family) {
-            let losses = res.run_dir(&best.run_id).join("losses.csv");
-            if losses.is_file() {
+            if let Ok(log) = res.read_losses(&best.run_id) {
                 made.extend(figures::loss_curves(
-                    &losses,
+                    &log,
                     &best.run_id,
                     &dir.join(format!("curves-{family}.png")),
                 )?);

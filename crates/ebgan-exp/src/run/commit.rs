@@ -80,11 +80,9 @@ impl<'a> Committer<'a> {
         let dir = self.res.run_dir(&r.id);
         if Trainer::of(&r.config) == Trainer::Conv {
             // The row is committed: a figure that fails to draw must not stop the grid.
-            if let Err(e) = crate::report::figures::loss_curves(
-                &dir.join("losses.csv"),
-                &r.id,
-                &dir.join("curves.png"),
-            ) {
+            if let Err(e) =
+                crate::report::figures::loss_curves(&outcome.log, &r.id, &dir.join("curves.png"))
+            {
                 progress.say(format!("{}: loss curves not drawn: {e:#}", r.id));
             }
         }

@@ -224,8 +224,6 @@ pub struct ConvRun<'a> {
     pub dir: &'a Path,
     /// MNIST-64 only: scores the centre 28x28 of generated samples.
     pub scorer: Option<&'a Scorer>,
-    /// Stop once this many steps are done, with a checkpoint there (None: train to the end).
-    pub stop_after: Option<u64>,
     /// Stop (with a checkpoint) when this is requested: a time budget's end, SIGTERM.
     pub stop: &'a Stop,
 }
@@ -340,7 +338,7 @@ impl Batches<'_> {
     }
 }
 
-/// Trains (or resumes) one run. Returns None when stopped by `stop_after` (with a checkpoint).
+/// Trains (or resumes) one run. Returns None when stopped on request (with a checkpoint).
 pub fn train_run(
     run: &ConvRun,
     device: Device,
@@ -426,11 +424,11 @@ pub fn train_run(
                 &run.dir.join(format!("samples/step-{step:07}.png")),
             )?;
         }
-        let stop = run.stop_after == Some(step) || (step < total && run.stop.requested());
+        progress(step, &message);
+        let stop = step < total && run.stop.requested();
         if stop || step % c.checkpoint_every == 0 || step == total {
             save_checkpoint(&gan, run, &at)?;
         }
-        progress(step, &message);
         if stop {
             return Ok(None);
         }
@@ -515,16 +513,21 @@ mod tests {
         dir: &Path,
         stop_at: Option<u64>,
     ) -> Result<Option<RunOutcome>> {
+        // A stop requested after `stop_at` steps, as a time budget's end or SIGTERM would.
+        let stop = Stop::never();
         let run = ConvRun {
             config: c,
             id: "run-1",
             data,
             dir,
             scorer: None,
-            stop_after: stop_at,
-            stop: &Stop::never(),
+            stop: &stop,
         };
-        train_run(&run, Device::Cpu, &mut |_, _| {})
+        train_run(&run, Device::Cpu, &mut |s, _| {
+            if Some(s) == stop_at {
+                stop.request();
+            }
+        })
     }
 
     fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {

@@ -107,7 +107,6 @@ pub fn train_group(
                 data: &set,
                 dir: &dirs[0],
                 scorer: scorer.as_ref(),
-                stop_after: None,
                 stop: inputs.stop,
             };
             let mut step = 0;

@@ -10,58 +10,60 @@ use ebgan_models::rng::{stream as stream_rng, Stream};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
-/// A grid of samples from a convolutional run's checkpoint.
+/// What both picture commands take: the checkpoint, the noise seed, the PNG, the device.
 #[derive(clap::Args)]
-pub struct SampleArgs {
+pub struct Picture {
     checkpoint: PathBuf,
-    #[arg(long, default_value_t = 64)]
-    n: i64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value = "auto")]
     device: String,
+}
+
+/// A grid of samples from a convolutional run's checkpoint.
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    picture: Picture,
+    #[arg(long, default_value_t = 64)]
+    n: i64,
 }
 
 /// Latent interpolations from a convolutional run's checkpoint: each row walks linearly
 /// between two random latents.
 #[derive(clap::Args)]
 pub struct InterpolateArgs {
-    checkpoint: PathBuf,
+    #[command(flatten)]
+    picture: Picture,
     #[arg(long, default_value_t = 8)]
     rows: i64,
     #[arg(long, default_value_t = 10)]
     steps: i64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long)]
-    out: PathBuf,
-    #[arg(long, default_value = "auto")]
-    device: String,
 }
 
 impl SampleArgs {
     pub fn run(&self) -> Result<()> {
-        let device = device::parse(&self.device)?;
-        sample(&self.checkpoint, self.n, self.seed, &self.out, device)?;
-        eprintln!("wrote {}", self.out.display());
+        let p = &self.picture;
+        sample(
+            &p.checkpoint,
+            self.n,
+            p.seed,
+            &p.out,
+            device::parse(&p.device)?,
+        )?;
+        eprintln!("wrote {}", p.out.display());
         Ok(())
     }
 }
 
 impl InterpolateArgs {
     pub fn run(&self) -> Result<()> {
-        let device = device::parse(&self.device)?;
-        interpolate(
-            &self.checkpoint,
-            self.rows,
-            self.steps,
-            self.seed,
-            &self.out,
-            device,
-        )?;
-        eprintln!("wrote {}", self.out.display());
+        let p = &self.picture;
+        let device = device::parse(&p.device)?;
+        interpolate(&p.checkpoint, self.rows, self.steps, p.seed, &p.out, device)?;
+        eprintln!("wrote {}", p.out.display());
         Ok(())
     }
 }

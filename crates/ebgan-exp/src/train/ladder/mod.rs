@@ -176,7 +176,10 @@ struct LnGenerator {
 impl LnGenerator {
     fn new(c: &RunConfig, device: Device) -> Self {
         let mut vars = Vars::new(&[c.seed], device);
-        let g = Generator::new(&mut vars, &c.mlp_spec(std::slice::from_ref(c)));
+        let g = Generator::new(
+            &mut vars,
+            &c.mlp_spec(std::slice::from_ref(c), PIXELS as i64),
+        );
         let opt = MemberOptim::new(
             vars.tensors_under("g."),
             vec![c.optim_hyper(OptimKind::Adam)],
@@ -443,6 +446,33 @@ mod tests {
         (images, labels)
     }
 
+    /// 200 synthetic training and 200 test images.
+    fn synthetic_mnist() -> Mnist {
+        let (train_images, train_labels) = synthetic(200, 1);
+        let (test_images, test_labels) = synthetic(200, 2);
+        Mnist {
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+        }
+    }
+
+    /// A small LN / EBGAN-LN run on [`synthetic_mnist`]: 10 steps per epoch of 20 + 20 images.
+    fn tiny(model: Model) -> RunConfig {
+        RunConfig {
+            model,
+            labels: 20,
+            batch_size: 20,
+            train_images: 200,
+            lr: 0.002,
+            n_layer_g: 2,
+            size_g: 64,
+            margin: 0.05,
+            ..Default::default()
+        }
+    }
+
     /// Trains `c` in `dir`, asking for a stop after `stop_at` steps (then None).
     fn train(c: &RunConfig, mnist: &Mnist, dir: &Path, stop_at: Option<u64>) -> RunOutcome {
         try_train(c, mnist, dir, stop_at).expect("nothing asked it to stop")
@@ -479,27 +509,12 @@ mod tests {
 
     #[test]
     fn a_stopped_run_resumes_bit_for_bit() {
-        let (train_images, train_labels) = synthetic(200, 1);
-        let (test_images, test_labels) = synthetic(200, 2);
-        let mnist = Mnist {
-            train_images,
-            train_labels,
-            test_images,
-            test_labels,
-        };
+        let mnist = synthetic_mnist();
         for model in [Model::Ladder, Model::EbganLn] {
             let c = RunConfig {
-                model,
-                labels: 20,
-                batch_size: 20,
-                train_images: 200,
                 epochs: 6, // 60 steps: the lr decays over the last third
-                lr: 0.002,
                 lr_decay_start: 0.6667,
-                n_layer_g: 2,
-                size_g: 64,
-                margin: 0.05,
-                ..Default::default()
+                ..tiny(model)
             };
             let (whole, halves) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
             let a = train(&c, &mnist, whole.path(), None);
@@ -519,27 +534,12 @@ mod tests {
 
     #[test]
     fn a_short_training_lowers_the_loss_and_learns_the_classes() {
-        let (train_images, train_labels) = synthetic(200, 1);
-        let (test_images, test_labels) = synthetic(200, 2);
-        let mnist = Mnist {
-            train_images,
-            train_labels,
-            test_images,
-            test_labels,
-        };
+        let mnist = synthetic_mnist();
         for model in [Model::Ladder, Model::EbganLn] {
             let c = RunConfig {
-                model,
-                labels: 20,
-                batch_size: 20,
-                train_images: 200,
                 epochs: 20,
-                lr: 0.002,
                 beta1: 0.9,
-                n_layer_g: 2,
-                size_g: 64,
-                margin: 0.05,
-                ..Default::default()
+                ..tiny(model)
             };
             let dir = tempfile::tempdir().unwrap();
             let r = train(&c, &mnist, dir.path(), None);

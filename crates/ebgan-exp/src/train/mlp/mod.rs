@@ -110,7 +110,7 @@ impl Cohort {
             "a cohort's members must share a CohortKey"
         );
         let seeds: Vec<u64> = members.iter().map(|m| m.seed).collect();
-        let spec = members[0].mlp_spec(members);
+        let spec = members[0].mlp_spec(members, PIXELS as i64);
         let mut vars = Vars::new(&seeds, device);
         let g = Generator::new(&mut vars, &spec);
         let d = match key.model {
