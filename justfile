@@ -13,10 +13,15 @@ torch:
     #!/usr/bin/env bash
     set -euo pipefail
     if [[ -n "${LIBTORCH:-}" ]]; then echo "using LIBTORCH=$LIBTORCH"; exit 0; fi
-    if "$EBGAN_VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.11.0")' 2>/dev/null; then exit 0; fi
-    echo "installing torch==2.11.0 into $EBGAN_VENV (about 4.6 GB with its CUDA packages)"
-    python3 -m venv "$EBGAN_VENV"
-    "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.11.0 numpy
+    if ! "$EBGAN_VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.11.0")' 2>/dev/null; then
+      echo "installing torch==2.11.0 into $EBGAN_VENV (about 4.6 GB with its CUDA packages)"
+      python3 -m venv "$EBGAN_VENV"
+      "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.11.0 numpy
+    fi
+    # The parity references: pytorch-fid's Inception (with the torchvision of torch 2.11) and scipy.
+    if ! "$EBGAN_VENV/bin/python" -c 'import torchvision, pytorch_fid, scipy' 2>/dev/null; then
+      "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torchvision==0.26.0 pytorch-fid==0.3.0 scipy
+    fi
 
 # release build of the `ebgan` binary (tests share it)
 build: torch

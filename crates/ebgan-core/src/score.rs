@@ -1,4 +1,5 @@
-//! Sample-quality scores from a classifier's class probabilities p(y|x), and the Frechet distance.
+//! Sample-quality scores from a classifier's log-probabilities log p(y|x), and the Frechet
+//! distance.
 //!
 //! paper.md §3: `i_prime` := E_x KL(p(y|x) || p(y)) (= log IS; bounded by ln C, which fits the
 //! paper's 0..1.9 histogram axis); `i_prime_printed` := (E_x KL(p(y) || p(y|x)))^2, the formula as
@@ -7,25 +8,34 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-/// Probabilities are clamped here before logs: a softmax can underflow to exactly 0 in f32.
-const PROB_FLOOR: f64 = 1e-12;
-
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub i_prime: f64,
     pub i_prime_printed: f64,
     pub inception_score: f64,
+    /// Frechet distance between the classifier features of the samples and of the real test
+    /// set, where the scorer knows the latter.
+    #[serde(default)]
+    pub fid: Option<f64>,
 }
 
-/// Scores of `probs` `[N, C]` (rows sum to 1).
-pub fn scores(probs: &Tensor) -> Scores {
-    let p_yx = probs.to_kind(Kind::Double).clamp_min(PROB_FLOOR);
-    let p_y = p_yx.mean_dim(0, true, None);
-    let (log_yx, log_y) = (p_yx.log(), p_y.log());
-    let kl_yx_y = (&p_yx * (&log_yx - &log_y))
+/// Scores of log-probabilities `log p(y|x)` `[N, C]` (a log-softmax), in f64 throughout: no
+/// probability is clamped, so a confident wrong class costs what the classifier says.
+pub fn scores(log_probs: &Tensor) -> Scores {
+    let log_yx = log_probs.to_kind(Kind::Double);
+    let n = log_yx.size()[0] as f64;
+    let p_yx = log_yx.exp();
+    // log p(y) = log mean_x p(y|x), stable in log space.
+    let log_y = log_yx.logsumexp([0i64].as_slice(), true) - n.ln();
+    let p_y = log_y.exp();
+    // p log(p / q) with 0 log 0 = 0 (a one-hot row has log 0 = -inf elsewhere).
+    let kl_terms = |p: &Tensor, log_p: &Tensor, log_q: &Tensor| {
+        (p * (log_p - log_q)).where_self(&p.gt(0.0), &p.zeros_like())
+    };
+    let kl_yx_y = kl_terms(&p_yx, &log_yx, &log_y)
         .sum_dim_intlist(1, false, None)
         .mean(None);
-    let kl_y_yx = (&p_y * (&log_y - &log_yx))
+    let kl_y_yx = kl_terms(&p_y.expand_as(&p_yx), &log_y.expand_as(&log_yx), &log_yx)
         .sum_dim_intlist(1, false, None)
         .mean(None);
     let i_prime = f64::try_from(kl_yx_y).unwrap();
@@ -34,6 +44,7 @@ pub fn scores(probs: &Tensor) -> Scores {
         i_prime,
         i_prime_printed: printed * printed,
         inception_score: i_prime.exp(),
+        fid: None,
     }
 }
 
@@ -72,8 +83,10 @@ pub fn frechet_distance(mu1: &Tensor, s1: &Tensor, mu2: &Tensor, s2: &Tensor) ->
 mod tests {
     use super::*;
 
+    /// Log-probabilities of probability rows (exact zeros become -inf, as log-softmax never
+    /// gives but the formulas must bear).
     fn probs(rows: &[f64], c: i64) -> Tensor {
-        Tensor::from_slice(rows).view([-1, c])
+        Tensor::from_slice(rows).view([-1, c]).log()
     }
 
     #[test]
@@ -111,6 +124,25 @@ mod tests {
         assert!((s.i_prime - kl).abs() < 1e-12);
         assert!((s.inception_score - kl.exp()).abs() < 1e-12);
         assert!((s.i_prime_printed - rev * rev).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_confident_wrong_class_is_not_capped() {
+        // Two samples, 2 classes: x1 says class 0 with log p(1|x1) = -40, x2 the reverse.
+        // p(y) = (1/2, 1/2) up to e^-40; KL(p(y) || p(y|x)) = 1/2 (ln 1/2 - 0) + 1/2 (ln 1/2 + 40)
+        // = 20 - ln 2 for both. A clamp of p at 1e-12 would cap the -40 at ln 1e-12 = -27.6.
+        let l = Tensor::from_slice(&[0.0f64, -40.0, -40.0, 0.0]).view([2, 2]);
+        let s = scores(&l);
+        let rev = 20.0 - 2f64.ln();
+        assert!(
+            (s.i_prime_printed - rev * rev).abs() < 1e-9,
+            "{}",
+            s.i_prime_printed
+        );
+        assert!((s.i_prime - 2f64.ln()).abs() < 1e-9, "{}", s.i_prime);
+        // f32 log-softmax input is taken to f64 before any exp.
+        let s32 = scores(&l.to_kind(Kind::Float));
+        assert!((s32.i_prime_printed - rev * rev).abs() < 1e-6);
     }
 
     #[test]

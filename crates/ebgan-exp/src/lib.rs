@@ -9,7 +9,7 @@
 //!   -> results  run folders, runs.csv rows (the commit point)
 //!   -> report   figures and tables from results alone
 //! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier),
-//! cluster (Slurm), bench, png (image sheets), device, fsutil
+//! cluster (Slurm), bench, parity (our steps against PyTorch references), png (image sheets), device, fsutil
 //! ```
 //! A module imports only modules below it in this list (or beside it), never one above.
 
@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod fsutil;
+pub mod parity;
 pub mod png;
 pub mod report;
 pub mod results;

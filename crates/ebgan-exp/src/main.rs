@@ -2,7 +2,7 @@
 //! library (`ebgan_exp`), where each command's arguments live beside the code that runs it.
 
 use clap::{Parser, Subcommand};
-use ebgan_exp::{bench, cluster, config, data, report, run, scoring, train};
+use ebgan_exp::{bench, cluster, config, data, parity, report, run, scoring, train};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -50,6 +50,9 @@ enum Command {
     BenchGrid(bench::grid::BenchGridArgs),
     /// Images/s of the 64x64 EBGAN-PT step in Rust and PyTorch eager, and of the data pipeline.
     BenchConv(bench::conv::BenchConvArgs),
+    /// Our training steps against independent PyTorch references from the same weights, data,
+    /// noise and dropout masks: losses, final weights and optimizer moments.
+    Parity(parity::ParityArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::BenchGrid(a) => bench::grid::run_grid(&a),
         Command::BenchConv(a) => bench::conv::run(&a),
+        Command::Parity(a) => a.run(),
     };
     // Errors are for people: the message and its causes on one line, never a backtrace.
     match done {

@@ -27,6 +27,9 @@ pub struct ResultColumns {
     pub i_prime: Option<f64>,
     pub i_prime_printed: Option<f64>,
     pub inception_score: Option<f64>,
+    /// MNIST: Frechet distance of the scoring classifier's features, samples vs test set.
+    #[serde(default)]
+    pub fid: Option<f64>,
     /// Test error in % (semi-supervised models).
     pub test_error: Option<f64>,
     pub final_loss_d: Option<f64>,
@@ -59,6 +62,7 @@ impl ResultColumns {
             i_prime: None,
             i_prime_printed: None,
             inception_score: None,
+            fid: None,
             test_error: None,
             final_loss_d: None,
             final_loss_g: None,
@@ -450,6 +454,7 @@ mod tests {
                 i_prime,
                 i_prime_printed: i_prime.map(|v| v * v),
                 inception_score: i_prime.map(f64::exp),
+                fid: i_prime.map(|v| 10.0 * v),
                 test_error: None,
                 final_loss_d: Some(1.5),
                 final_loss_g: None,

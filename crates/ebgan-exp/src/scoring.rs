@@ -1,10 +1,11 @@
 //! The MNIST scoring classifier: trained once, cached with its test accuracy, and used to turn
-//! generated samples into p(y|x) and then I', the printed I' and IS (ebgan_core::score).
+//! generated samples into log p(y|x) and then I', the printed I' and IS (ebgan_core::score),
+//! and into penultimate features whose Frechet distance to the real test set's is MNIST's FID.
 
 use crate::data::mnist::{Mnist, PIXELS};
 use crate::fsutil::write_atomic;
 use anyhow::{bail, Context, Result};
-use ebgan_core::score::{scores, Scores};
+use ebgan_core::score::{feature_stats, frechet_distance, scores, Scores};
 use ebgan_models::classifier::Classifier;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -36,6 +37,11 @@ fn weights(dir: &Path) -> PathBuf {
 
 fn info_path(dir: &Path) -> PathBuf {
     dir.join("classifier.json")
+}
+
+/// Mean and covariance of the real test images' features: FID's reference.
+fn test_features_path(dir: &Path) -> PathBuf {
+    dir.join("test-features.safetensors")
 }
 
 pub fn read_info(dir: &Path) -> Result<ClassifierInfo> {
@@ -101,9 +107,9 @@ pub fn train(
     let test_y = Tensor::from_slice(&mnist.test_labels)
         .to_kind(Kind::Int64)
         .to_device(device);
-    let probs = net.probabilities(&test_x, 1000);
+    let (log_probs, _) = net.evaluate(&test_x, 1000);
     let accuracy = f64::try_from(
-        probs
+        log_probs
             .argmax(-1, false)
             .eq_tensor(&test_y)
             .to_kind(Kind::Double)
@@ -111,7 +117,7 @@ pub fn train(
     )?;
     let info = ClassifierInfo {
         test_accuracy: accuracy,
-        test_scores: scores(&probs),
+        test_scores: scores(&log_probs),
         epochs,
         train_images: n,
         train_seconds: start.elapsed().as_secs_f64(),
@@ -126,12 +132,40 @@ pub fn train(
         &info_path(dir),
         serde_json::to_string_pretty(&info)?.as_bytes(),
     )?;
+    let _ = std::fs::remove_file(test_features_path(dir));
+    prepare(dir, mnist, device)
+}
+
+/// Makes sure the classifier folder holds the real test set's feature statistics (FID's
+/// reference, computed once) and test scores from log-probabilities (a folder from before
+/// either is brought up to date with its weights, without retraining). Returns its record.
+pub fn prepare(dir: &Path, mnist: &Mnist, device: Device) -> Result<ClassifierInfo> {
+    let mut info = read_info(dir)?;
+    let path = test_features_path(dir);
+    if path.is_file() {
+        return Ok(info);
+    }
+    let scorer = Scorer::load(dir, device)?;
+    let test_x = to_input(&mnist.test_images, mnist.test_len(), device);
+    let (log_probs, features) = scorer.net.evaluate(&test_x, 1000);
+    info.test_scores = scores(&log_probs);
+    let (mu, cov) = feature_stats(&features);
+    let tmp = dir.join("test-features.tmp.safetensors");
+    Tensor::write_safetensors(&[("mu", &mu), ("cov", &cov)], &tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    write_atomic(
+        &info_path(dir),
+        serde_json::to_string_pretty(&info)?.as_bytes(),
+    )?;
+    std::fs::rename(&tmp, &path)?;
     Ok(info)
 }
 
 pub struct Scorer {
     _vs: nn::VarStore,
     net: Classifier,
+    /// Mean and covariance of the test images' features, when [`prepare`] has computed them.
+    reference: Option<(Tensor, Tensor)>,
 }
 
 impl Scorer {
@@ -152,7 +186,28 @@ impl Scorer {
                 w.display()
             )
         })?;
-        Ok(Scorer { _vs: vs, net })
+        let stats = test_features_path(dir);
+        let reference = match stats.is_file() {
+            true => {
+                let t: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&stats)
+                    .with_context(|| format!("{}: not FID statistics", stats.display()))?
+                    .into_iter()
+                    .collect();
+                match (t.get("mu"), t.get("cov")) {
+                    (Some(mu), Some(cov)) => Some((mu.to_device(device), cov.to_device(device))),
+                    _ => bail!(
+                        "{}: no `mu` and `cov`; delete it to recompute",
+                        stats.display()
+                    ),
+                }
+            }
+            false => None,
+        };
+        Ok(Scorer {
+            _vs: vs,
+            net,
+            reference,
+        })
     }
 
     /// A randomly initialised classifier: for tests of the code around scoring, never for results.
@@ -161,12 +216,22 @@ impl Scorer {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(device);
         let net = Classifier::new(&vs.root());
-        Scorer { _vs: vs, net }
+        Scorer {
+            _vs: vs,
+            net,
+            reference: None,
+        }
     }
 
-    /// Scores of images `[N, 784]` in [-1, 1].
+    /// Scores of images `[N, 784]` in [-1, 1]; FID when the test set's statistics are known.
     pub fn scores(&self, images: &Tensor) -> Scores {
-        scores(&self.net.probabilities(images, 1000))
+        let (log_probs, features) = self.net.evaluate(images, 1000);
+        let mut s = scores(&log_probs);
+        if let Some((mu, cov)) = &self.reference {
+            let (m, c) = feature_stats(&features);
+            s.fid = Some(frechet_distance(&m, &c, mu, cov));
+        }
+        s
     }
 }
 
@@ -191,15 +256,15 @@ pub struct ClassifierArgs {
 impl ClassifierArgs {
     pub fn run(&self, data: &Path) -> Result<()> {
         let dir = self.classifier.clone().unwrap_or_else(|| default_dir(data));
-        if !self.force {
-            if let Ok(info) = read_info(&dir) {
-                eprintln!(
-                    "classifier in {} already trained: test accuracy {:.2}%",
-                    dir.display(),
-                    info.test_accuracy * 100.0
-                );
-                return Ok(());
-            }
+        if !self.force && read_info(&dir).is_ok() {
+            let device = crate::device::parse(&self.device)?;
+            let info = prepare(&dir, &crate::data::mnist::load(data)?, device)?;
+            eprintln!(
+                "classifier in {} already trained: test accuracy {:.2}%",
+                dir.display(),
+                info.test_accuracy * 100.0
+            );
+            return Ok(());
         }
         let device = crate::device::parse(&self.device)?;
         let mnist = crate::data::mnist::load(data)?;

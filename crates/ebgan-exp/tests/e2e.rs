@@ -281,7 +281,8 @@ fn plan_counts_table1() {
     assert!(
         out.contains("ebgan: 512 runs")
             && out.contains("gan: 6144 runs")
-            && out.contains("total: 6656 runs"),
+            && out.contains("ebgan-pt: 512 runs")
+            && out.contains("total: 7168 runs"),
         "{out}"
     );
 }

@@ -26,8 +26,9 @@ impl Classifier {
         }
     }
 
-    /// Logits `[N, 10]` of flat images `[N, 784]`; `train` turns dropout on.
-    pub fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+    /// The penultimate layer `[N, 128]` (after ReLU, before dropout): the features MNIST's FID
+    /// compares.
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         let h = x.view([-1, 1, 28, 28]);
         let h = self.conv1.forward(&h).relu().max_pool2d_default(2);
         let h = self
@@ -36,27 +37,27 @@ impl Classifier {
             .relu()
             .max_pool2d_default(2)
             .dropout(0.25, train);
-        self.fc2.forward(
-            &self
-                .fc1
-                .forward(&h.flatten(1, -1))
-                .relu()
-                .dropout(0.5, train),
-        )
+        self.fc1.forward(&h.flatten(1, -1)).relu()
     }
 
-    /// Class probabilities `[N, 10]`, computed in chunks without gradients.
-    pub fn probabilities(&self, x: &Tensor, chunk: i64) -> Tensor {
+    /// Logits `[N, 10]` of flat images `[N, 784]`; `train` turns dropout on.
+    pub fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+        self.fc2
+            .forward(&self.features(x, train).dropout(0.5, train))
+    }
+
+    /// Log-probabilities `[N, 10]` and features `[N, 128]`, in chunks without gradients.
+    pub fn evaluate(&self, x: &Tensor, chunk: i64) -> (Tensor, Tensor) {
         tch::no_grad(|| {
             let n = x.size()[0];
-            let parts: Vec<Tensor> = (0..n)
+            let (logp, feats): (Vec<Tensor>, Vec<Tensor>) = (0..n)
                 .step_by(chunk as usize)
                 .map(|s| {
-                    self.logits(&x.narrow(0, s, chunk.min(n - s)), false)
-                        .softmax(-1, tch::Kind::Float)
+                    let f = self.features(&x.narrow(0, s, chunk.min(n - s)), false);
+                    (self.fc2.forward(&f).log_softmax(-1, tch::Kind::Float), f)
                 })
-                .collect();
-            Tensor::cat(&parts, 0)
+                .unzip();
+            (Tensor::cat(&logp, 0), Tensor::cat(&feats, 0))
         })
     }
 }

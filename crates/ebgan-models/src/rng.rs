@@ -20,6 +20,8 @@ pub enum Stream {
     Labels = 6,
     /// Random crop positions (LSUN's augmented variant).
     Crop = 7,
+    /// EBGAN-LN's generator weights (the ladder's own come from Init).
+    GeneratorInit = 8,
 }
 
 /// Stream `stream` of `seed` at position `index` (0 for a run's whole-run streams; a step or an
@@ -44,12 +46,29 @@ pub fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
 pub struct MemberRng {
     rngs: Vec<ChaCha8Rng>,
     device: Device,
+    /// Every draw since [`MemberRng::record`], in order (the parity harness hands them to the
+    /// PyTorch reference).
+    tape: Option<Vec<Tensor>>,
 }
 
 impl MemberRng {
     pub fn new(seeds: &[u64], stream: Stream, device: Device) -> Self {
         let rngs = seeds.iter().map(|&s| self::stream(s, stream, 0)).collect();
-        MemberRng { rngs, device }
+        MemberRng {
+            rngs,
+            device,
+            tape: None,
+        }
+    }
+
+    /// Keeps a copy of every draw from now on.
+    pub fn record(&mut self) {
+        self.tape = Some(vec![]);
+    }
+
+    /// The draws recorded since [`MemberRng::record`] or the last call.
+    pub fn take_recorded(&mut self) -> Vec<Tensor> {
+        self.tape.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn members(&self) -> i64 {
@@ -98,10 +117,14 @@ impl MemberRng {
         self.stack(&v, shape, Kind::Uint8)
     }
 
-    fn stack<T: tch::kind::Element>(&self, v: &[T], shape: &[i64], _kind: Kind) -> Tensor {
+    fn stack<T: tch::kind::Element>(&mut self, v: &[T], shape: &[i64], _kind: Kind) -> Tensor {
         let mut full = vec![self.rngs.len() as i64];
         full.extend_from_slice(shape);
-        ebgan_core::upload(Tensor::from_slice(v).view(full.as_slice()), self.device)
+        let t = ebgan_core::upload(Tensor::from_slice(v).view(full.as_slice()), self.device);
+        if let Some(tape) = &mut self.tape {
+            tape.push(t.copy());
+        }
+        t
     }
 }
 

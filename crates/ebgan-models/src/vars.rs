@@ -12,9 +12,15 @@ pub struct Vars {
 impl Vars {
     /// Variables for members with the given seeds (each member initialises from its own seed).
     pub fn new(seeds: &[u64], device: Device) -> Self {
+        Self::on_stream(seeds, Stream::Init, device)
+    }
+
+    /// Variables initialised from stream `stream` of each seed (a second network of a run that
+    /// must not start as a copy of the first).
+    pub fn on_stream(seeds: &[u64], stream: Stream, device: Device) -> Self {
         Vars {
             named: vec![],
-            init: MemberRng::new(seeds, Stream::Init, device),
+            init: MemberRng::new(seeds, stream, device),
             prefix: String::new(),
         }
     }

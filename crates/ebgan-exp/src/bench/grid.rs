@@ -2,7 +2,7 @@
 //! and sequential PyTorch eager, extrapolated to a grid-epoch (all 6,656 runs x one MNIST epoch).
 
 use super::{parse_shape, python_rate, python_rates, random_images, seconds_per_step, OptimLayout};
-use crate::config::{Experiment, Model, RunConfig};
+use crate::config::{Experiment, Family, Model, RunConfig};
 use crate::data::mnist::PIXELS;
 use crate::device;
 use crate::train::{CohortKey, CohortSize};
@@ -183,8 +183,14 @@ fn extrapolate(
     let steps_per_epoch = grid.runs[0].config.steps_per_epoch() as f64;
     let mut totals = [0.0f64; 3];
     let mut have_py = true;
-    for r in &grid.runs {
-        let c = &r.config;
+    // Table 1 itself: the file's EBGAN-PT runs are an addition to it.
+    let table1: Vec<&RunConfig> = grid
+        .runs
+        .iter()
+        .map(|r| &r.config)
+        .filter(|c| c.family() != Family::EbganPt)
+        .collect();
+    for c in &table1 {
         let pts = |f: &dyn Fn(&Sample) -> Option<f64>| -> Option<Vec<(f64, f64)>> {
             samples
                 .iter()
@@ -201,7 +207,7 @@ fn extrapolate(
         }
     }
     let hours = |s: f64| format!("{:.1} h ({:.0} s)", s / 3600.0, s);
-    writeln!(t, "\nGrid-epoch = sum over the {} runs of Table 1 of {steps_per_epoch} steps x seconds per run-step, the latter", grid.runs.len())?;
+    writeln!(t, "\nGrid-epoch = sum over the {} runs of Table 1 of {steps_per_epoch} steps x seconds per run-step, the latter", table1.len())?;
     writeln!(t, "interpolated log-log in MACs per step between the sample shapes of the run's family (proportional past the ends):\n")?;
     writeln!(t, "| path | grid-epoch |")?;
     writeln!(t, "|---|---:|")?;

@@ -133,6 +133,12 @@ run_config! {
     ladder_noise: f64 = 0.3,
     /// Fraction of training after which the learning rate decays linearly to 0 (1 = never).
     lr_decay_start: f64 = 1.0,
+    /// EBGAN-LN: G's learning rate follows the ladder's decay (false: G keeps `lr` throughout).
+    /// G's Adam otherwise shares the run's lr, beta1, beta2 and adam_eps.
+    g_lr_decay: bool = false,
+    /// EBGAN-LN: the G step draws new noise (false: it regenerates the D step's fakes, as the
+    /// MLP and convolutional trainers do).
+    g_fresh_noise: bool = true,
     /// Passes over the training images. The paper does not say; see docs/decisions.md.
     epochs: usize = 25,
     /// Use the first N training images (60000 = all).

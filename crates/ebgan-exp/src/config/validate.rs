@@ -198,6 +198,17 @@ impl RunConfig {
             self.lr_decay_start == 1.0 || matches!(self.model, Model::Ladder | Model::EbganLn),
             "lr_decay_start",
             "lr_decay_start is honoured by the ladder trainer only (model = \"ladder\" or \"ebgan-ln\"); leave it at 1 (no decay) for other models",
-        )
+        )?;
+        for (key, set) in [
+            ("g_lr_decay", self.g_lr_decay),
+            ("g_fresh_noise", !self.g_fresh_noise),
+        ] {
+            check(
+                !set || self.model == Model::EbganLn,
+                key,
+                format!("{key} is a setting of EBGAN-LN's generator (model = \"ebgan-ln\") only"),
+            )?;
+        }
+        Ok(())
     }
 }

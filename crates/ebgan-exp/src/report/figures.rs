@@ -1,7 +1,7 @@
 //! PNG figures with plotters: Figure 2 and 3 histograms, best samples (Figure 4), the margin
 //! sweep (Figure 9) and loss curves.
 
-use super::{best_of, histogram_percent, i_primes, FAMILIES};
+use super::{best_of, i_primes, outcomes, shares_of_runs, FAMILIES};
 use crate::config::{Family, Model};
 use crate::results::{ResultsDir, RunRecord};
 use crate::train::LossLog;
@@ -18,9 +18,12 @@ pub fn register_font() {
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
 }
 
-/// I' axis: [0, 2.4) in bins of 0.1; ln 10 = 2.30 bounds I' for 10 classes.
+/// I' axis: [0, 2.4) in bins of 0.1; ln 10 = 2.30 bounds I' for 10 classes. Diverged runs get
+/// a bar of their own to the right of it.
 const I_MAX: f64 = 2.4;
 const BINS: usize = 24;
+const DIVERGED_AT: f64 = I_MAX + 0.1;
+const X_MAX: f64 = DIVERGED_AT + 0.2;
 
 fn family_color(family: Family) -> RGBColor {
     match family {
@@ -61,46 +64,75 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
-/// One histogram panel: percent of runs per I' bin, one bar per family side by side in each bin.
+/// One histogram panel: percent of ALL of a family's runs per I' bin, one bar per family side
+/// by side in each bin, and the percent that diverged (`None`) as a bar of its own.
 fn histogram_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    series: &[(String, RGBColor, Vec<f64>)],
+    series: &[(String, RGBColor, Vec<Option<f64>>)],
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let shares: Vec<Vec<f64>> = series
+    // (bin shares, diverged share), both in % of the family's runs.
+    let shares: Vec<(Vec<f64>, f64)> = series
         .iter()
-        .map(|(_, _, v)| histogram_percent(v, 0.0, I_MAX, BINS))
+        .map(|(_, _, v)| shares_of_runs(v, 0.0, I_MAX, BINS))
         .collect();
-    let top = shares.iter().flatten().cloned().fold(10.0, f64::max) * 1.1;
+    let top = shares
+        .iter()
+        .flat_map(|(b, d)| b.iter().chain(std::iter::once(d)))
+        .cloned()
+        .fold(10.0, f64::max)
+        * 1.1;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 16))
         .margin(8)
         .x_label_area_size(30)
         .y_label_area_size(40)
-        .build_cartesian_2d(0.0..I_MAX, 0.0..top)
+        .build_cartesian_2d(0.0..X_MAX, 0.0..top)
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("I'")
+        .x_desc("I'  (right: diverged)")
         .y_desc("% of runs")
+        .x_label_formatter(&|x| {
+            if *x > I_MAX {
+                String::new()
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(err)?;
     let width = I_MAX / BINS as f64;
     let bar = width / series.len().max(1) as f64;
-    for (s, ((name, color, values), share)) in series.iter().zip(&shares).enumerate() {
+    for (s, ((name, color, values), (bins, diverged))) in series.iter().zip(&shares).enumerate() {
+        let div_x = DIVERGED_AT + s as f64 * bar;
+        let bars = bins
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (i as f64 * width + s as f64 * bar, p))
+            .chain(std::iter::once((div_x, *diverged)));
+        let n_div = values.iter().filter(|v| v.is_none()).count();
         chart
-            .draw_series(share.iter().enumerate().map(|(i, &p)| {
-                let x0 = i as f64 * width + s as f64 * bar;
-                Rectangle::new([(x0, 0.0), (x0 + bar * 0.9, p)], color.filled())
-            }))
+            .draw_series(
+                bars.map(|(x0, p)| {
+                    Rectangle::new([(x0, 0.0), (x0 + bar * 0.9, p)], color.filled())
+                }),
+            )
             .map_err(err)?
-            .label(format!("{name} ({} runs)", values.len()))
+            .label(format!("{name} ({} runs, {n_div} diverged)", values.len()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
+    chart
+        .draw_series(std::iter::once(Text::new(
+            "div.",
+            (DIVERGED_AT, top * 0.97),
+            ("sans-serif", 12),
+        )))
+        .map_err(err)?;
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -113,11 +145,11 @@ where
 
 fn family_series<'a>(
     rows: impl Iterator<Item = &'a RunRecord> + Clone,
-) -> Vec<(String, RGBColor, Vec<f64>)> {
+) -> Vec<(String, RGBColor, Vec<Option<f64>>)> {
     FAMILIES
         .iter()
         .filter_map(|f| {
-            let v = i_primes(rows.clone().filter(|r| r.family == *f));
+            let v = outcomes(rows.clone().filter(|r| r.family == *f));
             (!v.is_empty()).then(|| (f.as_str().to_uppercase(), family_color(*f), v))
         })
         .collect()
@@ -167,7 +199,7 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
             .then(a.2.cmp(&b.2))
     });
     settings.dedup();
-    let ebgan = i_primes(rows.iter().filter(|r| r.family == Family::Ebgan));
+    let ebgan = outcomes(rows.iter().filter(|r| r.family == Family::Ebgan));
     if settings.len() < 2 || ebgan.is_empty() {
         return Ok(None);
     }
@@ -176,7 +208,7 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
     draw_png(out, (420 * cols as u32, 320 * nrows as u32), |root| {
         root.fill(&WHITE).map_err(err)?;
         for (area, (lr, od, og)) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
-            let gan = i_primes(rows.iter().filter(|r| {
+            let gan = outcomes(rows.iter().filter(|r| {
                 r.config.model == Model::Gan
                     && r.config.lr == *lr
                     && format!("{:?}", r.config.optim_d).to_lowercase() == *od

@@ -144,6 +144,15 @@ pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
     rows.into_iter().filter_map(|r| r.i_prime).collect()
 }
 
+/// Every scored or diverged row: its I', or None where the run diverged (the paper's "% of
+/// runs" counts those too). Finished rows without a score (unscored data) are left out.
+pub fn outcomes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<Option<f64>> {
+    rows.into_iter()
+        .filter(|r| r.i_prime.is_some() || r.status == Status::Diverged)
+        .map(|r| r.i_prime)
+        .collect()
+}
+
 /// The run shown for a family: the best by I', or (unscored image sets) the first finished.
 pub fn representative(rows: &[RunRecord], family: Family) -> Option<&RunRecord> {
     best_of(rows, |r| r.family == family).or_else(|| {
@@ -191,9 +200,31 @@ pub fn histogram_percent(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f
         .collect()
 }
 
+/// Percent of ALL runs in each I' bin (see [`histogram_percent`]) and percent diverged (None).
+pub fn shares_of_runs(runs: &[Option<f64>], lo: f64, hi: f64, bins: usize) -> (Vec<f64>, f64) {
+    let scored: Vec<f64> = runs.iter().flatten().copied().collect();
+    let total = runs.len().max(1) as f64;
+    let of_scored = scored.len() as f64 / total;
+    let shares = histogram_percent(&scored, lo, hi, bins)
+        .into_iter()
+        .map(|p| p * of_scored)
+        .collect();
+    (shares, 100.0 * (runs.len() - scored.len()) as f64 / total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diverged_runs_count_in_the_denominator() {
+        // 4 runs, 1 diverged: the 3 scored ones are 25% each, not 33%.
+        let (bins, diverged) =
+            shares_of_runs(&[Some(0.1), None, Some(0.6), Some(0.9)], 0.0, 2.0, 4);
+        assert_eq!(bins, [25.0, 50.0, 0.0, 0.0]);
+        assert_eq!(diverged, 25.0);
+        assert_eq!(shares_of_runs(&[], 0.0, 1.0, 2), (vec![0.0, 0.0], 0.0));
+    }
 
     #[test]
     fn quantiles_by_hand() {

@@ -63,6 +63,7 @@ impl<'a> Committer<'a> {
                 i_prime: scores.map(|s| s.i_prime),
                 i_prime_printed: scores.map(|s| s.i_prime_printed),
                 inception_score: scores.map(|s| s.inception_score),
+                fid: scores.and_then(|s| s.fid),
                 test_error: outcome.test_error,
                 final_loss_d: last.map(|e| e.loss_d),
                 final_loss_g: last.map(|e| e.loss_g),

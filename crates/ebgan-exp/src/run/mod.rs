@@ -288,18 +288,21 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
     }
 
     let dataset = exp.data.dataset;
-    if pending.iter().any(|r| train::is_scored(&r.config, dataset)) {
-        let info = scoring::read_info(&opts.classifier)?;
+    let scored = pending.iter().any(|r| train::is_scored(&r.config, dataset));
+    // MNIST-64's samples are scored against MNIST's test set too.
+    let mnist = match dataset == crate::config::Dataset::Mnist || scored {
+        true => mnist::load(&opts.data)?,
+        false => mnist::Mnist::default(),
+    };
+    if scored {
+        scoring::read_info(&opts.classifier)?; // its own message when there is none
+        let info = scoring::prepare(&opts.classifier, &mnist, opts.device)?;
         crate::fsutil::write_atomic(
             &res.root.join("classifier.json"),
             serde_json::to_string_pretty(&info)?.as_bytes(),
         )?;
         Scorer::load(&opts.classifier, opts.device)?; // fail before training, not after
     }
-    let mnist = match dataset {
-        crate::config::Dataset::Mnist => mnist::load(&opts.data)?,
-        _ => mnist::Mnist::default(),
-    };
     let images = ImageSets::load(
         &exp.data,
         &opts.data,

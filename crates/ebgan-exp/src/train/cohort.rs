@@ -86,6 +86,8 @@ impl CohortKey {
             combinator: _,
             ladder_noise: _,
             lr_decay_start: _,
+            g_lr_decay: _,
+            g_fresh_noise: _,
         } = c.clone();
         CohortKey {
             model,

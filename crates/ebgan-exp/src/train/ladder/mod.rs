@@ -175,7 +175,8 @@ struct LnGenerator {
 
 impl LnGenerator {
     fn new(c: &RunConfig, device: Device) -> Self {
-        let mut vars = Vars::new(&[c.seed], device);
+        // Its own init stream: on the ladder's, G would start as a rescaled copy of its first layer.
+        let mut vars = Vars::on_stream(&[c.seed], Stream::GeneratorInit, device);
         let g = Generator::new(
             &mut vars,
             &c.mlp_spec(std::slice::from_ref(c), PIXELS as i64),
@@ -196,14 +197,17 @@ impl LnGenerator {
 
     /// A batch `[B, 784]` in [0, 1] from the noise stream `z`.
     fn generate(&self, z: &mut MemberRng) -> Tensor {
-        let noise = z.normal(&[self.batch, self.z_dim], 1.0);
-        (self.g.forward(&noise).squeeze_dim(0) + 1.0) / 2.0
+        self.forward(&z.normal(&[self.batch, self.z_dim], 1.0))
     }
 
-    /// The next training batch, from the run's Noise stream.
-    fn next(&mut self) -> Tensor {
-        let noise = self.z.normal(&[self.batch, self.z_dim], 1.0);
-        (self.g.forward(&noise).squeeze_dim(0) + 1.0) / 2.0
+    /// The next training batch's noise, from the run's Noise stream.
+    fn draw(&mut self) -> Tensor {
+        self.z.normal(&[self.batch, self.z_dim], 1.0)
+    }
+
+    /// G(noise) mapped to [0, 1], `[B, 784]`.
+    fn forward(&self, noise: &Tensor) -> Tensor {
+        (self.g.forward(noise).squeeze_dim(0) + 1.0) / 2.0
     }
 
     /// 64 samples in [-1, 1] from the Sample stream, as an 8x8 sheet in `dir`/samples.png.
@@ -320,7 +324,8 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
 
     while at.step < total {
         let step = at.step + 1;
-        nets.opt.set_lr(lr_at(c, step, total));
+        let lr = lr_at(c, step, total);
+        nets.opt.set_lr(lr);
         let (xl, yl, xu) = data.batch(&mut at.labelled, &mut at.unlabelled, b, &mut at.order);
 
         // LN cost: supervised cross-entropy of the corrupted path on the labelled half, plus the
@@ -338,16 +343,21 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
         let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
         let margin = schedule.margin_at(step - 1);
         let mut energy_fake = None;
+        let mut z_d = None;
         if let Some(g) = nets.generator.as_mut() {
-            let fake = tch::no_grad(|| g.next());
+            let z = g.draw();
+            let fake = tch::no_grad(|| g.forward(&z));
             let e = net.energy(&fake, noise);
             loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
             energy_fake = Some(e.detach());
+            z_d = Some(z);
         }
         nets.opt.backward_step(&loss_d, &alive_one);
         let mut loss_g = Tensor::zeros([], (Kind::Float, device));
-        if let Some(g) = nets.generator.as_mut() {
-            loss_g = net.energy(&g.next(), noise).mean(None);
+        if let (Some(g), Some(z_d)) = (nets.generator.as_mut(), z_d) {
+            let z = if c.g_fresh_noise { g.draw() } else { z_d };
+            loss_g = net.energy(&g.forward(&z), noise).mean(None);
+            g.opt.set_lr(if c.g_lr_decay { lr } else { c.lr });
             g.opt.backward_step(&loss_g, &alive_one);
         }
         let vals = [
@@ -505,6 +515,49 @@ mod tests {
                 None
             }
         }
+    }
+
+    #[test]
+    fn the_generator_does_not_start_from_the_ladders_init_draws() {
+        // The ladder's first layer takes the first draws of stream (seed, Init, 0); a generator
+        // drawing from the same stream would start as their rescaled copy.
+        let c = tiny(Model::EbganLn);
+        let nets = LadderNets::new(&c, Device::Cpu);
+        let g = nets.generator.as_ref().unwrap();
+        let w = g.vars.named()[0].1.flatten(0, -1).narrow(0, 0, 32) / c.init_std_g;
+        let ladder_draws =
+            ebgan_models::rng::normal(&mut stream(c.seed, Stream::Init, 0), &[32], Device::Cpu);
+        let gap = f64::try_from((&w - &ladder_draws).abs().max()).unwrap();
+        assert!(
+            gap > 0.1,
+            "G's first weights are the ladder's init draws (gap {gap})"
+        );
+    }
+
+    #[test]
+    fn the_generators_noise_and_lr_settings_change_training() {
+        let mnist = synthetic_mnist();
+        let base = RunConfig {
+            epochs: 3,
+            lr_decay_start: 0.5,
+            ..tiny(Model::EbganLn)
+        };
+        let losses = |c: &RunConfig| {
+            let dir = tempfile::tempdir().unwrap();
+            let r = train(c, &mnist, dir.path(), None);
+            r.log.iter().map(|l| l.loss_g).collect::<Vec<_>>()
+        };
+        let default = losses(&base);
+        let reused = losses(&RunConfig {
+            g_fresh_noise: false,
+            ..base.clone()
+        });
+        let decayed = losses(&RunConfig {
+            g_lr_decay: true,
+            ..base.clone()
+        });
+        assert_ne!(default, reused);
+        assert_ne!(default, decayed);
     }
 
     #[test]

@@ -77,19 +77,7 @@ pub(super) fn save(
     ids: &[String],
     at: &CohortProgress,
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = cohort
-        .vars
-        .named()
-        .iter()
-        .map(|(n, t)| (format!("vars/{n}"), t.shallow_clone()))
-        .collect();
-    for (prefix, o) in [("opt_g", &cohort.opt_g), ("opt_d", &cohort.opt_d)] {
-        tensors.extend(
-            o.state()
-                .into_iter()
-                .map(|(n, t)| (format!("{prefix}/{n}"), t)),
-        );
-    }
+    let mut tensors = cohort.state();
     let host_alive: Vec<i64> = at.host_alive.iter().map(|&a| a as i64).collect();
     tensors.extend([
         ("run/alive".to_string(), at.alive.to_kind(Kind::Int64)),

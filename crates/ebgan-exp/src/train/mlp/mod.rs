@@ -153,6 +153,48 @@ impl Cohort {
         }
     }
 
+    /// Weights (`vars/<name>`) and optimizer states (`opt_g/..`, `opt_d/..`), member-stacked.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .vars
+            .named()
+            .iter()
+            .map(|(n, t)| (format!("vars/{n}"), t.shallow_clone()))
+            .collect();
+        for (prefix, o) in [("opt_g", &self.opt_g), ("opt_d", &self.opt_d)] {
+            tensors.extend(
+                o.state()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{prefix}/{n}"), t)),
+            );
+        }
+        tensors
+    }
+
+    /// Names of the parameters under `prefix` ("g." or "d."), in their optimizer's order.
+    pub fn param_names(&self, prefix: &str) -> Vec<String> {
+        self.vars
+            .named()
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Keeps every noise and dropout-mask draw from now on (the parity harness).
+    pub fn record_draws(&mut self) {
+        self.noise.record();
+        self.critic.masks.record();
+    }
+
+    /// (noise, dropout masks) drawn since the last call, in draw order.
+    pub fn take_draws(&mut self) -> (Vec<Tensor>, Vec<Tensor>) {
+        (
+            self.noise.take_recorded(),
+            self.critic.masks.take_recorded(),
+        )
+    }
+
     /// One D update then one G update (the shared [`step`]) on real images `x` `[K, B, 784]`
     /// with margins `[K]`. Members not `alive` (`[K]` bool) are not updated.
     pub fn step(&mut self, x: &Tensor, margin: &Tensor, alive: &Tensor) -> StepOutput {
@@ -374,7 +416,8 @@ fn finish(run: &CohortRun, cohort: &Cohort, at: CohortProgress) -> Result<Vec<Ru
 }
 
 /// 64 fixed-noise samples per member (`[K, 64, 784]`, on the CPU) and the scores of
-/// `score_samples` more. G runs with batch statistics in batches of `batch_size`, as in training.
+/// `score_samples` more. G runs with batch statistics in whole batches of `batch_size`, as in
+/// training.
 fn sample_and_score(
     g: &Generator,
     seeds: &[u64],
@@ -385,12 +428,10 @@ fn sample_and_score(
     tch::no_grad(|| {
         let mut rng = MemberRng::new(seeds, Stream::Sample, device);
         let generate = |rng: &mut MemberRng, count: usize| -> Tensor {
-            let parts: Vec<Tensor> = (0..count)
-                .step_by(key.batch_size as usize)
-                .map(|start| {
-                    let n = (key.batch_size as usize).min(count - start).max(2) as i64;
-                    g.forward(&rng.normal(&[n, key.z_dim], 1.0))
-                })
+            // Whole batches only: a short last batch would be normalised by its own few
+            // samples' statistics.
+            let parts: Vec<Tensor> = (0..count.div_ceil(key.batch_size as usize))
+                .map(|_| g.forward(&rng.normal(&[key.batch_size, key.z_dim], 1.0)))
                 .collect();
             Tensor::cat(&parts, 1).narrow(1, 0, count as i64)
         };

@@ -1,0 +1,290 @@
+//! Numerical parity with PyTorch: N training steps of our trainer code and of an independent
+//! PyTorch reference (parity/*.py, one plain module per member, `torch.optim`) from the same
+//! initial weights, real batches, noise and dropout masks, which we export. Per-step losses,
+//! final weights and optimizer moments must agree up to float32 reordering.
+//!
+//! Each case writes `OUT/<case>.safetensors` (inputs) and `OUT/<case>.json` (its settings); the
+//! reference answers with `OUT/<case>.reference.safetensors`, compared key by key with ours.
+
+pub mod mlp;
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Largest error allowed, relative to the largest magnitude of the reference tensor.
+pub const TOLERANCE_LOSS: f64 = 1e-5;
+pub const TOLERANCE_STATE: f64 = 1e-4;
+
+/// What one case hands the reference and what our code computed from it.
+pub struct Export {
+    pub name: String,
+    /// The reference script in parity/.
+    pub script: &'static str,
+    pub settings: serde_json::Value,
+    pub inputs: Vec<(String, Tensor)>,
+    /// Keyed as the reference keys its answers: `out/...` losses, `final/...` weights,
+    /// `moment/...` optimizer moments.
+    pub ours: BTreeMap<String, Tensor>,
+    /// Parameters whose weights and moments are not compared: biases that feed a batch norm.
+    /// Their exact gradient is zero (the norm subtracts the batch mean), what is computed is
+    /// rounding noise, which Adam scales up to steps of about lr in directions no two
+    /// implementations share; they change no output (the losses, compared, show it).
+    pub unchecked: Vec<String>,
+}
+
+impl Export {
+    fn is_checked(&self, key: &str) -> bool {
+        !self
+            .unchecked
+            .iter()
+            .any(|n| key == format!("final/{n}") || key.starts_with(&format!("moment/{n}/")))
+    }
+}
+
+/// One compared quantity group of a case.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub case: String,
+    /// "losses", "weights" or "moments".
+    pub group: &'static str,
+    pub tensors: usize,
+    /// Worst error relative to the reference tensor's largest magnitude, and where.
+    pub worst: f64,
+    pub worst_key: String,
+    pub tolerance: f64,
+}
+
+impl Check {
+    pub fn passed(&self) -> bool {
+        self.worst <= self.tolerance
+    }
+}
+
+/// Where the reference scripts live: `$EBGAN_PARITY_DIR`, the source tree's parity/, or
+/// ./parity (a copied binary run from a checkout).
+pub fn scripts_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("EBGAN_PARITY_DIR") {
+        return PathBuf::from(d);
+    }
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../parity");
+    if source.is_dir() {
+        source
+    } else {
+        PathBuf::from("parity")
+    }
+}
+
+fn to_cpu(t: &Tensor) -> Tensor {
+    t.detach().to_device(Device::Cpu).contiguous()
+}
+
+/// Writes the case's inputs, runs its reference with `python` and compares the answers.
+pub fn check(export: &Export, out: &Path, python: &Path) -> Result<Vec<Check>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let base = out.join(&export.name);
+    let inputs: Vec<(String, Tensor)> = export
+        .inputs
+        .iter()
+        .map(|(n, t)| (n.clone(), to_cpu(t)))
+        .collect();
+    Tensor::write_safetensors(&inputs, base.with_extension("safetensors"))?;
+    let ours: Vec<(String, Tensor)> = export
+        .ours
+        .iter()
+        .map(|(n, t)| (n.clone(), to_cpu(t)))
+        .collect();
+    Tensor::write_safetensors(&ours, base.with_extension("ours.safetensors"))?;
+    std::fs::write(
+        base.with_extension("json"),
+        serde_json::to_string_pretty(&export.settings)?,
+    )?;
+    let script = scripts_dir().join(export.script);
+    let status = std::process::Command::new(python)
+        .arg(&script)
+        .arg(&base)
+        .status()
+        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} {} {} failed ({status})",
+            python.display(),
+            script.display(),
+            base.display()
+        );
+    }
+    let answer = base.with_extension("reference.safetensors");
+    let reference: BTreeMap<String, Tensor> = Tensor::read_safetensors(&answer)
+        .with_context(|| format!("cannot read the reference's answer {}", answer.display()))?
+        .into_iter()
+        .filter(|(k, _)| export.is_checked(k))
+        .collect();
+    let ours: BTreeMap<String, Tensor> = export
+        .ours
+        .iter()
+        .filter(|(k, _)| export.is_checked(k))
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect();
+    compare(&export.name, &ours, &reference)
+}
+
+/// Every key of either side must be in both; errors are grouped by the key's first part.
+pub fn compare(
+    case: &str,
+    ours: &BTreeMap<String, Tensor>,
+    reference: &BTreeMap<String, Tensor>,
+) -> Result<Vec<Check>> {
+    for k in reference.keys() {
+        if !ours.contains_key(k) {
+            bail!("{case}: the reference has `{k}`, we do not");
+        }
+    }
+    let mut checks: BTreeMap<&'static str, Check> = BTreeMap::new();
+    for (key, mine) in ours {
+        let Some(theirs) = reference.get(key) else {
+            bail!("{case}: the reference did not answer `{key}`");
+        };
+        let mine = to_cpu(mine).to_kind(Kind::Double);
+        let theirs = to_cpu(theirs).to_kind(Kind::Double);
+        if mine.size() != theirs.size() {
+            bail!(
+                "{case}: `{key}` is {:?} here and {:?} in the reference",
+                mine.size(),
+                theirs.size()
+            );
+        }
+        let scale = f64::try_from(theirs.abs().max())?.max(1e-30);
+        let err = f64::try_from((&mine - &theirs).abs().max())? / scale;
+        let err = if err.is_finite() { err } else { f64::INFINITY };
+        let (group, tolerance) = match key.split('/').next() {
+            Some("out") => ("losses", TOLERANCE_LOSS),
+            Some("final") => ("weights", TOLERANCE_STATE),
+            Some("moment") => ("moments", TOLERANCE_STATE),
+            _ => bail!("{case}: unknown key group `{key}`"),
+        };
+        let c = checks.entry(group).or_insert(Check {
+            case: case.to_string(),
+            group,
+            tensors: 0,
+            worst: 0.0,
+            worst_key: String::new(),
+            tolerance,
+        });
+        c.tensors += 1;
+        if err > c.worst || c.worst_key.is_empty() {
+            c.worst = err;
+            c.worst_key = key.clone();
+        }
+    }
+    Ok(checks.into_values().collect())
+}
+
+/// A markdown table of checks.
+pub fn table(checks: &[Check]) -> String {
+    let mut s = String::from(
+        "| case | quantity | tensors | worst relative error | at | tolerance | result |\n|---|---|---:|---:|---|---:|---|\n",
+    );
+    for c in checks {
+        s += &format!(
+            "| {} | {} | {} | {:.2e} | `{}` | {:.0e} | {} |\n",
+            c.case,
+            c.group,
+            c.tensors,
+            c.worst,
+            c.worst_key,
+            c.tolerance,
+            if c.passed() { "pass" } else { "FAIL" }
+        );
+    }
+    s
+}
+
+/// Every case, on `device`.
+pub fn exports(device: Device, steps: usize) -> Vec<Export> {
+    mlp::cases()
+        .into_iter()
+        .map(|c| mlp::export(&c, steps, device))
+        .collect()
+}
+
+/// `ebgan parity`: our training steps against the PyTorch references, on the CPU or CUDA.
+#[derive(clap::Args)]
+pub struct ParityArgs {
+    /// Where the exported inputs and both sides' answers go.
+    #[arg(long, default_value = "parity-out")]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// A python with torch 2.11.0.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Steps per case.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Only cases whose name contains this.
+    #[arg(long)]
+    case: Option<String>,
+}
+
+impl ParityArgs {
+    pub fn run(&self) -> Result<()> {
+        let device = crate::device::parse(&self.device)?;
+        let mut checks = vec![];
+        for e in exports(device, self.steps) {
+            if self
+                .case
+                .as_ref()
+                .is_some_and(|c| !e.name.contains(c.as_str()))
+            {
+                continue;
+            }
+            checks.extend(check(&e, &self.out, &self.python)?);
+        }
+        let report = table(&checks);
+        print!("{report}");
+        std::fs::write(self.out.join("parity.md"), &report)?;
+        let failed = checks.iter().filter(|c| !c.passed()).count();
+        if failed > 0 {
+            bail!("{failed} of {} parity checks failed", checks.len());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlp_steps_match_pytorch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checks = vec![];
+        for e in exports(Device::Cpu, 5) {
+            checks.extend(check(&e, dir.path(), Path::new("python3")).unwrap());
+        }
+        eprintln!("{}", table(&checks));
+        assert!(checks.len() >= 9, "{checks:?}");
+        assert!(checks.iter().all(Check::passed), "{}", table(&checks));
+    }
+
+    #[test]
+    fn compare_names_missing_and_wrong_answers() {
+        let t = |v: &[f32]| Tensor::from_slice(v);
+        let ours = BTreeMap::from([
+            ("out/loss_d/0".to_string(), t(&[1.0, 2.0])),
+            ("final/w".to_string(), t(&[10.0, -20.0])),
+        ]);
+        let mut theirs = BTreeMap::from([("out/loss_d/0".to_string(), t(&[1.0, 2.0]))]);
+        let err = compare("c", &ours, &theirs).unwrap_err().to_string();
+        assert!(err.contains("did not answer `final/w`"), "{err}");
+        // 0.002 off on a tensor whose largest magnitude is 20: relative error 1e-4.
+        theirs.insert("final/w".to_string(), t(&[10.0, -20.002]));
+        let checks = compare("c", &ours, &theirs).unwrap();
+        let w = checks.iter().find(|c| c.group == "weights").unwrap();
+        assert!((w.worst - 1e-4).abs() < 1e-6, "{}", w.worst);
+        assert!(checks.iter().find(|c| c.group == "losses").unwrap().worst == 0.0);
+        theirs.insert("extra/x".to_string(), t(&[0.0]));
+        assert!(compare("c", &ours, &theirs).is_err());
+    }
+}

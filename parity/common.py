@@ -1,0 +1,79 @@
+"""Helpers shared by the parity references: safetensors without the safetensors package, and
+the settings of one case."""
+import json
+import struct
+
+import torch
+
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "U8": torch.uint8,
+           "BOOL": torch.bool, "I32": torch.int32}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = memoryview(data)[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        t = torch.frombuffer(bytearray(body[start:end]), dtype=_DTYPES[info["dtype"]])
+        out[name] = t.reshape(info["shape"]).clone()
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, chunks, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        raw = t.numpy().tobytes() if t.dtype != torch.bool else t.to(torch.uint8).numpy().tobytes()
+        header[name] = {"dtype": _NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + b"".join(chunks))
+
+
+def load_case(base):
+    with open(base + ".json") as f:
+        settings = json.load(f)
+    return settings, read_safetensors(base + ".safetensors")
+
+
+def optimizer(params, h):
+    """torch.optim for one member's settings (kind, lr, beta1, beta2, eps, momentum)."""
+    if h["kind"] == "adam":
+        return torch.optim.Adam(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"])
+    return torch.optim.SGD(params, lr=h["lr"], momentum=h["momentum"])
+
+
+def moments(opt, param, kind):
+    """The optimizer state of `param`, keyed as the Rust side names it: m, v (Adam), buf (SGD)."""
+    s = opt.state[param]
+    if kind == "adam":
+        return {"m": s["exp_avg"], "v": s["exp_avg_sq"]}
+    buf = s.get("momentum_buffer")
+    return {} if buf is None else {"buf": buf}
+
+
+def dropout(h, mask_bytes, p):
+    """Inverted dropout from mask bytes: keep where byte >= round(256 p), scale 256 / (256 - t)."""
+    if p == 0:
+        return h
+    t = min(round(p * 256), 255)
+    return h * (mask_bytes >= t).to(h.dtype) * (256.0 / (256 - t))
+
+
+def pulling_away(code):
+    """Eq. 4: mean squared cosine between distinct samples' codes."""
+    s = torch.nn.functional.normalize(code.flatten(1), dim=1)
+    n = s.shape[0]
+    cos2 = (s @ s.t()) ** 2
+    return (cos2.sum() - cos2.diagonal().sum()) / (n * (n - 1))

@@ -1,0 +1,123 @@
+"""PyTorch reference of the Table 1 MLP step (paper §2 Eq. 1-2, §4.1), one member at a time,
+written from the paper with plain torch ops and torch.optim: G then D on real and detached fakes
+(L_D = E(x) + mean [m - E(G(z))]^+), then G through the updated D on the same fakes
+(L_G = E(G(z)) + w PT); GAN: logistic D, non-saturating G.
+
+Usage: python parity/mlp.py OUT/CASE  (reads CASE.json and CASE.safetensors, writes
+CASE.reference.safetensors keyed like the Rust side: out/, final/, moment/).
+"""
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from common import dropout, load_case, moments, optimizer, pulling_away, write_safetensors
+
+
+def to_torch(name, t):
+    """Rust keeps x W + b with W [in, out] and [1, H] rows; torch.nn.Linear keeps W [out, in]."""
+    return (t.t() if name.endswith(".weight") else t.reshape(-1)).clone().requires_grad_(True)
+
+
+def from_torch(name, t, like):
+    return (t.t() if name.endswith(".weight") else t).reshape(like.shape).detach()
+
+
+class Member:
+    def __init__(self, cfg, init, k):
+        self.cfg, self.k = cfg, k
+        self.m = cfg["members"][k]
+        self.p = {n[len("init/"):]: to_torch(n, t[k]) for n, t in init.items()}
+        self.any_dropout = any(m["dropout_p"] > 0 for m in cfg["members"])
+
+    def stack(self, h, net, layers, first_bn, masks=None):
+        """linear -> (batch norm) -> ReLU -> (dropout); returns (last activation, output)."""
+        last = h
+        for i in range(layers):
+            h = F.linear(h, self.p[f"{net}.l{i}.weight"], self.p[f"{net}.l{i}.bias"])
+            if self.cfg["batch_norm"] and i >= first_bn:
+                h = F.batch_norm(h, None, None, self.p[f"{net}.bn{i}.gamma"],
+                                 self.p[f"{net}.bn{i}.beta"], training=True, eps=1e-5)
+            h = F.relu(h)
+            last = h
+            if masks is not None and self.any_dropout:
+                h = dropout(h, next(masks)[self.k], self.m["dropout_p"])
+        return last, h
+
+    def generator(self, z):
+        _, h = self.stack(z, "g", self.cfg["n_layer_g"] - 1, 0)
+        return torch.tanh(F.linear(h, self.p["g.out.weight"], self.p["g.out.bias"]))
+
+    def critic(self, x, masks):
+        """Energies [B] and codes (EBGAN) or logits [B] (GAN)."""
+        code, h = self.stack(x, "d", self.cfg["n_layer_d"] - 1, 1, masks)
+        if self.cfg["model"] == "gan":
+            return F.linear(h, self.p["d.out.weight"], self.p["d.out.bias"]).squeeze(-1), None
+        recon = F.linear(h, self.p["d.decoder.weight"], self.p["d.decoder.bias"])
+        diff = recon - x
+        energy = {"l2": lambda: diff.norm(dim=1), "sse": lambda: (diff ** 2).sum(1),
+                  "mse": lambda: (diff ** 2).mean(1)}[self.cfg["energy"]]()
+        return energy, code
+
+
+def train_member(cfg, data, k):
+    init = {n: t for n, t in data.items() if n.startswith("init/")}
+    net = Member(cfg, init, k)
+    m = net.m
+    g_params = [net.p[n] for n in cfg["g_params"]]
+    d_params = [net.p[n] for n in cfg["d_params"]]
+    opt_g, opt_d = optimizer(g_params, m["optim_g"]), optimizer(d_params, m["optim_d"])
+    ebgan = cfg["model"] != "gan"
+    losses = []
+    for t in range(cfg["steps"]):
+        x, z = data[f"x/{t}"][k], data[f"z/{t}"][k]
+        masks = iter(data[f"mask/{t}/{i}"] for i in range(len([n for n in data if n.startswith(f"mask/{t}/")])))
+        fake = net.generator(z)
+        real_out, _ = net.critic(x, masks)
+        fake_out, _ = net.critic(fake.detach(), masks)
+        if ebgan:
+            loss_d = real_out.mean() + F.relu(m["margin"] - fake_out).mean()
+        else:
+            loss_d = (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
+                      + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        out, code = net.critic(fake, masks)
+        if ebgan:
+            loss_g = out.mean() + m["pulling_away"] * pulling_away(code)
+        else:
+            loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        losses.append((loss_d.item(), loss_g.item()))
+    return net, opt_g, opt_d, losses
+
+
+def main(base):
+    cfg, data = load_case(base)
+    members = len(cfg["members"])
+    answer, finals = {}, {}
+    all_losses = []
+    for k in range(members):
+        net, opt_g, opt_d, losses = train_member(cfg, data, k)
+        all_losses.append(losses)
+        for names, opt, kind in ((cfg["g_params"], opt_g, cfg["members"][k]["optim_g"]["kind"]),
+                                 (cfg["d_params"], opt_d, cfg["members"][k]["optim_d"]["kind"])):
+            for n in names:
+                like = data[f"init/{n}"][k]
+                finals.setdefault(n, []).append(from_torch(n, net.p[n], like))
+                for which, s in moments(opt, net.p[n], kind).items():
+                    answer[f"moment/{n}/{which}/{k}"] = from_torch(n, s, like)
+    for n, per_member in finals.items():
+        answer[f"final/{n}"] = torch.stack(per_member)
+    for t in range(cfg["steps"]):
+        answer[f"out/loss_d/{t}"] = torch.tensor([all_losses[k][t][0] for k in range(members)])
+        answer[f"out/loss_g/{t}"] = torch.tensor([all_losses[k][t][1] for k in range(members)])
+    write_safetensors(base + ".reference.safetensors", answer)
+
+
+if __name__ == "__main__":
+    torch.use_deterministic_algorithms(True)
+    main(sys.argv[1])
