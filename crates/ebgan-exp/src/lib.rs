@@ -8,7 +8,8 @@
 //!   -> train    one entry point for every family; the shared step; mlp / conv / ladder
 //!   -> results  run folders, runs.csv rows (the commit point)
 //!   -> report   figures and tables from results alone
-//! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier),
+//! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier), fid (FID and
+//! KID with the FID-Inception network),
 //! cluster (Slurm), bench, parity (our steps against PyTorch references), png (image sheets), device, fsutil
 //! ```
 //! A module imports only modules below it in this list (or beside it), never one above.
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod fid;
 pub mod fsutil;
 pub mod parity;
 pub mod png;

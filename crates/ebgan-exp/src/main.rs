@@ -50,6 +50,10 @@ enum Command {
     BenchGrid(bench::grid::BenchGridArgs),
     /// Images/s of the 64x64 EBGAN-PT step in Rust and PyTorch eager, and of the data pipeline.
     BenchConv(bench::conv::BenchConvArgs),
+    /// FID and KID between two image sets (folders of images, run checkpoints' samples, an
+    /// experiment's dataset) with the FID-Inception network; weights by --inception or
+    /// $EBGAN_INCEPTION.
+    Fid(train::sample::FidArgs),
     /// Our training steps against independent PyTorch references from the same weights, data,
     /// noise and dropout masks: losses, final weights and optimizer moments.
     Parity(parity::ParityArgs),
@@ -73,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::BenchGrid(a) => bench::grid::run_grid(&a),
         Command::BenchConv(a) => bench::conv::run(&a),
         Command::Parity(a) => a.run(),
+        Command::Fid(a) => a.run(&data),
     };
     // Errors are for people: the message and its causes on one line, never a backtrace.
     match done {

@@ -30,6 +30,11 @@ pub struct ResultColumns {
     /// MNIST: Frechet distance of the scoring classifier's features, samples vs test set.
     #[serde(default)]
     pub fid: Option<f64>,
+    /// Image runs: FID and KID against the dataset with the FID-Inception network.
+    #[serde(default)]
+    pub inception_fid: Option<f64>,
+    #[serde(default)]
+    pub inception_kid: Option<f64>,
     /// Test error in % (semi-supervised models).
     pub test_error: Option<f64>,
     pub final_loss_d: Option<f64>,
@@ -63,6 +68,8 @@ impl ResultColumns {
             i_prime_printed: None,
             inception_score: None,
             fid: None,
+            inception_fid: None,
+            inception_kid: None,
             test_error: None,
             final_loss_d: None,
             final_loss_g: None,
@@ -455,6 +462,8 @@ mod tests {
                 i_prime_printed: i_prime.map(|v| v * v),
                 inception_score: i_prime.map(f64::exp),
                 fid: i_prime.map(|v| 10.0 * v),
+                inception_fid: None,
+                inception_kid: None,
                 test_error: None,
                 final_loss_d: Some(1.5),
                 final_loss_g: None,

@@ -6,6 +6,7 @@
 
 pub mod classifier;
 pub mod dcgan;
+pub mod inception;
 pub mod ladder;
 pub mod layers;
 pub mod mlp;

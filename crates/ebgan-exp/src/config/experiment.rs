@@ -26,6 +26,8 @@ struct ExperimentFile {
     grid: Vec<GridSpec>,
     #[serde(default)]
     slurm: SlurmSettings,
+    /// FID-Inception weights (safetensors) for the FID and KID of image runs.
+    inception: Option<String>,
 }
 
 fn default_dataset() -> Dataset {
@@ -119,6 +121,8 @@ pub struct Experiment {
     pub data: DatasetSpec,
     pub runs: Vec<Run>,
     pub slurm: SlurmSettings,
+    /// FID-Inception weights named by the file (relative paths from the file's folder).
+    pub inception: Option<std::path::PathBuf>,
 }
 
 impl Experiment {
@@ -127,6 +131,11 @@ impl Experiment {
             .with_context(|| format!("cannot read experiment file {}", path.display()))?;
         let mut e = Self::parse(&text, &path.display().to_string())?;
         e.data.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Some(p) = &e.inception {
+            if p.is_relative() && !p.exists() {
+                e.inception = Some(e.data.dir.join(p));
+            }
+        }
         Ok(e)
     }
 
@@ -171,6 +180,7 @@ impl Experiment {
             },
             runs,
             slurm: file.slurm,
+            inception: file.inception.map(std::path::PathBuf::from),
         })
     }
 

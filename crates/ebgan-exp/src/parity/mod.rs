@@ -6,7 +6,11 @@
 //! Each case writes `OUT/<case>.safetensors` (inputs) and `OUT/<case>.json` (its settings); the
 //! reference answers with `OUT/<case>.reference.safetensors`, compared key by key with ours.
 
+pub mod conv;
+pub mod inception;
+pub mod ladder;
 pub mod mlp;
+pub mod scores;
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -47,7 +51,7 @@ impl Export {
 #[derive(Debug, Clone)]
 pub struct Check {
     pub case: String,
-    /// "losses", "weights" or "moments".
+    /// "losses", "scores", "weights" or "moments".
     pub group: &'static str,
     pub tensors: usize,
     /// Worst error relative to the reference tensor's largest magnitude, and where.
@@ -159,6 +163,7 @@ pub fn compare(
         let err = if err.is_finite() { err } else { f64::INFINITY };
         let (group, tolerance) = match key.split('/').next() {
             Some("out") => ("losses", TOLERANCE_LOSS),
+            Some("score") => ("scores", TOLERANCE_LOSS),
             Some("final") => ("weights", TOLERANCE_STATE),
             Some("moment") => ("moments", TOLERANCE_STATE),
             _ => bail!("{case}: unknown key group `{key}`"),
@@ -202,10 +207,18 @@ pub fn table(checks: &[Check]) -> String {
 
 /// Every case, on `device`.
 pub fn exports(device: Device, steps: usize) -> Vec<Export> {
-    mlp::cases()
+    let mut e: Vec<Export> = mlp::cases()
         .into_iter()
         .map(|c| mlp::export(&c, steps, device))
-        .collect()
+        .collect();
+    e.extend(conv::cases().iter().map(|c| conv::export(c, steps, device)));
+    e.extend(
+        ladder::cases()
+            .iter()
+            .map(|c| ladder::export(c, steps, device)),
+    );
+    e.push(scores::export(device));
+    e
 }
 
 /// `ebgan parity`: our training steps against the PyTorch references, on the CPU or CUDA.
@@ -241,6 +254,13 @@ impl ParityArgs {
             }
             checks.extend(check(&e, &self.out, &self.python)?);
         }
+        if self
+            .case
+            .as_ref()
+            .is_none_or(|c| "fid-inception".contains(c.as_str()))
+        {
+            checks.extend(inception::check(&self.out, &self.python, device)?);
+        }
         let report = table(&checks);
         print!("{report}");
         std::fs::write(self.out.join("parity.md"), &report)?;
@@ -257,14 +277,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mlp_steps_match_pytorch() {
+    fn steps_and_scores_match_pytorch() {
         let dir = tempfile::tempdir().unwrap();
         let mut checks = vec![];
         for e in exports(Device::Cpu, 5) {
             checks.extend(check(&e, dir.path(), Path::new("python3")).unwrap());
         }
+        checks.extend(inception::check(dir.path(), Path::new("python3"), Device::Cpu).unwrap());
         eprintln!("{}", table(&checks));
-        assert!(checks.len() >= 9, "{checks:?}");
+        assert!(checks.len() >= 12, "{checks:?}");
         assert!(checks.iter().all(Check::passed), "{}", table(&checks));
     }
 

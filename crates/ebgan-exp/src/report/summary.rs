@@ -1,6 +1,6 @@
 //! results/<experiment>/summary.md.
 
-use super::{histogram_percent, i_primes, quantile, FAMILIES};
+use super::{i_primes, outcomes, quantile, shares_of_runs, FAMILIES};
 use crate::config::{Family, Model};
 use crate::fsutil::write_atomic;
 use crate::results::{ResultsDir, RunRecord};
@@ -14,6 +14,15 @@ use std::path::{Path, PathBuf};
 fn fmt3(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+/// FID to 2 decimals; "-" where unknown.
+fn fmt_fid(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
     } else {
         "-".into()
     }
@@ -86,7 +95,7 @@ fn header(
         .map(|r| r.wall_s / r.cohort_size.max(1) as f64)
         .sum();
     writeln!(s, "Trained on: {}; training time summed over runs: {:.0} s (a cohort's time is split among its members).", devices.join(", "), wall)?;
-    writeln!(s, "I' = E_x KL(p(y|x) || p(y)) (= log IS; see docs/decisions.md); higher is better, at most ln 10 = 2.303.\n")?;
+    writeln!(s, "I' = E_x KL(p(y|x) || p(y)) (= log IS; see docs/decisions.md); higher is better, at most ln 10 = 2.303. FID = Frechet distance between the scoring classifier's 128 penultimate features of a run's scored samples and of the 10,000 MNIST test images; lower is better (not comparable with Inception FIDs).\n")?;
     match classifier {
         Some(c) => writeln!(
             s,
@@ -107,8 +116,11 @@ fn header(
 /// Runs, divergences and I' quartiles per family.
 fn families(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     writeln!(s, "## Runs per family\n")?;
-    writeln!(s, "| family | runs | finished | diverged | I' q1 | I' median | I' q3 | I' max | epochs | mean wall s |")?;
-    writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(s, "| family | runs | finished | diverged | I' q1 | I' median | I' q3 | I' max | FID median | FID min | epochs | mean wall s |")?;
+    writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
     for f in FAMILIES.into_iter().chain(Family::SEMI_SUPERVISED) {
         let fam: Vec<&RunRecord> = rows.iter().filter(|r| r.family == f).collect();
         if fam.is_empty() {
@@ -116,6 +128,8 @@ fn families(s: &mut String, rows: &[RunRecord]) -> Result<()> {
         }
         let mut v = i_primes(fam.iter().copied());
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mut fid: Vec<f64> = fam.iter().filter_map(|r| r.fid).collect();
+        fid.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let diverged = fam.iter().filter(|r| r.status == Status::Diverged).count();
         let epochs: Vec<String> = fam
             .iter()
@@ -131,13 +145,15 @@ fn families(s: &mut String, rows: &[RunRecord]) -> Result<()> {
             / fam.len() as f64;
         writeln!(
             s,
-            "| {f} | {} | {} | {diverged} | {} | {} | {} | {} | {} | {wall:.1} |",
+            "| {f} | {} | {} | {diverged} | {} | {} | {} | {} | {} | {} | {} | {wall:.1} |",
             fam.len(),
             fam.iter().filter(|r| r.status == Status::Finished).count(),
             fmt3(quantile(&v, 0.25)),
             fmt3(quantile(&v, 0.5)),
             fmt3(quantile(&v, 0.75)),
             fmt3(v.last().copied().unwrap_or(f64::NAN)),
+            fmt_fid(quantile(&fid, 0.5)),
+            fmt_fid(fid.first().copied().unwrap_or(f64::NAN)),
             if epochs.iter().all(|e| *e == epochs[0]) {
                 epochs[0].clone()
             } else {
@@ -155,10 +171,13 @@ fn conv_runs(s: &mut String, res: &ResultsDir, rows: &[RunRecord]) -> Result<()>
     if !conv.is_empty() {
         writeln!(s, "\n## Convolutional runs\n")?;
         writeln!(s, "Last logged window (100 steps) of each run; real / fake are mean energies (EBGAN) or D(x) (DCGAN). Samples, interpolations, curves and the checkpoint are in each run's folder; wall s counts the last process that trained the run (a resumed run counts from its resumption).\n")?;
-        writeln!(s, "| run | family | network | side | status | steps | loss D | loss G | real | fake | margin | I' | wall s |")?;
+        if conv.iter().all(|r| r.inception_fid.is_none()) {
+            writeln!(s, "No FID or KID: no FID-Inception weights were given (`--inception`, `inception` in the experiment file or $EBGAN_INCEPTION; docs/decisions.md).\n")?;
+        }
+        writeln!(s, "| run | family | network | side | status | steps | loss D | loss G | real | fake | margin | I' | FID | KID | wall s |")?;
         writeln!(
             s,
-            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         )?;
         for r in conv {
             let last: Option<LossLog> = res
@@ -173,7 +192,7 @@ fn conv_runs(s: &mut String, res: &ResultsDir, rows: &[RunRecord]) -> Result<()>
             let steps = last.as_ref().map(|l| l.step).unwrap_or(0);
             writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {steps} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {steps} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 r.run_id,
                 r.family,
                 r.config.network.name(),
@@ -189,6 +208,10 @@ fn conv_runs(s: &mut String, res: &ResultsDir, rows: &[RunRecord]) -> Result<()>
                     cell(|l| l.margin)
                 },
                 r.i_prime.map(fmt3).unwrap_or_else(|| "-".into()),
+                fmt_fid(r.inception_fid.unwrap_or(f64::NAN)),
+                r.inception_kid
+                    .map(|k| format!("{k:.4}"))
+                    .unwrap_or_else(|| "-".into()),
                 r.wall_s,
             )?;
         }
@@ -211,7 +234,10 @@ fn shares(s: &mut String, rows: &[RunRecord]) -> Result<()> {
         .filter(|f| rows.iter().any(|r| r.family == *f && r.i_prime.is_some()))
         .collect();
     if !present.is_empty() {
-        writeln!(s, "\n## Share of finished runs per I' bin (%)\n")?;
+        writeln!(
+            s,
+            "\n## Share of runs per I' bin (%; diverged runs counted)\n"
+        )?;
         writeln!(
             s,
             "| I' | {} |",
@@ -226,11 +252,11 @@ fn shares(s: &mut String, rows: &[RunRecord]) -> Result<()> {
             "|---|{}|",
             present.iter().map(|_| "---:").collect::<Vec<_>>().join("|")
         )?;
-        let shares: Vec<Vec<f64>> = present
+        let shares: Vec<(Vec<f64>, f64)> = present
             .iter()
             .map(|f| {
-                histogram_percent(
-                    &i_primes(rows.iter().filter(|r| r.family == *f)),
+                shares_of_runs(
+                    &outcomes(rows.iter().filter(|r| r.family == *f)),
                     0.0,
                     2.5,
                     5,
@@ -248,11 +274,20 @@ fn shares(s: &mut String, rows: &[RunRecord]) -> Result<()> {
                 "| {label} | {} |",
                 shares
                     .iter()
-                    .map(|v| format!("{:.1}", v[b]))
+                    .map(|v| format!("{:.1}", v.0[b]))
                     .collect::<Vec<_>>()
                     .join(" | ")
             )?;
         }
+        writeln!(
+            s,
+            "| diverged | {} |",
+            shares
+                .iter()
+                .map(|v| format!("{:.1}", v.1))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )?;
     }
 
     Ok(())
@@ -265,20 +300,21 @@ fn best_runs(s: &mut String, rows: &[RunRecord]) -> Result<()> {
         .any(|f| super::best_of(rows, |r| r.family == *f).is_some())
     {
         writeln!(s, "\n## Best run per family\n")?;
-        writeln!(s, "| family | run | I' | IS | nLayerG | sizeG | nLayerD | sizeD | dropoutD | optimD | optimG | lr | margin | PT |")?;
+        writeln!(s, "| family | run | I' | IS | FID | nLayerG | sizeG | nLayerD | sizeD | dropoutD | optimD | optimG | lr | margin | PT |")?;
         writeln!(
             s,
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
         )?;
         for f in FAMILIES {
             if let Some(r) = super::best_of(rows, |r| r.family == f) {
                 let c = &r.config;
                 writeln!(
                 s,
-                "| {f} | {} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {f} | {} | {:.3} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.run_id,
                 r.i_prime.unwrap(),
                 r.inception_score.unwrap_or(f64::NAN),
+                fmt_fid(r.fid.unwrap_or(f64::NAN)),
                 c.n_layer_g,
                 c.size_g,
                 c.n_layer_d,

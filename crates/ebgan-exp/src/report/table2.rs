@@ -24,10 +24,10 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn cell(rows: &[RunRecord], family: Family, labels: usize) -> String {
+fn cell(rows: &[RunRecord], keep: impl Fn(&RunRecord) -> bool, labels: usize) -> String {
     let v: Vec<f64> = rows
         .iter()
-        .filter(|r| r.family == family && r.config.labels == labels)
+        .filter(|r| keep(r) && r.config.labels == labels)
         .filter_map(|r| r.test_error)
         .collect();
     if v.is_empty() {
@@ -76,14 +76,37 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
     .unwrap();
     writeln!(s, "| model | 100 labels | 200 labels | 1000 labels |").unwrap();
     writeln!(s, "|---|---|---|---|").unwrap();
+    // EBGAN-LN runs of several margins (a margin search) get a row per margin.
+    let mut margins: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.family == Family::EbganLn)
+        .map(|r| r.config.margin)
+        .collect();
+    margins.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    margins.dedup();
     for (name, family) in [
         ("LN bottom-layer", Family::Ln),
         ("EBGAN-LN", Family::EbganLn),
     ] {
-        let ours: Vec<String> = [100, 200, 1000]
-            .iter()
-            .map(|&l| cell(rows, family, l))
-            .collect();
+        let mut ours: Vec<(String, Vec<String>)> = vec![];
+        let per_margin = family == Family::EbganLn && margins.len() > 1;
+        for m in if per_margin {
+            margins.clone()
+        } else {
+            vec![f64::NAN]
+        } {
+            let keep = |r: &RunRecord| r.family == family && (m.is_nan() || r.config.margin == m);
+            let cells = [100, 200, 1000]
+                .iter()
+                .map(|&l| cell(rows, keep, l))
+                .collect();
+            let label = if per_margin {
+                format!("{name} (m = {m})")
+            } else {
+                name.to_string()
+            };
+            ours.push((label, cells));
+        }
         let theirs: Vec<String> = PAPER
             .iter()
             .map(|p| {
@@ -95,7 +118,9 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
                 format!("{mean:.2} +- {std:.2}")
             })
             .collect();
-        writeln!(s, "| {name}, ours | {} |", ours.join(" | ")).unwrap();
+        for (label, cells) in &ours {
+            writeln!(s, "| {label}, ours | {} |", cells.join(" | ")).unwrap();
+        }
         writeln!(s, "| {name}, paper | {} |", theirs.join(" | ")).unwrap();
     }
     let diverged = rows

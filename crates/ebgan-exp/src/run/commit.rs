@@ -64,6 +64,8 @@ impl<'a> Committer<'a> {
                 i_prime_printed: scores.map(|s| s.i_prime_printed),
                 inception_score: scores.map(|s| s.inception_score),
                 fid: scores.and_then(|s| s.fid),
+                inception_fid: outcome.inception.map(|d| d.fid),
+                inception_kid: outcome.inception.map(|d| d.kid),
                 test_error: outcome.test_error,
                 final_loss_d: last.map(|e| e.loss_d),
                 final_loss_g: last.map(|e| e.loss_g),

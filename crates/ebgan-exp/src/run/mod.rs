@@ -9,6 +9,7 @@ use crate::config::{Experiment, Run, Shard};
 use crate::data::image_set::ImageSets;
 use crate::data::mnist;
 use crate::device;
+use crate::fid;
 use crate::results::ResultsDir;
 use crate::scoring::{self, Scorer};
 use crate::train::{self, CohortKey, CohortSize, Inputs, Stop, Trained, Trainer};
@@ -91,6 +92,10 @@ pub struct RunArgs {
     /// Minutes between an MLP cohort's checkpoints (one is also written on a stop).
     #[arg(long, default_value_t = 10.0)]
     checkpoint_minutes: f64,
+    /// FID-Inception weights (safetensors) for the FID and KID of image runs; default the
+    /// experiment's `inception`, then $EBGAN_INCEPTION. Without them image runs get no FID.
+    #[arg(long)]
+    inception: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -114,6 +119,7 @@ impl RunArgs {
             checkpoint_every: std::time::Duration::from_secs_f64(
                 (self.checkpoint_minutes * 60.0).max(0.0),
             ),
+            inception: self.inception.clone(),
         };
         let mut failed: Option<anyhow::Error> = None;
         if self.workers > 1 {
@@ -144,6 +150,9 @@ impl RunArgs {
                 "--checkpoint-minutes".into(),
                 self.checkpoint_minutes.to_string(),
             ]);
+            if let Some(p) = &self.inception {
+                pass.extend(["--inception".into(), p.display().to_string()]);
+            }
             let done = workers::run(
                 &self.file,
                 self.shard,
@@ -199,6 +208,8 @@ pub struct RunOptions {
     pub stop: Stop,
     /// Wall time between an MLP cohort's checkpoints.
     pub checkpoint_every: std::time::Duration,
+    /// FID-Inception weights given on the command line.
+    pub inception: Option<PathBuf>,
 }
 
 /// Groups runs that share a [`CohortKey`] into cohorts of at most `max(key)` members, in plan
@@ -309,9 +320,20 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         pending.iter().map(|r| &r.config),
         opts.device,
     )?;
+    let fid = match pending.iter().any(|r| r.config.network.is_conv()) {
+        true => fid::Reference::for_experiment(
+            &exp,
+            opts.inception.as_deref(),
+            &opts.data,
+            opts.device,
+        )?
+        .map(std::sync::Mutex::new),
+        false => None,
+    };
     // The folder's experiment.toml changes only once the runs can start.
     record()?;
     let inputs = Inputs {
+        fid: fid.as_ref(),
         dataset,
         mnist: &mnist,
         images: &images,

@@ -181,7 +181,27 @@ impl ConvGan {
         self.g.forward(&latent.z, &latent.planes, false)
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
+    /// Names of G's and D's trainable variables in their optimizers' order (the index of a
+    /// moment in [`MemberOptim::state`]).
+    pub fn param_names(&self) -> (Vec<String>, Vec<String>) {
+        let names = |vs: &nn::VarStore| -> Vec<String> {
+            let all = vs.variables();
+            vs.trainable_variables()
+                .iter()
+                .map(|t| {
+                    all.iter()
+                        .find(|(_, v)| v.data_ptr() == t.data_ptr())
+                        .map(|(n, _)| n.clone())
+                        .expect("a trainable variable is a variable")
+                })
+                .collect()
+        };
+        (names(&self.g_vs), names(&self.d_vs))
+    }
+
+    /// Every variable (`g/..`, `d/..`, batch-norm statistics included) and optimizer state
+    /// (`opt_g/..`, `opt_d/..`): what a checkpoint holds.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
         for (prefix, vs) in [("g", &self.g_vs), ("d", &self.d_vs)] {
             out.extend(
@@ -224,6 +244,8 @@ pub struct ConvRun<'a> {
     pub dir: &'a Path,
     /// MNIST-64 only: scores the centre 28x28 of generated samples.
     pub scorer: Option<&'a Scorer>,
+    /// FID and KID against the dataset, when FID-Inception weights were given.
+    pub fid: Option<&'a std::sync::Mutex<crate::fid::Reference>>,
     /// Stop (with a checkpoint) when this is requested: a time budget's end, SIGTERM.
     pub stop: &'a Stop,
 }
@@ -434,7 +456,7 @@ pub fn train_run(
         }
     }
 
-    let mut scores = None;
+    let (mut scores, mut inception) = (None, None);
     if diverged_at.is_none() {
         write_samples(&gan, &fixed, &run.dir.join("samples.png"))?;
         let grid = interpolations(&gan, 8, 10, &mut stream_rng(c.seed, Stream::Sample, 1));
@@ -442,14 +464,44 @@ pub fn train_run(
         if let Some(scorer) = run.scorer {
             scores = Some(score_mnist64(&gan, scorer, c.score_samples, c.seed)?);
         }
+        if let Some(reference) = run.fid {
+            let reference = reference.lock().unwrap_or_else(|e| e.into_inner());
+            inception = Some(inception_distances(
+                &gan,
+                &reference,
+                c.score_samples,
+                c.seed,
+            ));
+        }
     }
     Ok(Some(RunOutcome {
         diverged_at,
         log: at.log,
         epochs_done: (at.step / per_epoch) as usize,
         scores,
+        inception,
         test_error: None,
     }))
+}
+
+/// FID and KID of `n` samples (at most the reference's size) against the dataset's features.
+fn inception_distances(
+    gan: &ConvGan,
+    reference: &crate::fid::Reference,
+    n: usize,
+    seed: u64,
+) -> crate::fid::Distances {
+    let device = gan.g_vs.device();
+    let mut rng = stream_rng(seed, Stream::Sample, 6);
+    let mut parts = vec![];
+    let mut left = n.min(crate::fid::REFERENCE_IMAGES) as i64;
+    while left > 0 {
+        let m = left.min(500);
+        let x = gan.generate(&Latent::draw(&gan.spec, m, &mut rng, device));
+        parts.push(reference.inception.features(&((x + 1.0) / 2.0)));
+        left -= m;
+    }
+    crate::fid::distances(&Tensor::cat(&parts, 0), &reference.features, seed)
 }
 
 /// I' and IS of MNIST-64 samples: the centre 28x28 (where the digits were padded from) through
@@ -513,6 +565,16 @@ mod tests {
         dir: &Path,
         stop_at: Option<u64>,
     ) -> Result<Option<RunOutcome>> {
+        train_with(c, data, dir, stop_at, None)
+    }
+
+    fn train_with(
+        c: &RunConfig,
+        data: &ImageSet,
+        dir: &Path,
+        stop_at: Option<u64>,
+        fid: Option<&std::sync::Mutex<crate::fid::Reference>>,
+    ) -> Result<Option<RunOutcome>> {
         // A stop requested after `stop_at` steps, as a time budget's end or SIGTERM would.
         let stop = Stop::never();
         let run = ConvRun {
@@ -521,6 +583,7 @@ mod tests {
             data,
             dir,
             scorer: None,
+            fid,
             stop: &stop,
         };
         train_run(&run, Device::Cpu, &mut |s, _| {
@@ -643,6 +706,34 @@ mod tests {
             let s = image::open(&out).unwrap();
             assert_eq!((s.width(), s.height()), (3 * 18 + 2, 3 * 18 + 2));
         }
+    }
+
+    #[test]
+    fn fid_and_kid_are_measured_against_the_reference_when_one_is_given() {
+        // An untrained FID-Inception (random init): checks the plumbing, not the numbers.
+        let data = images();
+        let c = RunConfig {
+            score_samples: 6,
+            ..tiny(Model::Ebgan, Network::Dcgan)
+        };
+        let inception = crate::fid::Inception::untrained(Device::Cpu);
+        let bytes = data.images.narrow(0, 0, 6);
+        let features = inception.features_of_bytes(&bytes);
+        let reference = std::sync::Mutex::new(crate::fid::Reference {
+            inception,
+            features,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let r = train_with(&c, &data, dir.path(), None, Some(&reference))
+            .unwrap()
+            .unwrap();
+        let d = r.inception.expect("FID and KID of a finished run");
+        assert!(
+            d.fid.is_finite() && d.fid > 0.0 && d.kid.is_finite(),
+            "{d:?}"
+        );
+        let plain = train(&c, &data, tempfile::tempdir().unwrap().path(), None).unwrap();
+        assert!(plain.unwrap().inception.is_none());
     }
 
     #[test]

@@ -54,6 +54,9 @@ impl Trainer {
 
 /// What training reads besides the run configs.
 pub struct Inputs<'a> {
+    /// FID and KID of image runs, when FID-Inception weights were given.
+    /// (Tensors are not Sync; conv runs train one at a time anyway.)
+    pub fid: Option<&'a std::sync::Mutex<crate::fid::Reference>>,
     pub dataset: Dataset,
     /// MNIST (empty for image experiments).
     pub mnist: &'a Mnist,
@@ -107,6 +110,7 @@ pub fn train_group(
                 data: &set,
                 dir: &dirs[0],
                 scorer: scorer.as_ref(),
+                fid: inputs.fid,
                 stop: inputs.stop,
             };
             let mut step = 0;

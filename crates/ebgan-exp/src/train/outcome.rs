@@ -51,6 +51,8 @@ pub struct RunOutcome {
     pub epochs_done: usize,
     /// I', IS of generated samples (runs scored by the MNIST classifier).
     pub scores: Option<Scores>,
+    /// FID and KID against the dataset with the FID-Inception network (image runs).
+    pub inception: Option<crate::fid::Distances>,
     /// Test error in % (semi-supervised models only).
     pub test_error: Option<f64>,
 }

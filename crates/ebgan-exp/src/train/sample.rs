@@ -1,14 +1,17 @@
-//! `ebgan sample` and `ebgan interpolate`: pictures from a convolutional run's checkpoint.
+//! `ebgan sample` and `ebgan interpolate`: pictures from a convolutional run's checkpoint;
+//! `ebgan fid`: FID and KID of its samples (or of image folders, or a dataset).
 
 use super::checkpoint;
 use super::conv::{interpolations, ConvGan, Latent};
-use crate::config::RunConfig;
+use crate::config::{Experiment, RunConfig};
 use crate::device;
+use crate::fid::{self, Inception};
 use crate::png::{image_grid, save_rgb_png};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ebgan_models::rng::{stream as stream_rng, Stream};
 use std::path::{Path, PathBuf};
 use tch::Device;
+use tch::Tensor;
 
 /// What both picture commands take: the checkpoint, the noise seed, the PNG, the device.
 #[derive(clap::Args)]
@@ -112,4 +115,80 @@ pub fn interpolate(
     let (gan, _) = from_checkpoint(path, device)?;
     let grid = interpolations(&gan, rows, cols, &mut stream_rng(seed, Stream::Sample, 4));
     save_rgb_png(&image_grid(&grid, cols as u32), out)
+}
+
+/// What `ebgan fid` compares: a run folder with a checkpoint (its G's samples), an experiment
+/// file (its dataset), or a folder of images.
+fn features_of(
+    what: &Path,
+    data: &Path,
+    inception: &Inception,
+    n: usize,
+    device: Device,
+) -> Result<Tensor> {
+    let ck = what.join("checkpoint.safetensors");
+    if ck.is_file() {
+        let (gan, config) = from_checkpoint(&ck, device)?;
+        eprintln!("FID: {n} samples of {}", ck.display());
+        let mut rng = ebgan_models::rng::stream(config.seed, ebgan_models::rng::Stream::Sample, 5);
+        let mut parts = vec![];
+        let mut left = n as i64;
+        while left > 0 {
+            let m = left.min(500);
+            let latent = Latent::draw(&gan.spec, m, &mut rng, device);
+            parts.push(inception.features(&((gan.generate(&latent) + 1.0) / 2.0)));
+            left -= m;
+        }
+        return Ok(Tensor::cat(&parts, 0));
+    }
+    if what.extension().is_some_and(|e| e == "toml") {
+        let exp = Experiment::load(what)?;
+        return fid::dataset_features(&exp, data, inception, n);
+    }
+    if what.is_dir() {
+        let images = fid::folder_images(what, n)?;
+        eprintln!("FID: {} images of {}", images.len(), what.display());
+        let parts: Vec<Tensor> = images.iter().map(|x| inception.features(x)).collect();
+        return Ok(Tensor::cat(&parts, 0));
+    }
+    bail!(
+        "{}: expected a folder of images, a run folder with checkpoint.safetensors or an experiment file",
+        what.display()
+    )
+}
+
+/// `ebgan fid A B`: FID and KID between two image sets.
+#[derive(clap::Args)]
+pub struct FidArgs {
+    /// A folder of PNG / JPEG images, a run folder (its checkpoint's samples) or an experiment
+    /// file (its dataset).
+    a: PathBuf,
+    b: PathBuf,
+    /// FID-Inception weights (safetensors); default $EBGAN_INCEPTION.
+    #[arg(long)]
+    inception: Option<PathBuf>,
+    /// Images (or samples) per side at most.
+    #[arg(long, default_value_t = 10000)]
+    n: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl FidArgs {
+    pub fn run(&self, data: &Path) -> Result<()> {
+        let device = crate::device::parse(&self.device)?;
+        let inception = Inception::load(&fid::weights_path(self.inception.as_deref())?, device)?;
+        let a = features_of(&self.a, data, &inception, self.n, device)?;
+        let b = features_of(&self.b, data, &inception, self.n, device)?;
+        let d = fid::distances(&a, &b, 0);
+        println!(
+            "FID {:.3}  KID {:.5} +- {:.5}  ({} vs {} images)",
+            d.fid,
+            d.kid,
+            d.kid_std,
+            a.size()[0],
+            b.size()[0]
+        );
+        Ok(())
+    }
 }

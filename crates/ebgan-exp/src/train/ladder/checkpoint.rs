@@ -19,16 +19,7 @@ fn position(p: u128) -> String {
 }
 
 pub(super) fn save(run: &LadderRun, nets: &LadderNets, at: &LadderProgress) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = sorted(&nets.vs)
-        .into_iter()
-        .map(|(n, t)| (format!("vars/{n}"), t))
-        .collect();
-    tensors.extend(
-        nets.opt
-            .state()
-            .into_iter()
-            .map(|(n, t)| (format!("opt/{n}"), t)),
-    );
+    let mut tensors = nets.state();
     let mut meta = HashMap::from([
         ("run_id".to_string(), run.id.to_string()),
         ("step".to_string(), at.step.to_string()),
@@ -44,18 +35,6 @@ pub(super) fn save(run: &LadderRun, nets: &LadderNets, at: &LadderProgress) -> R
         meta.insert(format!("{name}_pos"), d.pos.to_string());
     }
     if let Some(g) = &nets.generator {
-        tensors.extend(
-            g.vars
-                .named()
-                .iter()
-                .map(|(n, t)| (format!("g/{n}"), t.shallow_clone())),
-        );
-        tensors.extend(
-            g.opt
-                .state()
-                .into_iter()
-                .map(|(n, t)| (format!("opt_g/{n}"), t)),
-        );
         meta.insert("z".to_string(), position(g.z.positions()[0]));
     }
     checkpoint::save(&run.dir.join(CHECKPOINT), &tensors, meta)

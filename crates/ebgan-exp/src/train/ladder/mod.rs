@@ -11,7 +11,7 @@ use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
 use crate::png::{image_grid, save_rgb_png};
 use anyhow::Result;
-use ebgan_core::{upload, MemberOptim, OptimKind};
+use ebgan_core::{upload, MemberOptim};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::Generator;
 use ebgan_models::rng::{stream, MemberRng, Stream};
@@ -181,10 +181,7 @@ impl LnGenerator {
             &mut vars,
             &c.mlp_spec(std::slice::from_ref(c), PIXELS as i64),
         );
-        let opt = MemberOptim::new(
-            vars.tensors_under("g."),
-            vec![c.optim_hyper(OptimKind::Adam)],
-        );
+        let opt = MemberOptim::new(vars.tensors_under("g."), vec![c.optim_hyper(c.optim_g)]);
         LnGenerator {
             vars,
             g,
@@ -253,7 +250,7 @@ pub struct LadderRun<'a> {
 pub const CHECKPOINT: &str = "ladder.safetensors";
 
 /// The networks and optimizers of a run, and the random streams that run through it.
-struct LadderNets {
+pub struct LadderNets {
     vs: nn::VarStore,
     net: Ladder,
     opt: MemberOptim,
@@ -273,7 +270,116 @@ struct LadderProgress {
 }
 
 impl LadderNets {
-    fn new(c: &RunConfig, device: Device) -> Self {
+    /// One step at learning rate `lr` and margin `margin` on labelled images `xl` with labels
+    /// `yl` and unlabelled images `xu`: the LN cost (cross-entropy of the corrupted path on the
+    /// labelled half, lambda_0 x the bottom-layer reconstruction cost on the unlabelled half),
+    /// for EBGAN-LN plus lambda_0 x the hinge on G's samples' energies; then (EBGAN-LN) one G
+    /// step through the updated ladder. Returns (loss D, loss G, real energy, fake energy).
+    pub fn step(
+        &mut self,
+        c: &RunConfig,
+        (xl, yl, xu): (&Tensor, &Tensor, &Tensor),
+        margin: f64,
+        lr: f64,
+    ) -> [f64; 4] {
+        let alive = Tensor::ones([1], (Kind::Bool, xl.device()));
+        self.opt.set_lr(lr);
+        let (net, noise) = (&self.net, &mut self.noise);
+        let ce = -net
+            .encode(xl, Some(noise), None)
+            .log_probs
+            .gather(1, &yl.unsqueeze(1), false)
+            .mean(None);
+        let corrupted = net.encode(xu, Some(noise), None);
+        let clean = net.encode(xu, None, None);
+        let z_hat = net.decode(&corrupted);
+        let energy_real = net.layer_cost(0, &z_hat[0], &clean, xu);
+        let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
+        let mut energy_fake = None;
+        let mut z_d = None;
+        if let Some(g) = self.generator.as_mut() {
+            let z = g.draw();
+            let fake = tch::no_grad(|| g.forward(&z));
+            let e = net.energy(&fake, noise);
+            loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
+            energy_fake = Some(e.detach());
+            z_d = Some(z);
+        }
+        self.opt.backward_step(&loss_d, &alive);
+        let mut loss_g = Tensor::zeros([], (Kind::Float, xl.device()));
+        if let (Some(g), Some(z_d)) = (self.generator.as_mut(), z_d) {
+            let z = if c.g_fresh_noise { g.draw() } else { z_d };
+            loss_g = net.energy(&g.forward(&z), noise).mean(None);
+            g.opt.set_lr(if c.g_lr_decay { lr } else { c.lr });
+            g.opt.backward_step(&loss_g, &alive);
+        }
+        [
+            loss_d.double_value(&[]),
+            loss_g.double_value(&[]),
+            energy_real.mean(None).double_value(&[]),
+            energy_fake
+                .map(|e| e.mean(None).double_value(&[]))
+                .unwrap_or(0.0),
+        ]
+    }
+
+    /// The ladder's variables (`vars/..`, in name order = its optimizer's order), G's (`g/..`),
+    /// and both optimizers' states (`opt/..`, `opt_g/..`): what a checkpoint holds of them.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = sorted(&self.vs)
+            .into_iter()
+            .map(|(n, t)| (format!("vars/{n}"), t))
+            .collect();
+        out.extend(
+            self.opt
+                .state()
+                .into_iter()
+                .map(|(n, t)| (format!("opt/{n}"), t)),
+        );
+        if let Some(g) = &self.generator {
+            out.extend(
+                g.vars
+                    .named()
+                    .iter()
+                    .map(|(n, t)| (format!("g/{n}"), t.shallow_clone())),
+            );
+            out.extend(
+                g.opt
+                    .state()
+                    .into_iter()
+                    .map(|(n, t)| (format!("opt_g/{n}"), t)),
+            );
+        }
+        out
+    }
+
+    /// G's parameter names in its optimizer's order (EBGAN-LN; empty for LN).
+    pub fn generator_param_names(&self) -> Vec<String> {
+        self.generator
+            .as_ref()
+            .map(|g| g.vars.named().iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Keeps every corruption-noise and G-noise draw from now on (the parity harness).
+    pub fn record_draws(&mut self) {
+        self.noise.record();
+        if let Some(g) = self.generator.as_mut() {
+            g.z.record();
+        }
+    }
+
+    /// (corruption noise, G's noise) drawn since the last call, in draw order.
+    pub fn take_draws(&mut self) -> (Vec<Tensor>, Vec<Tensor>) {
+        let z = self
+            .generator
+            .as_mut()
+            .map(|g| g.z.take_recorded())
+            .unwrap_or_default();
+        (self.noise.take_recorded(), z)
+    }
+
+    pub fn new(c: &RunConfig, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let net = Ladder::new(
             &(vs.root() / "ln"),
@@ -281,10 +387,11 @@ impl LadderNets {
             c.ladder_noise,
             &mut stream(c.seed, Stream::Init, 0),
         );
-        // ebgan-core's Adam over the variables in name order (its state is saved by index).
+        // ebgan-core's optimizer (Adam by default) over the variables in name order (its state
+        // is saved by index).
         let opt = MemberOptim::new(
             sorted(&vs).into_iter().map(|(_, t)| t).collect(),
-            vec![c.optim_hyper(OptimKind::Adam)],
+            vec![c.optim_hyper(c.optim_d)],
         );
         LadderNets {
             net,
@@ -303,7 +410,6 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
     assert!(c.model.is_ladder());
     let mut nets = LadderNets::new(c, device);
     let data = LadderData::new(c, run.mnist, device);
-    let alive_one = Tensor::ones([1], (Kind::Bool, device));
     let schedule = c.margin_schedule();
     let b = c.batch_size as usize;
     let total = c.total_steps();
@@ -325,49 +431,9 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
     while at.step < total {
         let step = at.step + 1;
         let lr = lr_at(c, step, total);
-        nets.opt.set_lr(lr);
         let (xl, yl, xu) = data.batch(&mut at.labelled, &mut at.unlabelled, b, &mut at.order);
-
-        // LN cost: supervised cross-entropy of the corrupted path on the labelled half, plus the
-        // bottom-layer reconstruction cost on the unlabelled half (the decoder stack still runs).
-        let (net, noise) = (&nets.net, &mut nets.noise);
-        let ce = -net
-            .encode(&xl, Some(noise), None)
-            .log_probs
-            .gather(1, &yl.unsqueeze(1), false)
-            .mean(None);
-        let corrupted = net.encode(&xu, Some(noise), None);
-        let clean = net.encode(&xu, None, None);
-        let z_hat = net.decode(&corrupted);
-        let energy_real = net.layer_cost(0, &z_hat[0], &clean, &xu);
-        let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
         let margin = schedule.margin_at(step - 1);
-        let mut energy_fake = None;
-        let mut z_d = None;
-        if let Some(g) = nets.generator.as_mut() {
-            let z = g.draw();
-            let fake = tch::no_grad(|| g.forward(&z));
-            let e = net.energy(&fake, noise);
-            loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
-            energy_fake = Some(e.detach());
-            z_d = Some(z);
-        }
-        nets.opt.backward_step(&loss_d, &alive_one);
-        let mut loss_g = Tensor::zeros([], (Kind::Float, device));
-        if let (Some(g), Some(z_d)) = (nets.generator.as_mut(), z_d) {
-            let z = if c.g_fresh_noise { g.draw() } else { z_d };
-            loss_g = net.energy(&g.forward(&z), noise).mean(None);
-            g.opt.set_lr(if c.g_lr_decay { lr } else { c.lr });
-            g.opt.backward_step(&loss_g, &alive_one);
-        }
-        let vals = [
-            loss_d.double_value(&[]),
-            loss_g.double_value(&[]),
-            energy_real.mean(None).double_value(&[]),
-            energy_fake
-                .map(|e| e.mean(None).double_value(&[]))
-                .unwrap_or(0.0),
-        ];
+        let vals = nets.step(c, (&xl, &yl, &xu), margin, lr);
         if vals.iter().any(|v| !v.is_finite()) {
             diverged_at = Some(step);
             break;
@@ -408,6 +474,7 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
         diverged_at,
         log: at.log,
         scores: None,
+        inception: None,
     }]))
 }
 

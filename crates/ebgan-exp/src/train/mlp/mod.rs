@@ -409,6 +409,7 @@ fn finish(run: &CohortRun, cohort: &Cohort, at: CohortProgress) -> Result<Vec<Ru
             log,
             epochs_done: if finished { epochs_done } else { 0 },
             scores: finished.then_some(scores[i]),
+            inception: None,
             test_error: None,
         });
     }

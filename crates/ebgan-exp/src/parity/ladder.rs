@@ -1,0 +1,163 @@
+//! Parity cases of the semi-supervised step (train::ladder::LadderNets::step): the ladder
+//! network (LN, Gaussian combinator) and EBGAN-LN (LN as D plus the MLP generator) at a per-step
+//! learning rate (the decay is on from the second step), with the corruption noise and G's
+//! noise handed over. Reference: parity/ladder.py.
+//!
+//! At the ladder's initialisation (the authors' combinator init: a2 = a7 = 1, the rest 0) every
+//! decoder layer outputs z_hat = 0, so the mean-path parameters a1..a5 of the combinators of
+//! layers 1..5 have an exactly zero gradient (through sigma(0) and u = 0, then a batch
+//! normalisation that removes shifts); what is computed is rounding noise, amplified by that
+//! normalisation of an all-zero signal (gain 1/sqrt(1e-10)). Those 25 parameters are not
+//! compared. With Adam the noise becomes lr-sized steps of any sign that then feed the other
+//! layers (measured: V1 1.4% apart after 5 steps, the losses within 5e-6), so the cases train
+//! with SGD with momentum; Adam's algebra is compared by the MLP and convolutional cases.
+
+use super::Export;
+use crate::config::{Model, RunConfig};
+use crate::data::mnist::PIXELS;
+use crate::train::ladder::LadderNets;
+use ebgan_models::rng::{normal, stream, Stream};
+use rand::Rng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+pub struct LadderCase {
+    pub name: &'static str,
+    pub config: RunConfig,
+}
+
+pub fn cases() -> Vec<LadderCase> {
+    let base = RunConfig {
+        batch_size: 20,
+        optim_d: ebgan_core::OptimKind::Sgd,
+        optim_g: ebgan_core::OptimKind::Sgd,
+        sgd_momentum: 0.9,
+        lr: 0.002,
+        beta1: 0.9,
+        lambda_0: 1000.0,
+        n_layer_g: 3,
+        size_g: 64,
+        z_dim: 16,
+        // Inside G's first samples' energies (0.2506 to 0.2573): the hinge is active on some.
+        margin: 0.253,
+        ..Default::default()
+    };
+    vec![
+        LadderCase {
+            name: "ladder-ln",
+            config: RunConfig {
+                model: Model::Ladder,
+                seed: 11,
+                ..base.clone()
+            },
+        },
+        LadderCase {
+            name: "ladder-ebgan-ln",
+            config: RunConfig {
+                model: Model::EbganLn,
+                seed: 12,
+                g_lr_decay: true,
+                ..base
+            },
+        },
+    ]
+}
+
+pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
+    let c = &case.config;
+    let mut nets = LadderNets::new(c, device);
+    nets.record_draws();
+    let is_var = |n: &str| n.starts_with("vars/") || n.starts_with("g/");
+    let mut inputs: Vec<(String, Tensor)> = nets
+        .state()
+        .into_iter()
+        .filter(|(n, _)| is_var(n))
+        .map(|(n, t)| (format!("init/{n}"), t.detach().copy()))
+        .collect();
+    let mut ours = BTreeMap::new();
+    let b = c.batch_size;
+    let mut lrs = vec![];
+    for t in 0..steps {
+        let mut rng = stream(c.seed, Stream::Data, t as u64 + 1);
+        let image = |rng: &mut _| (normal(rng, &[b, PIXELS as i64], device) * 0.5).sigmoid();
+        let (xl, xu) = (image(&mut rng), image(&mut rng));
+        let labels: Vec<i64> = (0..b).map(|_| rng.random_range(0..10)).collect();
+        let yl = Tensor::from_slice(&labels).to_device(device);
+        // The ladder's schedule shape: constant, then linear to 0 (here from the second step).
+        let lr = c.lr * (1.0 - t as f64 / (steps as f64 + 1.0));
+        lrs.push(lr);
+        let out = nets.step(c, (&xl, &yl, &xu), c.margin, lr);
+        let (noise, z) = nets.take_draws();
+        for (name, t_) in [("xl", &xl), ("yl", &yl), ("xu", &xu)] {
+            inputs.push((format!("{name}/{t}"), t_.shallow_clone()));
+        }
+        for (i, n) in noise.into_iter().enumerate() {
+            inputs.push((format!("noise/{t}/{i}"), n));
+        }
+        for (i, n) in z.into_iter().enumerate() {
+            inputs.push((format!("z/{t}/{i}"), n));
+        }
+        let one = |v: f64| Tensor::from_slice(&[v as f32]);
+        ours.insert(format!("out/loss_d/{t}"), one(out[0]));
+        if c.model == Model::EbganLn {
+            ours.insert(format!("out/loss_g/{t}"), one(out[1]));
+        }
+    }
+    let state: BTreeMap<String, Tensor> = nets.state().into_iter().collect();
+    // The optimizers' parameter orders: the ladder's sorted by name, G's in creation order.
+    let ln_names: Vec<String> = state
+        .keys()
+        .filter_map(|k| k.strip_prefix("vars/").map(str::to_string))
+        .collect();
+    let g_names = nets.generator_param_names();
+    for (n, t) in &state {
+        if is_var(n) {
+            ours.insert(format!("final/{n}"), t.detach().to_kind(Kind::Float).copy());
+        }
+    }
+    for (net, opt, list) in [("vars", "opt", &ln_names), ("g", "opt_g", &g_names)] {
+        for (i, name) in list.iter().enumerate() {
+            // Adam: m and v; SGD with momentum: its buffer (exp_avg when no member uses Adam).
+            let moments: &[(&str, &str)] = match c.optim_d {
+                ebgan_core::OptimKind::Adam => &[("m", "exp_avg"), ("v", "exp_avg_sq")],
+                ebgan_core::OptimKind::Sgd => &[("buf", "exp_avg")],
+            };
+            for (which, key) in moments {
+                if let Some(m) = state.get(&format!("{opt}/{key}.{i}")) {
+                    ours.insert(format!("moment/{net}/{name}/{which}/0"), m.copy());
+                }
+            }
+        }
+    }
+    let settings = json!({
+        "model": c.model,
+        "steps": steps,
+        "lr": lrs,
+        "g_lr_decay": c.g_lr_decay,
+        "g_fresh_noise": c.g_fresh_noise,
+        "base_lr": c.lr,
+        "optim": c.optim_hyper(c.optim_d),
+        "optim_g": c.optim_hyper(c.optim_g),
+        "lambda_0": c.lambda_0,
+        "margin": c.margin,
+        "noise_std": c.ladder_noise,
+        "combinator": c.combinator,
+        "n_layer_g": c.n_layer_g,
+        "ln_params": ln_names,
+        "g_params": g_names,
+    });
+    Export {
+        name: case.name.to_string(),
+        script: "ladder.py",
+        settings,
+        inputs,
+        ours,
+        // G normalises after its hidden layers (parity::Export::unchecked); the combinators'
+        // mean paths above the bottom layer (see the module's documentation).
+        unchecked: (0..c.n_layer_g - 1)
+            .map(|i| format!("g/g.l{i}.bias"))
+            .chain((1..=5).flat_map(|l| (1..=5).map(move |i| format!("vars/ln.g{l}.a{i}"))))
+            .collect(),
+    }
+}

@@ -1,0 +1,111 @@
+"""PyTorch reference of the convolutional step (paper §4.3, paper.md §5) with plain torch.nn.functional
+ops and torch.optim: DCGAN's generator (transposed 4x4 convolutions, batch norm, ReLU, tanh), EBGAN's
+convolutional auto-encoder D (LeakyReLU 0.2 encoder with batch norm after its first layer, ReLU
+decoder with a linear output; energy ||Dec(Enc(x)) - x||) or DCGAN's logistic D; every batch
+norm in training mode, updating its running statistics. One D step on real and detached fakes,
+then one G step through the updated D on the same fakes (PT on the encoder output).
+
+Usage: python parity/conv.py OUT/CASE  (reads CASE.json and CASE.safetensors, writes
+CASE.reference.safetensors keyed like the Rust side).
+"""
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from common import load_case, moments, optimizer, pulling_away, write_safetensors
+
+
+def bn(h, p, name):
+    return F.batch_norm(h, p[f"{name}.running_mean"], p[f"{name}.running_var"], p[f"{name}.weight"],
+                        p[f"{name}.bias"], training=True, momentum=0.1, eps=1e-5)
+
+
+def generator(z, p, layers):
+    h = z.view(z.shape[0], -1, 1, 1)
+    for i in range(layers):
+        stride, pad = (1, 0) if i == 0 else (2, 1)
+        h = F.relu(bn(F.conv_transpose2d(h, p[f"up{i}.weight"], stride=stride, padding=pad), p, f"bn{i}"))
+    return torch.tanh(F.conv_transpose2d(h, p["out.weight"], stride=2, padding=1))
+
+
+def auto_encoder(x, p, n):
+    h = x
+    for i in range(n):
+        h = F.conv2d(h, p[f"enc{i}.weight"], stride=2, padding=1)
+        if i > 0:
+            h = bn(h, p, f"enc_bn{i}")
+        h = F.leaky_relu(h, 0.2)
+    code = h
+    for i in range(n):
+        h = F.conv_transpose2d(h, p[f"dec{i}.weight"], stride=2, padding=1)
+        if i + 1 < n:
+            h = F.relu(bn(h, p, f"dec_bn{i}"))
+    return h, code
+
+
+def logistic(x, p, n):
+    h = x
+    for i in range(n):
+        h = F.conv2d(h, p[f"conv{i}.weight"], stride=2, padding=1)
+        if i > 0:
+            h = bn(h, p, f"bn{i}")
+        h = F.leaky_relu(h, 0.2)
+    return F.conv2d(h, p["out.weight"]).view(-1)
+
+
+def main(base):
+    cfg, data = load_case(base)
+    nets = {"g": {}, "d": {}}
+    for key, t in data.items():
+        if key.startswith("init/"):
+            net, name = key[len("init/"):].split("/", 1)
+            stat = name.endswith(("running_mean", "running_var"))
+            nets[net][name] = t.clone() if stat else t.clone().requires_grad_(True)
+    g, d = nets["g"], nets["d"]
+    opt_g = optimizer([g[n] for n in cfg["g_params"]], cfg["optim_g"])
+    opt_d = optimizer([d[n] for n in cfg["d_params"]], cfg["optim_d"])
+    ebgan = cfg["model"] != "gan"
+
+    def critic(x):
+        if ebgan:
+            recon, code = auto_encoder(x, d, cfg["encoder_layers"])
+            return (recon - x).flatten(1).norm(dim=1), code
+        return logistic(x, d, cfg["d_layers"]), None
+
+    answer = {}
+    for t in range(cfg["steps"]):
+        x, z = data[f"x/{t}"], data[f"z/{t}"]
+        fake = generator(z, g, cfg["g_layers"])
+        real_out, _ = critic(x)
+        fake_out, _ = critic(fake.detach())
+        if ebgan:
+            loss_d = real_out.mean() + F.relu(cfg["margin"] - fake_out).mean()
+        else:
+            loss_d = (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
+                      + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        out, code = critic(fake)
+        if ebgan:
+            loss_g = out.mean() + (cfg["pulling_away"] * pulling_away(code) if cfg["pulling_away"] > 0 else 0)
+        else:
+            loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        answer[f"out/loss_d/{t}"] = loss_d.detach().reshape(1)
+        answer[f"out/loss_g/{t}"] = loss_g.detach().reshape(1)
+    for net, params, opt, h in (("g", g, opt_g, cfg["optim_g"]), ("d", d, opt_d, cfg["optim_d"])):
+        for name, t in params.items():
+            answer[f"final/{net}/{name}"] = t.detach()
+        for name in cfg[f"{net}_params"]:
+            for which, s in moments(opt, params[name], h["kind"]).items():
+                answer[f"moment/{net}/{name}/{which}/0"] = s
+    write_safetensors(base + ".reference.safetensors", answer)
+
+
+if __name__ == "__main__":
+    torch.use_deterministic_algorithms(True)
+    main(sys.argv[1])
