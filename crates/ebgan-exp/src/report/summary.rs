@@ -32,7 +32,11 @@ fn optim(k: ebgan_core::OptimKind) -> String {
     format!("{k:?}").to_lowercase()
 }
 
-/// results/<experiment>/summary.md: every table of the folder's rows, then its figures.
+/// A results folder's hand-written notes, appended to its summary.
+pub const NOTES: &str = "notes.md";
+
+/// results/<experiment>/summary.md: every table of the folder's rows, then its figures, then
+/// the folder's notes.md if it has one.
 pub fn write(
     dir: &Path,
     rows: &[RunRecord],
@@ -61,6 +65,10 @@ pub fn write(
             let file = f.file_name().unwrap().to_string_lossy();
             writeln!(s, "![{file}]({file})\n")?;
         }
+    }
+    // What people found out about these results, written by hand beside them.
+    if let Ok(notes) = std::fs::read_to_string(dir.join(NOTES)) {
+        writeln!(s, "\n## Notes (from {NOTES}, written by hand)\n\n{}", notes.trim_end())?;
     }
     write_atomic(&dir.join("summary.md"), s.as_bytes())
 }
@@ -407,4 +415,21 @@ fn margins(s: &mut String, rows: &[RunRecord]) -> Result<()> {
     }
 
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_notes_close_the_summary_and_survive_a_redraw() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(NOTES), "The collapse is the setting's.\n").unwrap();
+        for _ in 0..2 {
+            write(dir.path(), &[], 0, None, &[]).unwrap();
+            let s = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+            assert!(s.trim_end().ends_with("The collapse is the setting's."), "{s}");
+            assert_eq!(s.matches("## Notes").count(), 1);
+        }
+    }
 }
