@@ -68,7 +68,11 @@ pub fn write(
     }
     // What people found out about these results, written by hand beside them.
     if let Ok(notes) = std::fs::read_to_string(dir.join(NOTES)) {
-        writeln!(s, "\n## Notes (from {NOTES}, written by hand)\n\n{}", notes.trim_end())?;
+        writeln!(
+            s,
+            "\n## Notes (from {NOTES}, written by hand)\n\n{}",
+            notes.trim_end()
+        )?;
     }
     write_atomic(&dir.join("summary.md"), s.as_bytes())
 }
@@ -428,7 +432,10 @@ mod tests {
         for _ in 0..2 {
             write(dir.path(), &[], 0, None, &[]).unwrap();
             let s = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-            assert!(s.trim_end().ends_with("The collapse is the setting's."), "{s}");
+            assert!(
+                s.trim_end().ends_with("The collapse is the setting's."),
+                "{s}"
+            );
             assert_eq!(s.matches("## Notes").count(), 1);
         }
     }

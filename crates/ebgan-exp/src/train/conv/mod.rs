@@ -22,6 +22,8 @@ use std::path::Path;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
+mod finish;
+
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// G's input for `n` samples: z `[n, z_dim]` and the noise planes of the ImageNet generator.
@@ -250,7 +252,7 @@ pub struct ConvRun<'a> {
     pub stop: &'a Stop,
 }
 
-fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Result<()> {
+pub(super) fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Result<()> {
     save_rgb_png(&image_grid(&gan.generate(latent), 8), path)
 }
 
@@ -456,24 +458,10 @@ pub fn train_run(
         }
     }
 
-    let (mut scores, mut inception) = (None, None);
-    if diverged_at.is_none() {
-        write_samples(&gan, &fixed, &run.dir.join("samples.png"))?;
-        let grid = interpolations(&gan, 8, 10, &mut stream_rng(c.seed, Stream::Sample, 1));
-        save_rgb_png(&image_grid(&grid, 10), &run.dir.join("interpolations.png"))?;
-        if let Some(scorer) = run.scorer {
-            scores = Some(score_mnist64(&gan, scorer, c.score_samples, c.seed)?);
-        }
-        if let Some(reference) = run.fid {
-            let reference = reference.lock().unwrap_or_else(|e| e.into_inner());
-            inception = Some(inception_distances(
-                &gan,
-                &reference,
-                c.score_samples,
-                c.seed,
-            ));
-        }
-    }
+    let (scores, inception) = match diverged_at {
+        None => finish::finish(&gan, run, &fixed)?,
+        Some(_) => (None, None),
+    };
     Ok(Some(RunOutcome {
         diverged_at,
         log: at.log,
@@ -482,47 +470,6 @@ pub fn train_run(
         inception,
         test_error: None,
     }))
-}
-
-/// FID and KID of `n` samples (at most the reference's size) against the dataset's features.
-fn inception_distances(
-    gan: &ConvGan,
-    reference: &crate::fid::Reference,
-    n: usize,
-    seed: u64,
-) -> crate::fid::Distances {
-    let device = gan.g_vs.device();
-    let mut rng = stream_rng(seed, Stream::Sample, 6);
-    let mut parts = vec![];
-    let mut left = n.min(crate::fid::REFERENCE_IMAGES) as i64;
-    while left > 0 {
-        let m = left.min(500);
-        let x = gan.generate(&Latent::draw(&gan.spec, m, &mut rng, device));
-        parts.push(reference.inception.features(&((x + 1.0) / 2.0)));
-        left -= m;
-    }
-    crate::fid::distances(&Tensor::cat(&parts, 0), &reference.features, seed)
-}
-
-/// I' and IS of MNIST-64 samples: the centre 28x28 (where the digits were padded from) through
-/// the MNIST scoring classifier.
-fn score_mnist64(
-    gan: &ConvGan,
-    scorer: &Scorer,
-    n: usize,
-    seed: u64,
-) -> Result<ebgan_core::score::Scores> {
-    let device = gan.g_vs.device();
-    let mut rng = stream_rng(seed, Stream::Sample, 2);
-    let mut parts = vec![];
-    let mut left = n as i64;
-    while left > 0 {
-        let m = left.min(500);
-        let x = gan.generate(&Latent::draw(&gan.spec, m, &mut rng, device));
-        parts.push(x.narrow(2, 18, 28).narrow(3, 18, 28).reshape([m, 784]));
-        left -= m;
-    }
-    Ok(scorer.scores(&Tensor::cat(&parts, 0)))
 }
 
 #[cfg(test)]
