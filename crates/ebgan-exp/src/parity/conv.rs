@@ -101,19 +101,8 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
     ] {
         for (i, name) in names.iter().enumerate() {
             let moment = |which: &str| state.get(&format!("{opt}/{which}.{i}"));
-            let mut put = |which: &str, t: &Tensor| {
+            for (which, t) in super::moments(kind, c.sgd_momentum, moment) {
                 ours.insert(format!("moment/{net}/{name}/{which}/0"), t.copy());
-            };
-            match kind {
-                OptimKind::Adam => {
-                    put("m", moment("exp_avg").expect("Adam's first moment"));
-                    put("v", moment("exp_avg_sq").expect("Adam's second moment"));
-                }
-                OptimKind::Sgd if c.sgd_momentum > 0.0 => {
-                    let buf = moment("momentum_buf").or_else(|| moment("exp_avg"));
-                    put("buf", buf.expect("SGD's momentum buffer"));
-                }
-                OptimKind::Sgd => {}
             }
         }
     }

@@ -151,21 +151,8 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         for (i, name) in cohort.param_names(net).iter().enumerate() {
             let moment = |which: &str| state.get(&format!("{opt}/{which}.{i}"));
             for (j, m) in members.iter().enumerate() {
-                let j64 = j as i64;
-                let mut put = |which: &str, t: &Tensor| {
-                    ours.insert(format!("moment/{name}/{which}/{j}"), t.get(j64).copy());
-                };
-                match kind_of(m) {
-                    OptimKind::Adam => {
-                        put("m", moment("exp_avg").expect("Adam's first moment"));
-                        put("v", moment("exp_avg_sq").expect("Adam's second moment"));
-                    }
-                    OptimKind::Sgd if m.sgd_momentum > 0.0 => {
-                        // A cohort without Adam keeps the momentum in exp_avg.
-                        let buf = moment("momentum_buf").or_else(|| moment("exp_avg"));
-                        put("buf", buf.expect("SGD's momentum buffer"));
-                    }
-                    OptimKind::Sgd => {}
+                for (which, t) in super::moments(kind_of(m), m.sgd_momentum, moment) {
+                    ours.insert(format!("moment/{name}/{which}/{j}"), t.get(j as i64).copy());
                 }
             }
         }

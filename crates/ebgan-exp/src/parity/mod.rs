@@ -47,6 +47,27 @@ impl Export {
     }
 }
 
+/// One parameter's optimizer moments under the reference's names: Adam's `m` and `v`, SGD's
+/// momentum `buf` (kept in exp_avg by an optimizer without Adam members), none for plain SGD.
+/// `moment` looks a moment up by its ebgan-core name (`exp_avg`, `exp_avg_sq`, `momentum_buf`).
+pub fn moments<'a>(
+    kind: ebgan_core::OptimKind,
+    momentum: f64,
+    moment: impl Fn(&str) -> Option<&'a Tensor>,
+) -> Vec<(&'static str, &'a Tensor)> {
+    match kind {
+        ebgan_core::OptimKind::Adam => vec![
+            ("m", moment("exp_avg").expect("Adam's first moment")),
+            ("v", moment("exp_avg_sq").expect("Adam's second moment")),
+        ],
+        ebgan_core::OptimKind::Sgd if momentum > 0.0 => {
+            let buf = moment("momentum_buf").or_else(|| moment("exp_avg"));
+            vec![("buf", buf.expect("SGD's momentum buffer"))]
+        }
+        ebgan_core::OptimKind::Sgd => vec![],
+    }
+}
+
 /// One compared quantity group of a case.
 #[derive(Debug, Clone)]
 pub struct Check {
