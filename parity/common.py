@@ -71,6 +71,22 @@ def dropout(h, mask_bytes, p):
     return h * (mask_bytes >= t).to(h.dtype) * (256.0 / (256 - t))
 
 
+def loss_d(ebgan, real, fake, margin):
+    """Eq. 1: E(x) + mean [m - E(G(z))]^+ per sample; GAN: the logistic D loss."""
+    f = torch.nn.functional
+    if ebgan:
+        return real.mean() + f.relu(margin - fake).mean()
+    return (f.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+            + f.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+
+
+def loss_g(ebgan, out, code, pt):
+    """Eq. 2: E(G(z)) + w PT; GAN: the non-saturating G loss."""
+    if ebgan:
+        return out.mean() + (pt * pulling_away(code) if pt > 0 else 0)
+    return torch.nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+
+
 def pulling_away(code):
     """Eq. 4: mean squared cosine between distinct samples' codes."""
     s = torch.nn.functional.normalize(code.flatten(1), dim=1)

@@ -13,7 +13,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from common import load_case, moments, optimizer, pulling_away, write_safetensors
+from common import load_case, moments, optimizer, write_safetensors
+from common import loss_d as common_loss_d, loss_g as common_loss_g
 
 
 def bn(h, p, name):
@@ -79,19 +80,12 @@ def main(base):
         fake = generator(z, g, cfg["g_layers"])
         real_out, _ = critic(x)
         fake_out, _ = critic(fake.detach())
-        if ebgan:
-            loss_d = real_out.mean() + F.relu(cfg["margin"] - fake_out).mean()
-        else:
-            loss_d = (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
-                      + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
+        loss_d = common_loss_d(ebgan, real_out, fake_out, cfg["margin"])
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
         out, code = critic(fake)
-        if ebgan:
-            loss_g = out.mean() + (cfg["pulling_away"] * pulling_away(code) if cfg["pulling_away"] > 0 else 0)
-        else:
-            loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        loss_g = common_loss_g(ebgan, out, code, cfg["pulling_away"])
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()

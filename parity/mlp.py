@@ -11,7 +11,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from common import dropout, load_case, moments, optimizer, pulling_away, write_safetensors
+from common import dropout, load_case, moments, optimizer, write_safetensors
+from common import loss_d as common_loss_d, loss_g as common_loss_g
 
 
 def to_torch(name, t):
@@ -75,19 +76,12 @@ def train_member(cfg, data, k):
         fake = net.generator(z)
         real_out, _ = net.critic(x, masks)
         fake_out, _ = net.critic(fake.detach(), masks)
-        if ebgan:
-            loss_d = real_out.mean() + F.relu(m["margin"] - fake_out).mean()
-        else:
-            loss_d = (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
-                      + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
+        loss_d = common_loss_d(ebgan, real_out, fake_out, m["margin"])
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
         out, code = net.critic(fake, masks)
-        if ebgan:
-            loss_g = out.mean() + m["pulling_away"] * pulling_away(code)
-        else:
-            loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        loss_g = common_loss_g(ebgan, out, code, m["pulling_away"])
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()

@@ -188,6 +188,14 @@ mod tests {
                 "lr_decay_start = 0.5",
                 "honoured by the ladder trainer only",
             ),
+            (
+                "g_lr_decay = true",
+                "g_lr_decay is a setting of EBGAN-LN's generator",
+            ),
+            (
+                "g_fresh_noise = false",
+                "g_fresh_noise is a setting of EBGAN-LN's generator",
+            ),
         ] {
             let text = format!(
                 "name = \"t\"\n[common]\nepochs = 1\n[[grid]]\nmodel = \"ebgan\"\n{line}\n"

@@ -118,6 +118,7 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
         "d_params": d_names,
         "encoder_layers": gan.spec.encoder_widths().len(),
         "g_layers": gan.spec.g_widths().len(),
+        // DCGAN's D halves the side down to 4x4 as G doubles it up from there.
         "d_layers": gan.spec.g_widths().len(),
     });
     Export {

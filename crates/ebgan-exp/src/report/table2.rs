@@ -137,6 +137,47 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn row(model: crate::config::Model, margin: f64, seed: u64, error: f64) -> RunRecord {
+        let config = crate::config::RunConfig {
+            model,
+            margin,
+            seed,
+            labels: 100,
+            ..Default::default()
+        };
+        let mut result =
+            crate::results::ResultColumns::new(config.run_id(), config.family(), Status::Finished);
+        result.test_error = Some(error);
+        RunRecord { result, config }
+    }
+
+    #[test]
+    fn a_margin_search_gets_a_row_per_margin_and_one_margin_a_single_row() {
+        use crate::config::Model;
+        let search = [
+            row(Model::EbganLn, 0.01, 0, 9.0),
+            row(Model::EbganLn, 0.1, 0, 40.0),
+        ];
+        let t = table2(&search, "s").unwrap();
+        assert!(
+            t.contains("| EBGAN-LN (m = 0.01), ours | 9.00 +- 0.00 (1 seed) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| EBGAN-LN (m = 0.1), ours | 40.00 +- 0.00 (1 seed) |"),
+            "{t}"
+        );
+        let seeds = [
+            row(Model::EbganLn, 0.01, 0, 4.0),
+            row(Model::EbganLn, 0.01, 1, 6.0),
+        ];
+        let t = table2(&seeds, "s").unwrap();
+        assert!(
+            t.contains("| EBGAN-LN, ours | 5.00 +- 1.41 (2 seeds) |"),
+            "{t}"
+        );
+    }
+
     #[test]
     fn mean_and_sample_std_by_hand() {
         assert_eq!(mean_std(&[1.0, 2.0, 3.0]), (2.0, 1.0));

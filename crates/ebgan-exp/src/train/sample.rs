@@ -130,16 +130,8 @@ fn features_of(
     if ck.is_file() {
         let (gan, config) = from_checkpoint(&ck, device)?;
         eprintln!("FID: {n} samples of {}", ck.display());
-        let mut rng = ebgan_models::rng::stream(config.seed, ebgan_models::rng::Stream::Sample, 5);
-        let mut parts = vec![];
-        let mut left = n as i64;
-        while left > 0 {
-            let m = left.min(500);
-            let latent = Latent::draw(&gan.spec, m, &mut rng, device);
-            parts.push(inception.features(&((gan.generate(&latent) + 1.0) / 2.0)));
-            left -= m;
-        }
-        return Ok(Tensor::cat(&parts, 0));
+        let mut rng = stream_rng(config.seed, Stream::Sample, 5);
+        return Ok(super::conv::sample_features(&gan, inception, n, &mut rng));
     }
     if what.extension().is_some_and(|e| e == "toml") {
         let exp = Experiment::load(what)?;

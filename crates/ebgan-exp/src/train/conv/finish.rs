@@ -43,17 +43,29 @@ fn inception_distances(
     n: usize,
     seed: u64,
 ) -> crate::fid::Distances {
-    let device = gan.g_vs.device();
+    let n = n.min(crate::fid::REFERENCE_IMAGES);
     let mut rng = stream_rng(seed, Stream::Sample, 6);
+    let samples = sample_features(gan, &reference.inception, n, &mut rng);
+    crate::fid::distances(&samples, &reference.features, seed)
+}
+
+/// FID-Inception features of `n` samples of G drawn from `rng`, 500 at a time.
+pub fn sample_features(
+    gan: &ConvGan,
+    inception: &crate::fid::Inception,
+    n: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Tensor {
+    let device = gan.g_vs.device();
     let mut parts = vec![];
-    let mut left = n.min(crate::fid::REFERENCE_IMAGES) as i64;
+    let mut left = n as i64;
     while left > 0 {
         let m = left.min(500);
-        let x = gan.generate(&Latent::draw(&gan.spec, m, &mut rng, device));
-        parts.push(reference.inception.features(&((x + 1.0) / 2.0)));
+        let x = gan.generate(&Latent::draw(&gan.spec, m, rng, device));
+        parts.push(inception.features(&((x + 1.0) / 2.0)));
         left -= m;
     }
-    crate::fid::distances(&Tensor::cat(&parts, 0), &reference.features, seed)
+    Tensor::cat(&parts, 0)
 }
 
 /// I' and IS of MNIST-64 samples: the centre 28x28 (where the digits were padded from) through

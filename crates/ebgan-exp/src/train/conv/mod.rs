@@ -23,6 +23,7 @@ use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 mod finish;
+pub use finish::sample_features;
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
