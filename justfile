@@ -44,9 +44,9 @@ setup: classifier
 test: mnist
     {{torch}} cargo test --release --workspace
 
-# Table 1 grid (512 EBGAN + 6144 GAN runs); `just grid-mnist quick` runs the CPU-sized slice
+# Table 1 grid (512 EBGAN + 6144 GAN runs); `quick`: the CPU-sized slice; `energy`: EBGAN, EBGAN-PT, BEGAN and MAGAN on the 512 EBGAN settings (and the GAN runs); `energy-quick`: its CPU slice
 grid-mnist mode="" *flags="": setup
-    {{ebgan}} run experiments/grid-mnist{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
+    {{ebgan}} run experiments/grid-mnist{{ if mode == "" { "" } else { "-" + mode } }}.toml {{flags}}
 
 # Table 2: LN and EBGAN-LN on semi-supervised MNIST; `quick`: 1 seed x 1 epoch per cell; `medium`: 100 labels, 3 seeds, 5 epochs (about 75 min on 2 cores); `margin-search`: EBGAN-LN's margin at that scale
 semi-mnist mode="" *flags="": mnist
@@ -56,7 +56,7 @@ semi-mnist mode="" *flags="": mnist
 margin-sweep mode="" *flags="": setup
     {{ebgan}} run experiments/margin-sweep{{ if mode == "quick" { "-quick" } else { "" } }}.toml {{flags}}
 
-# §4.3: EBGAN-PT, EBGAN and DCGAN on aligned CelebA 64x64 (data: $EBGAN_CELEBA or data/celeba)
+# §4.3: EBGAN-PT, EBGAN and DCGAN on aligned CelebA 64x64, BEGAN and MAGAN beside them (data: $EBGAN_CELEBA or data/celeba)
 celeba *flags="": build
     {{ebgan}} run experiments/celeba.toml {{flags}}
 

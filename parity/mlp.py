@@ -2,6 +2,11 @@
 written from the paper with plain torch ops and torch.optim: G then D on real and detached fakes
 (L_D = E(x) + mean [m - E(G(z))]^+), then G through the updated D on the same fakes
 (L_G = E(G(z)) + w PT); GAN: logistic D, non-saturating G.
+BEGAN (arXiv 1703.10717): energy mean |x - D(x)|^eta, L_D = L(x) - k_t L(G(z)), L_G = L(G(z)),
+k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L_G), 0, 1). MAGAN (arXiv 1704.03817): D pretrained
+on real data (L_D = E(x)), the margin set to the last pretraining epoch's mean real energy, then
+at each epoch's end m <- mean real energy if it is < m, < the mean fake energy, and the previous
+epoch's mean fake energy < this one's (<= throughout when not strict).
 
 Usage: python parity/mlp.py OUT/CASE  (reads CASE.json and CASE.safetensors, writes
 CASE.reference.safetensors keyed like the Rust side: out/, final/, moment/).
@@ -56,6 +61,8 @@ class Member:
             return F.linear(h, self.p["d.out.weight"], self.p["d.out.bias"]).squeeze(-1), None
         recon = F.linear(h, self.p["d.decoder.weight"], self.p["d.decoder.bias"])
         diff = recon - x
+        if self.cfg["model"] == "began":
+            return (diff.abs() ** self.cfg["began_eta"]).mean(1), code
         energy = {"l2": lambda: diff.norm(dim=1), "sse": lambda: (diff ** 2).sum(1),
                   "mse": lambda: (diff ** 2).mean(1)}[self.cfg["energy"]]()
         return energy, code
@@ -68,35 +75,70 @@ def train_member(cfg, data, k):
     g_params = [net.p[n] for n in cfg["g_params"]]
     d_params = [net.p[n] for n in cfg["d_params"]]
     opt_g, opt_d = optimizer(g_params, m["optim_g"]), optimizer(d_params, m["optim_d"])
-    ebgan = cfg["model"] != "gan"
-    losses = []
+    model = cfg["model"]
+    ebgan = model != "gan"
+    losses, adaptive = [], []
+    # MAGAN has no margin (0) until its pretraining ends.
+    k_t, margin = 0.0, (0.0 if model == "magan" else m["margin"])
+    sums, summed, previous_fake = [0.0, 0.0], 0, float("inf")
+    below = (lambda a, b: a < b) if m["magan_strict"] else (lambda a, b: a <= b)
     for t in range(cfg["steps"]):
-        x, z = data[f"x/{t}"][k], data[f"z/{t}"][k]
+        x = data[f"x/{t}"][k]
         masks = iter(data[f"mask/{t}/{i}"] for i in range(len([n for n in data if n.startswith(f"mask/{t}/")])))
-        fake = net.generator(z)
-        real_out, _ = net.critic(x, masks)
-        fake_out, _ = net.critic(fake.detach(), masks)
-        loss_d = common_loss_d(ebgan, real_out, fake_out, m["margin"])
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        out, code = net.critic(fake, masks)
-        loss_g = common_loss_g(ebgan, out, code, m["pulling_away"])
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-        losses.append((loss_d.item(), loss_g.item()))
-    return net, opt_g, opt_d, losses
+        if model == "magan" and t < cfg["pretrain_steps"]:
+            real_out, _ = net.critic(x, masks)
+            loss_d = real_out.mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            losses.append((loss_d.item(), 0.0))
+            real_mean, fake_mean = loss_d.item(), 0.0
+        else:
+            fake = net.generator(data[f"z/{t}"][k])
+            real_out, _ = net.critic(x, masks)
+            fake_out, _ = net.critic(fake.detach(), masks)
+            if model == "began":
+                loss_d = real_out.mean() - k_t * fake_out.mean()
+            else:
+                loss_d = common_loss_d(ebgan, real_out, fake_out, margin)
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            out, code = net.critic(fake, masks)
+            loss_g = common_loss_g(ebgan, out, code, m["pulling_away"])
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+            losses.append((loss_d.item(), loss_g.item()))
+            real_mean, fake_mean = real_out.mean().item(), fake_out.mean().item()
+            if model == "began":
+                k_t += m["began_lambda_k"] * (m["began_gamma"] * real_mean - loss_g.item())
+                k_t = min(max(k_t, 0.0), 1.0)
+        if model == "magan":
+            sums, summed = [sums[0] + real_mean, sums[1] + fake_mean], summed + 1
+            if (t + 1) % cfg["steps_per_epoch"] == 0:
+                real_epoch, fake_epoch = sums[0] / summed, sums[1] / summed
+                if t + 1 == cfg["pretrain_steps"]:
+                    margin = real_epoch
+                elif t + 1 > cfg["pretrain_steps"]:
+                    if (below(real_epoch, margin) and below(real_epoch, fake_epoch)
+                            and below(previous_fake, fake_epoch)):
+                        margin = real_epoch
+                    previous_fake = fake_epoch
+                sums, summed = [0.0, 0.0], 0
+        adaptive.append(k_t if model == "began" else margin)
+    return net, opt_g, opt_d, losses, adaptive
 
 
 def main(base):
     cfg, data = load_case(base)
     members = len(cfg["members"])
     answer, finals = {}, {}
-    all_losses = []
+    all_losses, all_adaptive = [], []
     for k in range(members):
-        net, opt_g, opt_d, losses = train_member(cfg, data, k)
+        net, opt_g, opt_d, losses, adaptive = train_member(cfg, data, k)
         all_losses.append(losses)
+        all_adaptive.append(adaptive)
         for names, opt, kind in ((cfg["g_params"], opt_g, cfg["members"][k]["optim_g"]["kind"]),
                                  (cfg["d_params"], opt_d, cfg["members"][k]["optim_d"]["kind"])):
             for n in names:
@@ -109,6 +151,9 @@ def main(base):
     for t in range(cfg["steps"]):
         answer[f"out/loss_d/{t}"] = torch.tensor([all_losses[k][t][0] for k in range(members)])
         answer[f"out/loss_g/{t}"] = torch.tensor([all_losses[k][t][1] for k in range(members)])
+        name = {"began": "k", "magan": "margin"}.get(cfg["model"])
+        if name:
+            answer[f"out/{name}/{t}"] = torch.tensor([all_adaptive[k][t] for k in range(members)])
     write_safetensors(base + ".reference.safetensors", answer)
 
 

@@ -3,9 +3,11 @@
 //! Every function takes a leading member dimension `K` (`[K, B, ...]`; `K = 1` for a single run)
 //! and reduces per member, never across members, so that many grid runs can train as one cohort.
 
+pub mod began;
 pub mod energy;
 pub mod gan_loss;
 pub mod loss;
+pub mod magan;
 pub mod margin;
 pub mod optim;
 pub mod pulling_away;

@@ -16,6 +16,10 @@ pub enum Model {
     /// The ladder network as EBGAN's discriminator, its bottom-layer cost the energy.
     #[serde(rename = "ebgan-ln")]
     EbganLn,
+    /// BEGAN: auto-encoder D with the energy mean |v - D(v)|^eta, balanced by k_t.
+    Began,
+    /// MAGAN: EBGAN's losses, D pretrained on real data, the margin adapted at epoch ends.
+    Magan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -89,6 +93,14 @@ impl Model {
     pub fn is_ladder(self) -> bool {
         matches!(self, Model::Ladder | Model::EbganLn)
     }
+
+    /// Models whose D is an auto-encoder scoring energies (all but GAN and the plain ladder).
+    pub fn is_energy(self) -> bool {
+        matches!(
+            self,
+            Model::Ebgan | Model::EbganLn | Model::Began | Model::Magan
+        )
+    }
 }
 
 impl fmt::Display for Model {
@@ -98,6 +110,8 @@ impl fmt::Display for Model {
             Model::Gan => "gan",
             Model::Ladder => "ladder",
             Model::EbganLn => "ebgan-ln",
+            Model::Began => "began",
+            Model::Magan => "magan",
         })
     }
 }
@@ -113,7 +127,8 @@ pub enum MarginDecay {
 }
 
 /// The families the paper compares (a run's `family` column): GAN, EBGAN, EBGAN-PT (EBGAN with
-/// the pulling-away term), and the semi-supervised LN and EBGAN-LN.
+/// the pulling-away term), EBGAN's successors BEGAN and MAGAN, and the semi-supervised LN and
+/// EBGAN-LN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Family {
     #[serde(rename = "gan")]
@@ -122,6 +137,10 @@ pub enum Family {
     Ebgan,
     #[serde(rename = "ebgan-pt")]
     EbganPt,
+    #[serde(rename = "began")]
+    Began,
+    #[serde(rename = "magan")]
+    Magan,
     #[serde(rename = "ln")]
     Ln,
     #[serde(rename = "ebgan-ln")]
@@ -129,8 +148,15 @@ pub enum Family {
 }
 
 impl Family {
-    /// The Table 1 / §4.3 comparison families in the order the paper shows them.
-    pub const GENERATIVE: [Family; 3] = [Family::Gan, Family::Ebgan, Family::EbganPt];
+    /// The Table 1 / §4.3 comparison families in the order the paper shows them, then EBGAN's
+    /// successors.
+    pub const GENERATIVE: [Family; 5] = [
+        Family::Gan,
+        Family::Ebgan,
+        Family::EbganPt,
+        Family::Began,
+        Family::Magan,
+    ];
     /// The semi-supervised families of Table 2.
     pub const SEMI_SUPERVISED: [Family; 2] = [Family::Ln, Family::EbganLn];
 
@@ -139,6 +165,8 @@ impl Family {
             Family::Gan => "gan",
             Family::Ebgan => "ebgan",
             Family::EbganPt => "ebgan-pt",
+            Family::Began => "began",
+            Family::Magan => "magan",
             Family::Ln => "ln",
             Family::EbganLn => "ebgan-ln",
         }

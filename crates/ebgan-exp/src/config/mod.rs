@@ -210,6 +210,63 @@ mod tests {
                 "{line}: {err}"
             );
         }
+        // BEGAN's and MAGAN's own fields, and the EBGAN fields they do not use.
+        for (model, line, why) in [
+            (
+                "ebgan",
+                "began_gamma = 0.7",
+                "began_gamma is a setting of BEGAN",
+            ),
+            (
+                "gan",
+                "magan_strict = false",
+                "magan_strict is a setting of MAGAN",
+            ),
+            (
+                "began",
+                "began_gamma = 1.5",
+                "began_gamma must be in [0, 1]",
+            ),
+            ("began", "began_eta = 0", "began_eta must be > 0"),
+            (
+                "began",
+                "began_lambda_k = -0.1",
+                "began_lambda_k must be >= 0",
+            ),
+            (
+                "began",
+                "margin = 20",
+                "model \"began\" sets its own margin",
+            ),
+            (
+                "magan",
+                "margin = 20",
+                "model \"magan\" sets its own margin",
+            ),
+            (
+                "magan",
+                "pulling_away = 0.1",
+                "the pulling-away term is EBGAN-PT's",
+            ),
+            ("began", "energy = \"mse\"", "set began_eta, not energy"),
+            ("magan", "steps = 100", "give epochs, not steps"),
+            (
+                "magan",
+                "magan_pretrain_epochs = 0",
+                "magan_pretrain_epochs must be >= 1",
+            ),
+        ] {
+            let text = format!(
+                "name = \"t\"\n[common]\nepochs = 1\n[[grid]]\nmodel = \"{model}\"\n{line}\n"
+            );
+            let err = Experiment::parse(&text, "bad.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("bad.toml: line 6: {line}: ")) && err.contains(why),
+                "{model} / {line}: {err}"
+            );
+        }
         // A bad value set in [common] is found there.
         let text = "name = \"t\"\n[common]\nbeta1 = 1.5\n[[grid]]\nmodel = \"gan\"\n";
         let err = Experiment::parse(text, "c.toml").unwrap_err().to_string();
@@ -305,7 +362,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("d.toml") && err.contains("celeba"), "{err}");
-        // Every shipped image experiment parses and plans EBGAN-PT, EBGAN and the DCGAN comparison.
+        // Every shipped image experiment parses and plans EBGAN-PT, EBGAN and the DCGAN comparison
+        // (CelebA BEGAN and MAGAN too).
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
         for f in [
             "celeba",
@@ -318,7 +376,12 @@ mod tests {
             let e = Experiment::load(&dir.join(format!("{f}.toml"))).unwrap();
             let mut fams: Vec<&str> = e.runs.iter().map(|r| r.config.family().as_str()).collect();
             fams.sort();
-            assert_eq!(fams, ["ebgan", "ebgan-pt", "gan"], "{f}");
+            // CelebA also lists EBGAN's successors.
+            let want: &[&str] = match f {
+                "celeba" => &["began", "ebgan", "ebgan-pt", "gan", "magan"],
+                _ => &["ebgan", "ebgan-pt", "gan"],
+            };
+            assert_eq!(fams, want, "{f}");
             assert!(e.runs.iter().all(|r| r.config.network.is_conv()), "{f}");
         }
     }

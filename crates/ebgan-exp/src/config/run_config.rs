@@ -115,6 +115,17 @@ run_config! {
     pulling_away: f64 = 0.0,
     /// Reconstruction energy: "l2" (paper), "sse" or "mse".
     energy: Energy = Energy::L2,
+    /// BEGAN: eta of its energy, the per-pixel mean of |v - D(v)|^eta (BEGAN uses 1; 2 is the
+    /// per-pixel MSE). BEGAN ignores `energy`.
+    began_eta: f64 = 1.0,
+    /// BEGAN: gamma, the equilibrium's target ratio L(G(z)) / L(x).
+    began_gamma: f64 = 0.5,
+    /// BEGAN: lambda_k, the step size of the control variable k_t.
+    began_lambda_k: f64 = 0.001,
+    /// MAGAN: epochs of pretraining D on real data alone, before the `epochs` adversarial ones.
+    magan_pretrain_epochs: usize = 1,
+    /// MAGAN: the margin rule compares strictly (`<`); false: `<=` (docs/decisions.md).
+    magan_strict: bool = true,
     /// Batch norm after hidden layers (not on D's input layer).
     batch_norm: bool = true,
     /// Weight init std of G and D (biases start at 0).
@@ -164,13 +175,22 @@ impl RunConfig {
         (images as u64).div_ceil(self.batch_size as u64)
     }
 
-    /// `steps` when set, else `epochs` epochs of `images` training images.
+    /// MAGAN's pretraining of D before the adversarial steps (0 for every other model).
+    pub fn pretrain_steps_over(&self, images: usize) -> u64 {
+        match self.model {
+            Model::Magan => self.steps_per_epoch_over(images) * self.magan_pretrain_epochs as u64,
+            _ => 0,
+        }
+    }
+
+    /// Pretraining, then `steps` when set, else `epochs` epochs of `images` training images.
     pub fn total_steps_over(&self, images: usize) -> u64 {
-        if self.steps > 0 {
+        let adversarial = if self.steps > 0 {
             self.steps
         } else {
             self.steps_per_epoch_over(images) * self.epochs as u64
-        }
+        };
+        self.pretrain_steps_over(images) + adversarial
     }
 
     /// Convolutional network shapes of this run on `channels`-channel images.
@@ -216,6 +236,8 @@ impl RunConfig {
             (Model::Gan, _) => Family::Gan,
             (Model::Ebgan, false) => Family::Ebgan,
             (Model::Ebgan, true) => Family::EbganPt,
+            (Model::Began, _) => Family::Began,
+            (Model::Magan, _) => Family::Magan,
         }
     }
 

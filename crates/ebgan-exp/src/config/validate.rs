@@ -31,7 +31,8 @@ impl RunConfig {
     pub(super) fn validate_for(&self, dataset: Dataset) -> Result<(), Invalid> {
         self.finite()?;
         self.fits(dataset)?;
-        self.validate()
+        self.validate()?;
+        self.validate_successors()
     }
 
     /// Every number finite: an inf or NaN would train, then write a row no reader accepts.
@@ -59,7 +60,7 @@ impl RunConfig {
         check(
             !conv || (dataset != Dataset::Mnist && !self.model.is_ladder()),
             "network",
-            "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with model \"ebgan\" or \"gan\"",
+            "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with model \"ebgan\", \"gan\", \"began\" or \"magan\"",
         )?;
         check(
             !conv || (self.image_size >= 16 && (self.image_size as u64).is_power_of_two()),
@@ -210,5 +211,79 @@ impl RunConfig {
             )?;
         }
         Ok(())
+    }
+
+    /// BEGAN's and MAGAN's own fields, and the EBGAN fields they do not use.
+    fn validate_successors(&self) -> Result<(), Invalid> {
+        let defaults = RunConfig::default();
+        let began = self.model == Model::Began;
+        let magan = self.model == Model::Magan;
+        for (key, set) in [
+            ("began_eta", self.began_eta != defaults.began_eta),
+            ("began_gamma", self.began_gamma != defaults.began_gamma),
+            (
+                "began_lambda_k",
+                self.began_lambda_k != defaults.began_lambda_k,
+            ),
+        ] {
+            check(
+                !set || began,
+                key,
+                format!("{key} is a setting of BEGAN (model = \"began\") only"),
+            )?;
+        }
+        for (key, set) in [
+            (
+                "magan_pretrain_epochs",
+                self.magan_pretrain_epochs != defaults.magan_pretrain_epochs,
+            ),
+            ("magan_strict", self.magan_strict != defaults.magan_strict),
+        ] {
+            check(
+                !set || magan,
+                key,
+                format!("{key} is a setting of MAGAN (model = \"magan\") only"),
+            )?;
+        }
+        check(self.began_eta > 0.0, "began_eta", "began_eta must be > 0")?;
+        check(
+            (0.0..=1.0).contains(&self.began_gamma),
+            "began_gamma",
+            "began_gamma must be in [0, 1]",
+        )?;
+        check(
+            self.began_lambda_k >= 0.0,
+            "began_lambda_k",
+            "began_lambda_k must be >= 0",
+        )?;
+        check(
+            self.magan_pretrain_epochs >= 1,
+            "magan_pretrain_epochs",
+            "magan_pretrain_epochs must be >= 1 (MAGAN's margin starts at the pretrained D's mean real energy)",
+        )?;
+        // What BEGAN and MAGAN replace would otherwise be silently ignored.
+        if began || magan {
+            let model = self.model;
+            check(
+                self.margin == defaults.margin && self.margin_decay == defaults.margin_decay,
+                "margin",
+                format!("model \"{model}\" sets its own margin (BEGAN has none; MAGAN starts at the mean real energy): leave margin and margin_decay unset"),
+            )?;
+            check(
+                self.pulling_away == 0.0,
+                "pulling_away",
+                format!("the pulling-away term is EBGAN-PT's (model = \"ebgan\"), not model \"{model}\"'s"),
+            )?;
+        }
+        check(
+            !began || self.energy == defaults.energy,
+            "energy",
+            "BEGAN's energy is the per-pixel mean of |v - D(v)|^began_eta: set began_eta, not energy",
+        )?;
+        check(
+            self.model != Model::Magan || self.steps == 0,
+            "steps",
+            "MAGAN adapts its margin at epoch ends: give epochs, not steps",
+        )
     }
 }

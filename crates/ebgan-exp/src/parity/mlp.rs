@@ -1,6 +1,7 @@
 //! Parity cases of the Table 1 MLP step (train::mlp::Cohort): EBGAN, EBGAN-PT and GAN; Adam and
 //! SGD (with and without momentum) mixed in one cohort; dropout and batch norm on; a single run
-//! (the addmm path) beside the member-batched ones. Reference: parity/mlp.py.
+//! (the addmm path) beside the member-batched ones; BEGAN (k_t per member) and MAGAN (D's
+//! pretraining epoch, then its margin rule at two epoch ends). Reference: parity/mlp.py.
 
 use super::Export;
 use crate::config::{Model, RunConfig};
@@ -37,6 +38,12 @@ fn base(model: Model, seed: u64) -> RunConfig {
 pub fn cases() -> Vec<MlpCase> {
     let ebgan = |seed| base(Model::Ebgan, seed);
     let gan = |seed| base(Model::Gan, seed);
+    // MAGAN: 2 steps an epoch, one pretraining epoch, then 3 adversarial ones.
+    let magan = |seed| RunConfig {
+        train_images: 32,
+        epochs: 3,
+        ..base(Model::Magan, seed)
+    };
     vec![
         MlpCase {
             name: "mlp-ebgan-cohort",
@@ -93,13 +100,60 @@ pub fn cases() -> Vec<MlpCase> {
                 },
             ],
         },
+        MlpCase {
+            name: "mlp-began-cohort",
+            // lambda_k large enough that k_t leaves 0 within the 5 steps; eta = 2 on one case.
+            members: vec![
+                RunConfig {
+                    began_lambda_k: 0.05,
+                    dropout_d: true,
+                    ..base(Model::Began, 7)
+                },
+                RunConfig {
+                    began_gamma: 0.9,
+                    began_lambda_k: 0.2,
+                    optim_d: OptimKind::Sgd,
+                    sgd_momentum: 0.9,
+                    lr: 0.01,
+                    ..base(Model::Began, 8)
+                },
+            ],
+        },
+        MlpCase {
+            name: "mlp-began-eta2-single",
+            members: vec![RunConfig {
+                began_eta: 2.0,
+                began_lambda_k: 0.5,
+                ..base(Model::Began, 9)
+            }],
+        },
+        MlpCase {
+            name: "mlp-magan-cohort",
+            members: vec![
+                RunConfig {
+                    dropout_d: true,
+                    ..magan(10)
+                },
+                RunConfig {
+                    magan_strict: false,
+                    optim_g: OptimKind::Sgd,
+                    lr: 0.01,
+                    ..magan(11)
+                },
+            ],
+        },
     ]
 }
 
-/// Runs `steps` steps of the case's cohort on `device` with its draws recorded.
+/// Runs `steps` steps of the case's cohort on `device` with its draws recorded (MAGAN cases:
+/// their whole run, pretraining included, so that epochs end inside it).
 pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
     let members = &case.members;
     let c = &members[0];
+    let steps = match c.model {
+        Model::Magan => c.total_steps() as usize,
+        _ => steps,
+    };
     let k = members.len() as i64;
     let mut cohort = Cohort::new(members, device);
     cohort.record_draws();
@@ -123,16 +177,30 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             device,
         )
         .tanh();
-        let out = cohort.step(&x, &margin, &alive);
+        let pretraining = cohort.adaptive().pretraining(t as u64, c.steps_per_epoch());
+        let out = cohort.train_step(&x, &margin, &alive, t as u64);
         let (noise, masks) = cohort.take_draws();
-        assert_eq!(noise.len(), 1, "one noise draw per step");
+        assert_eq!(
+            noise.len(),
+            usize::from(!pretraining),
+            "one noise draw per adversarial step, none while D pretrains"
+        );
         inputs.push((format!("x/{t}"), x));
-        inputs.push((format!("z/{t}"), noise[0].shallow_clone()));
+        if let Some(z) = noise.first() {
+            inputs.push((format!("z/{t}"), z.shallow_clone()));
+        }
         for (i, m) in masks.into_iter().enumerate() {
             inputs.push((format!("mask/{t}/{i}"), m));
         }
         ours.insert(format!("out/loss_d/{t}"), out.loss_d);
         ours.insert(format!("out/loss_g/{t}"), out.loss_g);
+        for (name, t_) in cohort.state() {
+            match name.as_str() {
+                "adaptive/k" => ours.insert(format!("out/k/{t}"), t_.copy()),
+                "adaptive/margin" => ours.insert(format!("out/margin/{t}"), t_.copy()),
+                _ => None,
+            };
+        }
     }
     let state: BTreeMap<String, Tensor> = cohort.state().into_iter().collect();
     for (n, t) in &state {
@@ -167,6 +235,9 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         "z_dim": c.z_dim,
         "batch_norm": c.batch_norm,
         "steps": steps,
+        "began_eta": c.began_eta,
+        "steps_per_epoch": c.steps_per_epoch(),
+        "pretrain_steps": c.pretrain_steps_over(c.train_images),
         "g_params": cohort.param_names("g."),
         "d_params": cohort.param_names("d."),
         "members": members.iter().map(|m| json!({
@@ -175,6 +246,9 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             "margin": m.margin,
             "pulling_away": m.pulling_away,
             "dropout_p": if m.dropout_d { m.dropout_p } else { 0.0 },
+            "began_gamma": m.began_gamma,
+            "began_lambda_k": m.began_lambda_k,
+            "magan_strict": m.magan_strict,
         })).collect::<Vec<_>>(),
     });
     // G normalises after every hidden layer, D after every one but its input layer.

@@ -25,6 +25,9 @@ pub struct CohortKey {
     pub train_images: usize,
     pub score_samples: usize,
     pub energy: Energy,
+    /// BEGAN's energy exponent and MAGAN's pretraining length shape every member's step.
+    pub began_eta: u64,
+    pub magan_pretrain_epochs: usize,
 }
 
 impl CohortKey {
@@ -52,6 +55,8 @@ impl CohortKey {
             train_images,
             score_samples,
             energy,
+            began_eta,
+            magan_pretrain_epochs,
             // Per member in an MLP cohort.
             dropout_d: _,
             dropout_p: _,
@@ -68,6 +73,9 @@ impl CohortKey {
             margin_decay_start: _,
             margin_decay_end: _,
             pulling_away: _,
+            began_gamma: _,
+            began_lambda_k: _,
+            magan_strict: _,
             init_std_g: _,
             init_std_d: _,
             seed: _,
@@ -104,6 +112,8 @@ impl CohortKey {
             train_images,
             score_samples,
             energy,
+            began_eta: began_eta.to_bits(),
+            magan_pretrain_epochs,
         }
     }
 }

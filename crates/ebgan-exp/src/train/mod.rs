@@ -3,10 +3,12 @@
 //! (samples, checkpoints, ...) are written into its folder, and one [`RunOutcome`] per run comes
 //! back for the runner to commit.
 //!
-//! - `step`: the paper's D-then-G step, shared by the MLP cohorts and the conv runs
+//! - `step`: the paper's D-then-G step, shared by the MLP cohorts and the conv runs;
+//!   `adaptive`: what BEGAN (k_t) and MAGAN (its margin) carry from step to step
 //! - `mlp` (cohorts), `conv`, `ladder`: the trainers; `checkpoint`, `sample` beside them
 //! - `cohort`: which runs may train together and how many; `outcome`: what comes back
 
+pub mod adaptive;
 pub mod checkpoint;
 pub mod cohort;
 pub mod conv;

@@ -40,6 +40,11 @@ pub struct LossLog {
     pub real: f64,
     pub fake: f64,
     pub margin: f64,
+    /// BEGAN: the control variable k_t and the convergence measure M_global.
+    #[serde(default)]
+    pub k_t: Option<f64>,
+    #[serde(default)]
+    pub m_global: Option<f64>,
 }
 
 /// One run's result, as its trainer hands it to the runner.
@@ -66,17 +71,17 @@ impl RunOutcome {
     }
 }
 
-/// Sums of the per-step statistics `[4, K]` (loss D, loss G, real, fake per member) over one
-/// log window, kept on the device: one host read per window.
+/// Sums of the per-step statistics `[R, K]` (loss D, loss G, real, fake per member, then BEGAN's
+/// k_t and M_global) over one log window, kept on the device: one host read per window.
 pub struct LogWindow {
     sums: Tensor,
     steps: u64,
 }
 
 impl LogWindow {
-    pub fn new(members: i64, device: Device) -> Self {
+    pub fn new(rows: i64, members: i64, device: Device) -> Self {
         LogWindow {
-            sums: Tensor::zeros([4, members], (Kind::Float, device)),
+            sums: Tensor::zeros([rows, members], (Kind::Float, device)),
             steps: 0,
         }
     }
@@ -101,25 +106,25 @@ impl LogWindow {
     }
 
     /// The window's means, `[member][statistic]`, and a fresh window.
-    pub fn close(&mut self) -> Vec<[f64; 4]> {
-        let k = self.sums.size()[1] as usize;
+    pub fn close(&mut self) -> Vec<Vec<f64>> {
+        let (rows, k) = (self.sums.size()[0] as usize, self.sums.size()[1] as usize);
         let means = Vec::<f64>::try_from(
             (&self.sums / self.steps as f64)
                 .to_kind(Kind::Double)
                 .flatten(0, -1),
         )
-        .expect("a [4, K] float tensor reads back");
+        .expect("an [R, K] float tensor reads back");
         let _ = self.sums.zero_();
         self.steps = 0;
         (0..k)
-            .map(|i| [0, 1, 2, 3].map(|row| means[row * k + i]))
+            .map(|i| (0..rows).map(|row| means[row * k + i]).collect())
             .collect()
     }
 }
 
 impl LossLog {
-    /// A log row from a window's means of one member.
-    pub fn from_means(step: u64, epoch: f64, means: [f64; 4], margin: f64) -> Self {
+    /// A log row from a window's means of one member (4 values, or 6 with BEGAN's).
+    pub fn from_means(step: u64, epoch: f64, means: &[f64], margin: f64) -> Self {
         LossLog {
             step,
             epoch,
@@ -128,6 +133,8 @@ impl LossLog {
             real: means[2],
             fake: means[3],
             margin,
+            k_t: means.get(4).copied(),
+            m_global: means.get(5).copied(),
         }
     }
 }

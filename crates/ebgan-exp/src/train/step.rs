@@ -1,9 +1,10 @@
 //! The paper's training step, written once for every network (MLP cohorts of K runs and the
-//! convolutional runs, K = 1): one D update on real images and detached fakes (Eq. 1), then one
-//! G update through the updated D on the same fakes (Eq. 2). Losses are means per member,
-//! summed over members only for the backward pass, so no gradient crosses members.
+//! convolutional runs, K = 1) and every objective (EBGAN's margin, BEGAN's k_t, GAN's logistic
+//! D): one D update on real images and detached fakes (Eq. 1), then one G update through the
+//! updated D on the same fakes (Eq. 2). Losses are means per member, summed over members only
+//! for the backward pass, so no gradient crosses members.
 
-use ebgan_core::{gan_loss, loss, pulling_away::pulling_away, MemberOptim};
+use ebgan_core::{began, gan_loss, loss, pulling_away::pulling_away, MemberOptim};
 use tch::Tensor;
 
 /// What D says of a batch, per member and sample.
@@ -20,9 +21,17 @@ pub trait Critic {
     fn critique(&mut self, x: &Tensor) -> Critique;
 }
 
+/// How an auto-encoder D's loss treats the fakes' energies, per member `[K]` on the device.
+pub enum EnergyLoss<'a> {
+    /// EBGAN and MAGAN: the hinge [m - D(G(z))]^+ at margins m.
+    Margin(&'a Tensor),
+    /// BEGAN: - k_t L(G(z)) with control variables k_t.
+    Began(&'a Tensor),
+}
+
 /// Per-member constants of the objective, `[K]` on the device.
 pub struct Objective<'a> {
-    pub margin: &'a Tensor,
+    pub energy: EnergyLoss<'a>,
     /// PT weights; None when no member uses the pulling-away term.
     pub pulling_away: Option<&'a Tensor>,
 }
@@ -61,8 +70,11 @@ pub fn step(
     let (on_real, on_fake) = (critic.critique(x), critic.critique(&fake_d));
     let (loss_d, real, fake_stat) = match (on_real, on_fake) {
         (Critique::Energy { energy: e_real, .. }, Critique::Energy { energy: e_fake, .. }) => (
-            // The hinge is taken on each fake sample's energy, then averaged (Eq. 1).
-            loss::discriminator(&e_real, &e_fake, objective.margin),
+            match objective.energy {
+                // The hinge is taken on each fake sample's energy, then averaged (Eq. 1).
+                EnergyLoss::Margin(m) => loss::discriminator(&e_real, &e_fake, m),
+                EnergyLoss::Began(k) => began::discriminator(&e_real, &e_fake, k),
+            },
             e_real.mean_dim(1, false, None),
             e_fake.mean_dim(1, false, None),
         ),
@@ -95,6 +107,30 @@ pub fn step(
         loss_g: loss_g.detach(),
         real: real.detach(),
         fake: fake_stat.detach(),
+        alive,
+    }
+}
+
+/// MAGAN's pretraining step: D alone as an auto-encoder of real `x` (L_D = mean D(x)); G is
+/// not run. G's loss and the fake energy read 0.
+pub fn pretrain_step(
+    critic: &mut dyn Critic,
+    opt_d: &mut MemberOptim,
+    x: &Tensor,
+    alive: &Tensor,
+) -> StepOutput {
+    let Critique::Energy { energy, .. } = critic.critique(x) else {
+        unreachable!("only auto-encoder discriminators are pretrained")
+    };
+    let loss_d = energy.mean_dim(1, false, None);
+    let alive = alive.logical_and(&loss_d.isfinite());
+    opt_d.backward_step(&loss_d.sum(None), &alive);
+    let loss_d = loss_d.detach();
+    StepOutput {
+        loss_g: loss_d.zeros_like(),
+        fake: loss_d.zeros_like(),
+        real: loss_d.shallow_clone(),
+        loss_d,
         alive,
     }
 }

@@ -1,11 +1,13 @@
-//! Convolutional EBGAN / EBGAN-PT and DCGAN on image sets (paper §4.3-4.4), one run at a time:
+//! Convolutional EBGAN / EBGAN-PT, BEGAN, MAGAN and DCGAN on image sets (paper §4.3-4.4), one
+//! run at a time:
 //! fixed-noise sample grids and checkpoints every N steps, and exact resume from the last
 //! checkpoint (weights, batch-norm statistics, optimizer moments, step, loss log; the random
 //! streams are functions of (seed, step) and the data order of (seed, epoch)).
 
+use super::adaptive::Adaptive;
 use super::checkpoint;
 use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
-use super::step::{step, Critic, Critique, Objective};
+use super::step::{pretrain_step, step, Critic, Critique, Objective, StepOutput};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::image_set::ImageSet;
@@ -68,6 +70,8 @@ enum ConvD {
 struct ConvCritic {
     d: ConvD,
     energy: Energy,
+    /// BEGAN's energy exponent (None: `energy`).
+    began_eta: Option<f64>,
 }
 
 impl Critic for ConvCritic {
@@ -76,8 +80,12 @@ impl Critic for ConvCritic {
         match &self.d {
             ConvD::Energy(ae) => {
                 let out = ae.forward(x, true);
+                let (recon, x) = (one(&out.reconstruction), one(x));
                 Critique::Energy {
-                    energy: self.energy.of(&one(&out.reconstruction), &one(x)),
+                    energy: match self.began_eta {
+                        Some(eta) => ebgan_core::began::energy(&recon, &x, eta),
+                        None => self.energy.of(&recon, &x),
+                    },
                     code: one(&out.code),
                 }
             }
@@ -99,6 +107,8 @@ pub struct ConvGan {
     pulling_away: Option<Tensor>,
     alive: Tensor,
     margin: (f64, Tensor),
+    /// BEGAN's k_t, MAGAN's margin.
+    adaptive: Adaptive,
 }
 
 /// Per-step statistics `[4]` on the device: D loss, G loss, real and fake energy (EBGAN) or
@@ -141,11 +151,43 @@ impl ConvGan {
             critic: ConvCritic {
                 d,
                 energy: c.energy,
+                began_eta: (c.model == Model::Began).then_some(c.began_eta),
             },
             pulling_away: (c.pulling_away > 0.0).then(|| one(c.pulling_away)),
             alive: Tensor::ones([1], (Kind::Bool, device)),
             margin: (f64::NAN, Tensor::zeros([1], (Kind::Float, device))),
+            adaptive: Adaptive::new(std::slice::from_ref(c), device),
         }
+    }
+
+    /// The training step after `done` steps of `per_epoch` an epoch: MAGAN's pretraining step
+    /// (D alone) or [`ConvGan::step`], then what BEGAN and MAGAN carry forward. Statistics
+    /// `[R]`: the four of [`ConvGan::step`], then BEGAN's k_t and M_global.
+    pub fn train_step(
+        &mut self,
+        x: &Tensor,
+        latent: &Latent,
+        margin: f64,
+        done: u64,
+        per_epoch: u64,
+    ) -> StepStats {
+        let out = if self.adaptive.pretraining(done, per_epoch) {
+            pretrain_step(&mut self.critic, &mut self.opt_d, x, &self.alive)
+        } else {
+            self.step_output(x, latent, margin)
+        };
+        self.adaptive.after_step(&out);
+        self.adaptive.after_epoch(done + 1, per_epoch);
+        let stats = out.stats().view([4]);
+        match self.adaptive.extra_stats() {
+            Some(extra) => Tensor::cat(&[stats, extra.view([-1])], 0),
+            None => stats,
+        }
+    }
+
+    /// BEGAN's k_t, MAGAN's margin.
+    pub fn adaptive(&self) -> &Adaptive {
+        &self.adaptive
     }
 
     fn margin(&mut self, m: f64) -> Tensor {
@@ -160,13 +202,17 @@ impl ConvGan {
     /// the shared [`step`] for a cohort of one. No host synchronisation: the statistics stay on
     /// the device.
     pub fn step(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepStats {
+        self.step_output(x, latent, margin).stats().view([4])
+    }
+
+    fn step_output(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepOutput {
         let fake = self.g.forward(&latent.z, &latent.planes, true);
         let margin = self.margin(margin);
         let objective = Objective {
-            margin: &margin,
+            energy: self.adaptive.energy_loss(&margin),
             pulling_away: self.pulling_away.as_ref(),
         };
-        let out = step(
+        step(
             &mut self.critic,
             &mut self.opt_d,
             &mut self.opt_g,
@@ -174,8 +220,7 @@ impl ConvGan {
             &fake,
             &objective,
             &self.alive,
-        );
-        out.stats().view([4])
+        )
     }
 
     /// Samples `[n, C, S, S]` from G in evaluation mode (batch-norm running statistics).
@@ -202,8 +247,9 @@ impl ConvGan {
         (names(&self.g_vs), names(&self.d_vs))
     }
 
-    /// Every variable (`g/..`, `d/..`, batch-norm statistics included) and optimizer state
-    /// (`opt_g/..`, `opt_d/..`): what a checkpoint holds.
+    /// Every variable (`g/..`, `d/..`, batch-norm statistics included), optimizer state
+    /// (`opt_g/..`, `opt_d/..`) and BEGAN's or MAGAN's state (`adaptive/..`): what a
+    /// checkpoint holds.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
         for (prefix, vs) in [("g", &self.g_vs), ("d", &self.d_vs)] {
@@ -220,6 +266,7 @@ impl ConvGan {
                     .map(|(n, t)| (format!("{prefix}/{n}"), t)),
             );
         }
+        out.extend(self.adaptive.state());
         out
     }
 
@@ -236,7 +283,10 @@ impl ConvGan {
             o.load_state(&state)
                 .map_err(|e| anyhow::anyhow!("checkpoint {}: {prefix}: {e}", ck.path.display()))?;
         }
-        Ok(())
+        let device = self.g_vs.device();
+        self.adaptive
+            .load(|n| ck.tensors.get(n).map(|t| t.to_device(device)))
+            .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", ck.path.display()))
     }
 }
 
@@ -280,7 +330,7 @@ struct Progress {
 
 fn save_checkpoint(gan: &ConvGan, run: &ConvRun, at: &Progress) -> Result<()> {
     let mut tensors = gan.tensors();
-    tensors.push(("log/acc".into(), at.window.sums().view([4])));
+    tensors.push(("log/acc".into(), at.window.sums().view([-1])));
     let meta = HashMap::from([
         ("run_id".to_string(), run.id.to_string()),
         ("config".to_string(), serde_json::to_string(run.config)?),
@@ -316,10 +366,11 @@ fn resume(gan: &mut ConvGan, run: &ConvRun, path: &Path) -> Result<Progress> {
         );
     }
     gan.restore(&ck)?;
+    let rows = gan.adaptive.log_rows();
     let sums = match ck.tensors.get("log/acc") {
-        Some(t) if t.size() == [4] => t.to_device(gan.g_vs.device()).view([4, 1]),
+        Some(t) if t.size() == [rows] => t.to_device(gan.g_vs.device()).view([rows, 1]),
         _ => bail!(
-            "checkpoint {}: no loss-log window `log/acc` of 4 values",
+            "checkpoint {}: no loss-log window `log/acc` of {rows} values",
             path.display()
         ),
     };
@@ -398,7 +449,7 @@ pub fn train_run(
         Progress {
             step: 0,
             log: vec![],
-            window: LogWindow::new(1, device),
+            window: LogWindow::new(gan.adaptive.log_rows(), 1, device),
         }
     };
     let mut batches = Batches {
@@ -416,15 +467,24 @@ pub fn train_run(
         let noise = &mut stream_rng(c.seed, Stream::Noise, at.step);
         let latent = Latent::draw(&gan.spec, c.batch_size, noise, device);
         let margin = schedule.margin_at(at.step);
-        at.window.add(&gan.step(&x, &latent, margin).view([4, 1]));
+        // MAGAN's pretraining steps (D alone) stay out of the loss log.
+        let pretraining = gan.adaptive.pretraining(at.step, per_epoch);
+        let stats = gan.train_step(&x, &latent, margin, at.step, per_epoch);
+        if !pretraining {
+            at.window.add(&stats.view([-1, 1]));
+        }
         at.step += 1;
         let step = at.step;
-        if at.window.steps() == LOG_EVERY || step == total {
-            let mean = at.window.close()[0]; // the one host sync
+        if at.window.steps() > 0 && (at.window.steps() == LOG_EVERY || step == total) {
+            let mean = at.window.close().swap_remove(0); // the one host sync
+            let margin = match gan.adaptive.margins() {
+                Some(m) => f64::try_from(m.get(0))?,
+                None => margin,
+            };
             at.log.push(LossLog::from_means(
                 step,
                 step as f64 / per_epoch as f64,
-                mean,
+                &mean,
                 margin,
             ));
             let secs = clock.0.elapsed().as_secs_f64();
@@ -466,7 +526,7 @@ pub fn train_run(
     Ok(Some(RunOutcome {
         diverged_at,
         log: at.log,
-        epochs_done: (at.step / per_epoch) as usize,
+        epochs_done: ((at.step - c.pretrain_steps_over(len)) / per_epoch) as usize,
         scores,
         inception,
         test_error: None,
@@ -554,6 +614,46 @@ mod tests {
     }
 
     #[test]
+    fn began_and_magan_resume_bit_for_bit_with_their_own_state() {
+        // 40 images, batch 4: 10 steps an epoch. MAGAN: 10 pretraining steps, then 2 epochs;
+        // stopped 3 steps into its first adversarial epoch (mid-epoch sums in the checkpoint).
+        let data = images();
+        for (model, stop_at) in [(Model::Began, 6), (Model::Magan, 13)] {
+            let c = RunConfig {
+                steps: 0,
+                epochs: 2,
+                pulling_away: 0.0,
+                began_lambda_k: if model == Model::Began { 0.05 } else { 0.001 },
+                ..tiny(model, Network::Dcgan)
+            };
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let whole = train(&c, &data, a.path(), None).unwrap().unwrap();
+            assert!(train(&c, &data, b.path(), Some(stop_at)).unwrap().is_none());
+            let resumed = train(&c, &data, b.path(), None).unwrap().unwrap();
+            assert_eq!(whole.log, resumed.log, "{model}");
+            let (wa, wb) = (weights(a.path()), weights(b.path()));
+            assert!(wa.iter().any(|(n, _)| n.starts_with("adaptive/")));
+            assert_eq!(
+                wa, wb,
+                "{model}: weights or adaptive state differ after resuming"
+            );
+            assert_eq!(whole.epochs_done, 2);
+            let last = whole.log.last().unwrap();
+            if model == Model::Began {
+                assert_eq!(last.step, 20);
+                assert!(whole
+                    .log
+                    .iter()
+                    .all(|l| l.k_t.is_some_and(|k| (0.0..=1.0).contains(&k))));
+            } else {
+                // Pretraining is out of the log: the one window is the 20 adversarial steps.
+                assert_eq!(whole.log.iter().map(|l| l.step).collect::<Vec<_>>(), [30]);
+                assert!(last.margin > 0.0 && last.k_t.is_none());
+            }
+        }
+    }
+
+    #[test]
     fn resume_after_n_steps_equals_an_uninterrupted_run_of_2n() {
         let data = images();
         let c = tiny(Model::Ebgan, Network::Dcgan);
@@ -600,6 +700,8 @@ mod tests {
                 real: value(),
                 fake: value(),
                 margin: value(),
+                k_t: Some(value()),
+                m_global: None,
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();

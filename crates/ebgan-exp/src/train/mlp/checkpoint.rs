@@ -35,14 +35,15 @@ pub(super) struct CohortProgress {
 }
 
 impl CohortProgress {
-    pub fn fresh(k: i64, device: Device) -> Self {
+    /// A cohort at step 0 whose log windows have `rows` statistics.
+    pub fn fresh(rows: i64, k: i64, device: Device) -> Self {
         CohortProgress {
             step: 0,
             alive: Tensor::ones([k], (Kind::Bool, device)),
             dead_at: Tensor::full([k], -1i64, (Kind::Int64, device)),
             host_alive: vec![true; k as usize],
             logs: (0..k).map(|_| vec![]).collect(),
-            window: LogWindow::new(k, device),
+            window: LogWindow::new(rows, k, device),
             epoch_start: vec![0; k as usize],
         }
     }
@@ -144,6 +145,10 @@ pub(super) fn resume(
         o.load_state(&state)
             .map_err(|e| bad(format!("{prefix}: {e}")))?;
     }
+    cohort
+        .adaptive
+        .load(|n| ck.tensors.get(n).map(|t| on_device(t.shallow_clone())))
+        .map_err(bad)?;
     cohort.noise.seek(&read_positions(&ck, "noise", k)?);
     cohort.critic.masks.seek(&read_positions(&ck, "masks", k)?);
     let epoch_start = read_positions(&ck, "epoch_start", k)?;
@@ -166,7 +171,7 @@ pub(super) fn resume(
         host_alive: host_alive.iter().map(|&a| a != 0).collect(),
         logs: serde_json::from_str(ck.meta("logs")?).context("checkpoint loss logs")?,
         window: LogWindow::resume(
-            tensor("run/window", &[4, k64])?,
+            tensor("run/window", &[cohort.adaptive.log_rows(), k64])?,
             ck.meta("window")?.parse().context("checkpoint `window`")?,
         ),
         epoch_start,

@@ -1,12 +1,14 @@
-//! Table 1 training: EBGAN (auto-encoder D, margin loss, optional PT) and GAN (logistic D) on
-//! MNIST, for a cohort of K >= 1 runs sharing one shape. Every loss is averaged per member and
+//! Table 1 training: EBGAN (auto-encoder D, margin loss, optional PT), its successors BEGAN and
+//! MAGAN (the same auto-encoder D), and GAN (logistic D) on MNIST, for a cohort of K >= 1 runs
+//! sharing one shape. Every loss is averaged per member and
 //! summed over members only for the backward pass, so no gradient crosses members.
 
 pub mod checkpoint;
 
+use super::adaptive::Adaptive;
 use super::cohort::CohortKey;
 use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
-use super::step::{step, Critic, Critique, Objective, StepOutput};
+use super::step::{pretrain_step, step, Critic, Critique, Objective, StepOutput};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::PIXELS;
@@ -62,6 +64,8 @@ struct MlpCritic {
     d: Discriminator,
     masks: MemberRng,
     energy: Energy,
+    /// BEGAN's energy exponent (None: `energy`).
+    began_eta: Option<f64>,
 }
 
 impl Critic for MlpCritic {
@@ -69,8 +73,12 @@ impl Critic for MlpCritic {
         match &self.d {
             Discriminator::Energy(ae) => {
                 let out = ae.forward(x, Some(&mut self.masks));
+                let energy = match self.began_eta {
+                    Some(eta) => ebgan_core::began::energy(&out.reconstruction, x, eta),
+                    None => self.energy.of(&out.reconstruction, x),
+                };
                 Critique::Energy {
-                    energy: self.energy.of(&out.reconstruction, x),
+                    energy,
                     code: out.code,
                 }
             }
@@ -93,6 +101,9 @@ pub struct Cohort {
     opt_d: MemberOptim,
     noise: MemberRng,
     pt_weight: Option<Tensor>,
+    /// BEGAN's k_t, MAGAN's margin.
+    adaptive: Adaptive,
+    steps_per_epoch: u64,
     key: CohortKey,
     seeds: Vec<u64>,
 }
@@ -114,7 +125,9 @@ impl Cohort {
         let mut vars = Vars::new(&seeds, device);
         let g = Generator::new(&mut vars, &spec);
         let d = match key.model {
-            Model::Ebgan => Discriminator::Energy(AutoEncoder::new(&mut vars, &spec)),
+            Model::Ebgan | Model::Began | Model::Magan => {
+                Discriminator::Energy(AutoEncoder::new(&mut vars, &spec))
+            }
             Model::Gan => Discriminator::Logistic(Logistic::new(&mut vars, &spec)),
             Model::Ladder | Model::EbganLn => panic!("ladder models train in train::ladder"),
         };
@@ -143,17 +156,21 @@ impl Cohort {
                 d,
                 masks: MemberRng::new(&seeds, Stream::Dropout, device),
                 energy: key.energy,
+                began_eta: (key.model == Model::Began).then_some(members[0].began_eta),
             },
             opt_g,
             opt_d,
             noise: MemberRng::new(&seeds, Stream::Noise, device),
             pt_weight,
+            adaptive: Adaptive::new(members, device),
+            steps_per_epoch: members[0].steps_per_epoch(),
             key,
             seeds,
         }
     }
 
-    /// Weights (`vars/<name>`) and optimizer states (`opt_g/..`, `opt_d/..`), member-stacked.
+    /// Weights (`vars/<name>`), optimizer states (`opt_g/..`, `opt_d/..`) and BEGAN's or
+    /// MAGAN's state (`adaptive/..`), member-stacked.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> = self
             .vars
@@ -168,7 +185,13 @@ impl Cohort {
                     .map(|(n, t)| (format!("{prefix}/{n}"), t)),
             );
         }
+        tensors.extend(self.adaptive.state());
         tensors
+    }
+
+    /// BEGAN's k_t or MAGAN's margin, per member.
+    pub fn adaptive(&self) -> &Adaptive {
+        &self.adaptive
     }
 
     /// Names of the parameters under `prefix` ("g." or "d."), in their optimizer's order.
@@ -195,14 +218,34 @@ impl Cohort {
         )
     }
 
-    /// One D update then one G update (the shared [`step`]) on real images `x` `[K, B, 784]`
-    /// with margins `[K]`. Members not `alive` (`[K]` bool) are not updated.
+    /// The training step after `done` steps on real images `x` `[K, B, 784]` with scheduled
+    /// margins `[K]`: MAGAN's pretraining step or the shared [`step`], then BEGAN's k_t moves
+    /// and, at an epoch's end, MAGAN's margin. Members not `alive` (`[K]` bool) are not updated.
+    pub fn train_step(
+        &mut self,
+        x: &Tensor,
+        margin: &Tensor,
+        alive: &Tensor,
+        done: u64,
+    ) -> StepOutput {
+        let out = if self.adaptive.pretraining(done, self.steps_per_epoch) {
+            pretrain_step(&mut self.critic, &mut self.opt_d, x, alive)
+        } else {
+            self.step(x, margin, alive)
+        };
+        self.adaptive.after_step(&out);
+        self.adaptive.after_epoch(done + 1, self.steps_per_epoch);
+        out
+    }
+
+    /// One D update then one G update (the shared [`step`]) with the current k_t or margins
+    /// (`margin` where the model keeps none of its own); nothing carried forward.
     pub fn step(&mut self, x: &Tensor, margin: &Tensor, alive: &Tensor) -> StepOutput {
         let b = x.size()[1];
         let z = self.noise.normal(&[b, self.key.z_dim], 1.0);
         let fake = self.g.forward(&z);
         let objective = Objective {
-            margin,
+            energy: self.adaptive.energy_loss(margin),
             pulling_away: self.pt_weight.as_ref(),
         };
         step(
@@ -321,7 +364,8 @@ pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Tra
     let mut order = DataOrder::new(&cohort.seeds, run.data.len);
     let margins = Margins::new(members, device);
     let steps_per_epoch = members[0].steps_per_epoch();
-    let total = members[0].total_steps(); // `steps` when set, else `epochs` epochs
+    // MAGAN's pretraining, then `steps` when set, else `epochs` epochs.
+    let total = members[0].total_steps();
     let path = checkpoint::path(run.dirs);
     let (mut at, mut perms) = match checkpoint::resume(&path, &mut cohort, &mut order, run.ids)? {
         // The current epoch's permutations, drawn again from its start.
@@ -329,7 +373,10 @@ pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Tra
             on_step(at.step);
             (at, order.next_epoch())
         }
-        None => (CohortProgress::fresh(k, device), vec![]),
+        None => (
+            CohortProgress::fresh(cohort.adaptive.log_rows(), k, device),
+            vec![],
+        ),
     };
     let mut saved = Instant::now();
 
@@ -347,16 +394,23 @@ pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Tra
         let x = run
             .data
             .batch(&upload(Tensor::from_slice(&idx), device), k, b);
-        let out = cohort.step(&x, &margins.at(at.step), &at.alive);
+        // MAGAN's pretraining steps (D alone) stay out of the loss log.
+        let pretraining = cohort.adaptive.pretraining(at.step, steps_per_epoch);
+        let out = cohort.train_step(&x, &margins.at(at.step), &at.alive, at.step);
         at.step += 1;
         let step = at.step;
-        let stats = out.stats();
+        let stats = match cohort.adaptive.extra_stats() {
+            Some(extra) => Tensor::cat(&[out.stats(), extra], 0),
+            None => out.stats(),
+        };
         let _ = at
             .dead_at
             .masked_fill_(&at.alive.logical_and(&out.alive.logical_not()), step as i64);
         at.alive = out.alive;
-        at.window
-            .add(&stats.where_scalarother(&at.alive.unsqueeze(0), 0.0));
+        if !pretraining {
+            at.window
+                .add(&stats.where_scalarother(&at.alive.unsqueeze(0), 0.0));
+        }
         on_step(step);
         let epoch_end = s + 1 == steps_per_epoch || step == total;
         if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
@@ -365,12 +419,19 @@ pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Tra
                 break;
             }
         }
-        if step.is_multiple_of(LOG_EVERY) || epoch_end {
+        if (step.is_multiple_of(LOG_EVERY) || epoch_end) && at.window.steps() > 0 {
             let epoch = step as f64 / steps_per_epoch as f64;
+            let adapted = match cohort.adaptive.margins() {
+                Some(m) => Some(Vec::<f64>::try_from(m.to_kind(Kind::Double))?),
+                None => None,
+            };
             for (i, means) in at.window.close().into_iter().enumerate() {
                 if at.host_alive[i] {
-                    let margin = margins.schedules[i].margin_at(step);
-                    at.logs[i].push(LossLog::from_means(step, epoch, means, margin));
+                    let margin = match &adapted {
+                        Some(m) => m[i],
+                        None => margins.schedules[i].margin_at(step),
+                    };
+                    at.logs[i].push(LossLog::from_means(step, epoch, &means, margin));
                 }
             }
         }
@@ -396,7 +457,9 @@ fn finish(run: &CohortRun, cohort: &Cohort, at: CohortProgress) -> Result<Vec<Ru
     let device = run.data.images.device();
     let (samples, scores) =
         sample_and_score(&cohort.g, &cohort.seeds, &cohort.key, run.scorer, device);
-    let epochs_done = (at.step / run.members[0].steps_per_epoch()) as usize;
+    let c = &run.members[0];
+    let epochs_done =
+        ((at.step - c.pretrain_steps_over(c.train_images)) / c.steps_per_epoch()) as usize;
     let mut outcomes = vec![];
     for (i, log) in at.logs.into_iter().enumerate() {
         let finished = host_alive[i];
@@ -599,6 +662,81 @@ mod tests {
             // Same config and seed agree; other members differ.
             assert!(close(&c1, &c3, 1e-6), "{family}: {c1:?} vs {c3:?}");
             assert!(!close(&c1, &losses(&cohort[0]), 1e-3));
+        }
+    }
+
+    #[test]
+    fn began_and_magan_train_alone_as_in_a_cohort_and_resume_bit_for_bit() {
+        for model in [Model::Began, Model::Magan] {
+            let members = [
+                RunConfig {
+                    dropout_d: true,
+                    ..config(model, 1)
+                },
+                RunConfig {
+                    optim_d: OptimKind::Sgd,
+                    sgd_momentum: 0.9,
+                    lr: 0.01,
+                    began_gamma: if model == Model::Began { 0.7 } else { 0.5 },
+                    magan_strict: model != Model::Magan,
+                    ..config(model, 2)
+                },
+            ];
+            let whole = train(&members);
+            let alone = train(&members[..1]);
+            assert!(
+                close(&losses(&alone[0]), &losses(&whole[0]), 1e-3),
+                "{model}: alone {:?} vs in cohort {:?}",
+                losses(&alone[0]),
+                losses(&whole[0])
+            );
+            // MAGAN pretrains D for one epoch (16 steps) first, outside the log.
+            let pretrain = if model == Model::Magan { 16 } else { 0 };
+            for r in &whole {
+                assert_eq!(r.status(), Status::Finished);
+                assert_eq!(r.epochs_done, 3);
+                let steps: Vec<u64> = r.log.iter().map(|l| l.step).collect();
+                assert_eq!(steps, [16 + pretrain, 32 + pretrain, 48 + pretrain]);
+            }
+            if model == Model::Began {
+                for l in whole.iter().flat_map(|r| &r.log) {
+                    let (k, m) = (l.k_t.unwrap(), l.m_global.unwrap());
+                    assert!((0.0..=1.0).contains(&k), "k_t {k}");
+                    // M_global = L(x) + |gamma L(x) - L(G(z))| >= L(x), window means included.
+                    assert!(m >= l.real - 1e-6, "{l:?}");
+                }
+                assert!(whole[0].log.iter().any(|l| l.k_t.unwrap() > 0.0));
+            } else {
+                // Each logged epoch's window means are that epoch's mean energies: the margin
+                // column must follow MAGAN's rule from them (re-derived here in f64).
+                for (r, strict) in whole.iter().zip([true, false]) {
+                    let below = |a: f64, b: f64| if strict { a < b } else { a <= b };
+                    let log = &r.log;
+                    assert!(log[0].margin > 0.0 && log[0].k_t.is_none());
+                    for e in 1..log.len() {
+                        let (m, l, prev) = (log[e - 1].margin, &log[e], log[e - 1].fake);
+                        let update =
+                            below(l.real, m) && below(l.real, l.fake) && below(prev, l.fake);
+                        let want = if update { l.real } else { m };
+                        assert!((l.margin - want).abs() <= 1e-4 * want.abs(), "{log:?}");
+                    }
+                }
+            }
+            // Stopped inside an adversarial epoch, resumed: the same logs and scores.
+            let dir = tempfile::tempdir().unwrap();
+            let stop_at = pretrain + 7;
+            match train_until(&members, &dir, Some(stop_at), Duration::MAX) {
+                Trained::Stopped { step, .. } => assert_eq!(step, stop_at),
+                other => panic!("{other:?}"),
+            }
+            let resumed = train_in(&members, &dir);
+            for (a, b) in whole.iter().zip(&resumed) {
+                assert_eq!(a.log, b.log, "{model} after a stop at {stop_at}");
+                assert_eq!(
+                    a.scores.map(|s| s.i_prime.to_bits()),
+                    b.scores.map(|s| s.i_prime.to_bits())
+                );
+            }
         }
     }
 
