@@ -20,12 +20,12 @@ pub fn register_font() {
 
 /// I' axis: [0, 2.4) in bins of 0.1; ln 10 = 2.30 bounds I' for 10 classes. Diverged runs get
 /// a bar of their own to the right of it.
-const I_MAX: f64 = 2.4;
+pub(super) const I_MAX: f64 = 2.4;
 const BINS: usize = 24;
 const DIVERGED_AT: f64 = I_MAX + 0.1;
 const X_MAX: f64 = DIVERGED_AT + 0.2;
 
-fn family_color(family: Family) -> RGBColor {
+pub(super) fn family_color(family: Family) -> RGBColor {
     match family {
         Family::Gan => RGBColor(214, 39, 40),
         Family::Ebgan => RGBColor(31, 119, 180),
@@ -35,7 +35,7 @@ fn family_color(family: Family) -> RGBColor {
 
 /// Draws a `size` PNG in memory, then writes it atomically: a killed report never leaves a
 /// partial figure behind.
-fn draw_png(
+pub(super) fn draw_png(
     out: &Path,
     size: (u32, u32),
     draw: impl for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> Result<()>,
@@ -60,7 +60,7 @@ fn draw_png_over(
     crate::png::save_rgb_png(&img, out)
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(super) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 

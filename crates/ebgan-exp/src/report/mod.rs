@@ -2,6 +2,7 @@
 //! classifier.json); never trains.
 
 pub mod figures;
+mod robustness;
 mod summary;
 mod table2;
 
@@ -59,6 +60,9 @@ pub fn write(dir: &Path) -> Result<()> {
         .collect();
     made.extend(figures::figure2(&mlp, &dir.join("fig2.png"))?);
     made.extend(figures::figure3(&mlp, &dir.join("fig3.png"))?);
+    // Robustness to hyper-parameters: every run scored by I', whatever its network.
+    made.extend(robustness::budget_figure(&rows, &dir.join("budget.png"))?);
+    made.extend(robustness::ecdf_figure(&rows, &dir.join("ecdf.png"))?);
     made.extend(figures::best_samples(&res, &mlp, &dir.join("fig4.png"))?);
     made.extend(figures::margin_sweep(&res, &mlp, &dir.join("fig9.png"))?);
     made.extend(figures::conv_side_by_side(
@@ -148,9 +152,14 @@ pub fn i_primes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<f64> {
 /// runs" counts those too). Finished rows without a score (unscored data) are left out.
 pub fn outcomes<'a>(rows: impl IntoIterator<Item = &'a RunRecord>) -> Vec<Option<f64>> {
     rows.into_iter()
-        .filter(|r| r.i_prime.is_some() || r.status == Status::Diverged)
+        .filter(|r| is_outcome(r))
         .map(|r| r.i_prime)
         .collect()
+}
+
+/// Whether a row enters [`outcomes`]: scored, or diverged.
+pub fn is_outcome(r: &RunRecord) -> bool {
+    r.i_prime.is_some() || r.status == Status::Diverged
 }
 
 /// The run shown for a family: the best by I', or (unscored image sets) the first finished.

@@ -11,7 +11,7 @@ use anyhow::Result;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-fn fmt3(v: f64) -> String {
+pub(super) fn fmt3(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.3}")
     } else {
@@ -49,6 +49,7 @@ pub fn write(
     families(&mut s, rows)?;
     conv_runs(&mut s, &ResultsDir::new(dir.to_path_buf()), rows)?;
     shares(&mut s, rows)?;
+    super::robustness::write_tables(&mut s, rows)?;
     // Table 1's columns describe the MLP runs; convolutional runs have their own table above.
     let mlp: Vec<RunRecord> = rows
         .iter()
