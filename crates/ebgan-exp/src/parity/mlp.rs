@@ -225,7 +225,31 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             }
         }
     }
-    let settings = json!({
+    let settings = settings(members, steps, &cohort);
+    // G normalises after every hidden layer, D after every one but its input layer.
+    let unchecked = cohort
+        .param_names("")
+        .into_iter()
+        .filter(|n| {
+            c.batch_norm
+                && n.ends_with(".bias")
+                && (n.starts_with("g.l") || (n.starts_with("d.l") && !n.starts_with("d.l0.")))
+        })
+        .collect();
+    Export {
+        name: case.name.to_string(),
+        script: "mlp.py",
+        settings,
+        inputs,
+        ours,
+        unchecked,
+    }
+}
+
+/// What the reference needs of the case besides its tensors.
+fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json::Value {
+    let c = &members[0];
+    json!({
         "model": c.model,
         "energy": c.energy,
         "n_layer_g": c.n_layer_g,
@@ -250,23 +274,5 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             "began_lambda_k": m.began_lambda_k,
             "magan_strict": m.magan_strict,
         })).collect::<Vec<_>>(),
-    });
-    // G normalises after every hidden layer, D after every one but its input layer.
-    let unchecked = cohort
-        .param_names("")
-        .into_iter()
-        .filter(|n| {
-            c.batch_norm
-                && n.ends_with(".bias")
-                && (n.starts_with("g.l") || (n.starts_with("d.l") && !n.starts_with("d.l0.")))
-        })
-        .collect();
-    Export {
-        name: case.name.to_string(),
-        script: "mlp.py",
-        settings,
-        inputs,
-        ours,
-        unchecked,
-    }
+    })
 }

@@ -5,7 +5,6 @@
 //! streams are functions of (seed, step) and the data order of (seed, epoch)).
 
 use super::adaptive::Adaptive;
-use super::checkpoint;
 use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
 use super::step::{pretrain_step, step, Critic, Critique, Objective, StepOutput};
 use super::stop::Stop;
@@ -13,18 +12,19 @@ use crate::config::{Model, RunConfig};
 use crate::data::image_set::ImageSet;
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ebgan_core::{Energy, Layout, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
 use ebgan_models::rng::{normal, stream as stream_rng, Stream};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
+mod checkpoint;
 mod finish;
+use checkpoint::{resume, save_checkpoint, Progress};
 pub use finish::sample_features;
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -269,25 +269,6 @@ impl ConvGan {
         out.extend(self.adaptive.state());
         out
     }
-
-    fn restore(&mut self, ck: &checkpoint::Loaded) -> Result<()> {
-        ck.restore("g", &self.g_vs.variables())?;
-        ck.restore("d", &self.d_vs.variables())?;
-        for (prefix, o) in [("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)] {
-            let device = self.g_vs.device();
-            let state: Vec<(String, Tensor)> = ck
-                .group(prefix)
-                .into_iter()
-                .map(|(n, t)| (n, t.to_device(device)))
-                .collect();
-            o.load_state(&state)
-                .map_err(|e| anyhow::anyhow!("checkpoint {}: {prefix}: {e}", ck.path.display()))?;
-        }
-        let device = self.g_vs.device();
-        self.adaptive
-            .load(|n| ck.tensors.get(n).map(|t| t.to_device(device)))
-            .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", ck.path.display()))
-    }
 }
 
 pub struct ConvRun<'a> {
@@ -319,69 +300,6 @@ pub fn interpolations(gan: &ConvGan, rows: i64, cols: i64, rng: &mut ChaCha8Rng)
         .collect();
     // [rows, cols, C, S, S] -> row-major grid of rows x cols.
     Tensor::stack(&steps, 1).flatten(0, 1)
-}
-
-/// Where a run stands: steps done, its loss log and the open log window.
-struct Progress {
-    step: u64,
-    log: Vec<LossLog>,
-    window: LogWindow,
-}
-
-fn save_checkpoint(gan: &ConvGan, run: &ConvRun, at: &Progress) -> Result<()> {
-    let mut tensors = gan.tensors();
-    tensors.push(("log/acc".into(), at.window.sums().view([-1])));
-    let meta = HashMap::from([
-        ("run_id".to_string(), run.id.to_string()),
-        ("config".to_string(), serde_json::to_string(run.config)?),
-        ("channels".to_string(), gan.spec.channels.to_string()),
-        ("images".to_string(), run.data.len.to_string()),
-        ("step".to_string(), at.step.to_string()),
-        ("window".to_string(), at.window.steps().to_string()),
-        ("log".to_string(), serde_json::to_string(&at.log)?),
-    ]);
-    checkpoint::save(&run.dir.join(CHECKPOINT), &tensors, meta)
-}
-
-/// Restores `gan` and the run's progress from its checkpoint, refusing one of another run or
-/// of a data set of another size (the data order would differ).
-fn resume(gan: &mut ConvGan, run: &ConvRun, path: &Path) -> Result<Progress> {
-    let ck = checkpoint::load(path)?;
-    if ck.meta("run_id")? != run.id {
-        bail!(
-            "checkpoint {} belongs to run {}, not {}; move it away to start this run over",
-            path.display(),
-            ck.meta("run_id")?,
-            run.id
-        );
-    }
-    let images: usize = ck.meta("images")?.parse().context("checkpoint `images`")?;
-    if images != run.data.len {
-        bail!(
-            "checkpoint {} was written while training on {images} images, the data now holds {}: \
-             the data order would differ, so it cannot resume exactly; restore the data or move \
-             the checkpoint away to start the run over",
-            path.display(),
-            run.data.len
-        );
-    }
-    gan.restore(&ck)?;
-    let rows = gan.adaptive.log_rows();
-    let sums = match ck.tensors.get("log/acc") {
-        Some(t) if t.size() == [rows] => t.to_device(gan.g_vs.device()).view([rows, 1]),
-        _ => bail!(
-            "checkpoint {}: no loss-log window `log/acc` of {rows} values",
-            path.display()
-        ),
-    };
-    Ok(Progress {
-        step: ck.meta("step")?.parse().context("checkpoint step")?,
-        log: serde_json::from_str(ck.meta("log")?).context("checkpoint loss log")?,
-        window: LogWindow::resume(
-            sums,
-            ck.meta("window")?.parse().context("checkpoint window")?,
-        ),
-    })
 }
 
 /// The batch of `step`: data order from (seed, epoch), crops from (seed, step).
@@ -537,7 +455,9 @@ pub fn train_run(
 mod tests {
     use super::*;
     use crate::config::{Dataset, Network};
+    use crate::train::checkpoint;
     use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
 
     /// 40 random RGB images of 24x24: training on 16x16 random crops of them.
     fn images() -> ImageSet {

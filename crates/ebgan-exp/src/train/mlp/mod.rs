@@ -4,6 +4,10 @@
 //! summed over members only for the backward pass, so no gradient crosses members.
 
 pub mod checkpoint;
+mod data;
+
+use data::DataOrder;
+pub use data::DeviceImages;
 
 use super::adaptive::Adaptive;
 use super::cohort::CohortKey;
@@ -21,37 +25,9 @@ use ebgan_core::{upload, Energy, Layout, MarginSchedule, MemberOptim};
 use ebgan_models::mlp::{AutoEncoder, Generator, Logistic};
 use ebgan_models::rng::{MemberRng, Stream};
 use ebgan_models::Vars;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
-
-/// Training images on the device, as bytes; each member's batch is gathered by index.
-pub struct DeviceImages {
-    pub images: Tensor,
-    pub len: usize,
-}
-
-impl DeviceImages {
-    pub fn new(images: &[u8], len: usize, device: Device) -> Self {
-        let images = Tensor::from_slice(&images[..len * PIXELS])
-            .view([len as i64, PIXELS as i64])
-            .to_device(device);
-        DeviceImages { images, len }
-    }
-
-    /// `[K, B, 784]` in [-1, 1] for flat indices `[K * B]`.
-    pub fn batch(&self, idx: &Tensor, k: i64, b: i64) -> Tensor {
-        self.images
-            .index_select(0, idx)
-            .to_kind(Kind::Float)
-            .view([k, b, PIXELS as i64])
-            * (2.0 / 255.0)
-            - 1.0
-    }
-}
 
 enum Discriminator {
     Energy(AutoEncoder),
@@ -257,49 +233,6 @@ impl Cohort {
             &objective,
             alive,
         )
-    }
-}
-
-/// Each member's data order: a permutation of the training images per epoch, from the member's
-/// own Data stream, so a run sees the same batches alone and inside any cohort.
-struct DataOrder {
-    rngs: Vec<ChaCha8Rng>,
-    images: usize,
-}
-
-impl DataOrder {
-    fn new(seeds: &[u64], images: usize) -> Self {
-        let rngs = seeds
-            .iter()
-            .map(|&s| {
-                let mut r = ChaCha8Rng::seed_from_u64(s);
-                r.set_stream(Stream::Data as u64);
-                r
-            })
-            .collect();
-        DataOrder { rngs, images }
-    }
-
-    fn positions(&self) -> Vec<u128> {
-        self.rngs.iter().map(|r| r.get_word_pos()).collect()
-    }
-
-    fn seek(&mut self, positions: &[u128]) {
-        for (r, &p) in self.rngs.iter_mut().zip(positions) {
-            r.set_word_pos(p);
-        }
-    }
-
-    fn next_epoch(&mut self) -> Vec<Vec<i64>> {
-        let n = self.images as i64;
-        self.rngs
-            .iter_mut()
-            .map(|r| {
-                let mut p: Vec<i64> = (0..n).collect();
-                p.shuffle(r);
-                p
-            })
-            .collect()
     }
 }
 
@@ -515,6 +448,8 @@ mod tests {
     use crate::train::outcome::Status;
     use ebgan_core::OptimKind;
     use rand::RngCore;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     /// 256 synthetic "images": a random byte pattern per class of 4, so there is structure to learn.
     fn images() -> DeviceImages {
