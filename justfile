@@ -104,6 +104,20 @@ bench-grid *flags="": build
 bench-conv *flags="": build
     {{ebgan}} bench-conv --python "$EBGAN_VENV/bin/python" {{flags}}
 
+# the checks of a GPU session (set-up, correctness on the device, benchmarks, then the paper's results with what the budget leaves) into OUT/gpu-check.md; on a machine without CUDA, tiny sizes on the CPU
+gpu-check out *flags="": build
+    {{ebgan}} gpu-check {{out}} --python "$EBGAN_VENV/bin/python" {{flags}}
+
+# what a device machine needs in .device/ (carry it): the binary, MNIST gzipped, the scoring classifier
+gpu-pack: classifier
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p .device/mnist .device/mnist-classifier
+    cp target/release/ebgan .device/
+    for f in data/mnist/*-ubyte; do gzip -c "$f" > ".device/mnist/$(basename "$f").gz"; done
+    cp data/mnist-classifier/* .device/mnist-classifier/
+    du -sh .device
+
 fmt:
     cargo fmt --all
 

@@ -1,6 +1,7 @@
 """Helpers shared by the parity references: safetensors without the safetensors package, and
 the settings of one case."""
 import json
+import os
 import struct
 
 import torch
@@ -41,10 +42,18 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(head)) + head + b"".join(chunks))
 
 
+# Where the training-step references (the scripts that call load_case) run: `ebgan gpu-check`
+# sets EBGAN_PARITY_DEVICE to its own device, so that PyTorch runs beside our side; default CPU.
+DEVICE = torch.device(os.environ.get("EBGAN_PARITY_DEVICE", "cpu"))
+
+
 def load_case(base):
     with open(base + ".json") as f:
         settings = json.load(f)
-    return settings, read_safetensors(base + ".safetensors")
+    with torch.device("cpu"):
+        tensors = read_safetensors(base + ".safetensors")
+    torch.set_default_device(DEVICE)
+    return settings, {k: v.to(DEVICE) for k, v in tensors.items()}
 
 
 def optimizer(params, h):

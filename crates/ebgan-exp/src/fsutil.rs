@@ -54,3 +54,16 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
         .and_then(|_| f.sync_data())
         .with_context(|| format!("cannot append to {}", path.display()))
 }
+
+/// `rel` (e.g. "bench/step_pytorch.py") in the source tree this binary was built from, or under
+/// the working directory when that tree is not here (a copied binary run from a checkout).
+pub fn source_file(rel: &str) -> std::path::PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    if source.exists() {
+        source
+    } else {
+        Path::new(rel).to_path_buf()
+    }
+}

@@ -10,7 +10,7 @@
 //!   -> report   figures and tables from results alone
 //! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier), fid (FID and
 //! KID with the FID-Inception network),
-//! cluster (Slurm), bench, parity (our steps against PyTorch references), png (image sheets), device, fsutil
+//! cluster (Slurm), bench, gpu_check (the checks of a GPU session), parity (our steps against PyTorch references), png (image sheets), device, fsutil
 //! ```
 //! A module imports only modules below it in this list (or beside it), never one above.
 
@@ -21,6 +21,7 @@ pub mod data;
 pub mod device;
 pub mod fid;
 pub mod fsutil;
+pub mod gpu_check;
 pub mod parity;
 pub mod png;
 pub mod report;

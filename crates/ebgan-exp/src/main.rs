@@ -2,7 +2,7 @@
 //! library (`ebgan_exp`), where each command's arguments live beside the code that runs it.
 
 use clap::{Parser, Subcommand};
-use ebgan_exp::{bench, cluster, config, data, parity, report, run, scoring, train};
+use ebgan_exp::{bench, cluster, config, data, gpu_check, parity, report, run, scoring, train};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -57,6 +57,10 @@ enum Command {
     /// Our training steps against independent PyTorch references from the same weights, data,
     /// noise and dropout masks: losses, final weights and optimizer moments.
     Parity(parity::ParityArgs),
+    /// What a GPU session should find out, in one time-budgeted command: set-up, parity and
+    /// training checks on the device, benchmarks, then the paper's results with what is left;
+    /// OUT/gpu-check.md (also runs on the CPU at tiny sizes).
+    GpuCheck(gpu_check::GpuCheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,6 +82,7 @@ fn main() -> std::process::ExitCode {
         Command::BenchConv(a) => bench::conv::run(&a),
         Command::Parity(a) => a.run(),
         Command::Fid(a) => a.run(&data),
+        Command::GpuCheck(a) => a.run(&data),
     };
     // Errors are for people: the message and its causes on one line, never a backtrace.
     match done {

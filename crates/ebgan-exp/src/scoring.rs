@@ -210,8 +210,8 @@ impl Scorer {
         })
     }
 
-    /// A randomly initialised classifier: for tests of the code around scoring, never for results.
-    #[cfg(test)]
+    /// A randomly initialised classifier: for tests and checks of the code around scoring
+    /// (gpu-check's training checks), never for results.
     pub fn untrained(device: Device) -> Scorer {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(device);

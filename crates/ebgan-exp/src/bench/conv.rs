@@ -37,6 +37,9 @@ pub struct BenchConvArgs {
     /// Also write the table here (markdown).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Time the training step only, not the data pipeline.
+    #[arg(long)]
+    no_pipeline: bool,
 }
 
 fn config(base: i64, batch: i64) -> RunConfig {
@@ -194,6 +197,19 @@ pub fn run(args: &BenchConvArgs) -> Result<()> {
         };
         writeln!(t, "| {b} | {r:.1} | {ps} | {ratio} |")?;
     }
+    if !args.no_pipeline {
+        pipeline_rows(&mut t, dev)?;
+    }
+    print!("{t}");
+    if let Some(out) = &args.out {
+        crate::fsutil::write_atomic(out, t.as_bytes())?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// The data pipeline's table: JPEG decoding into the cache, batches from the cache.
+fn pipeline_rows(t: &mut String, dev: tch::Device) -> Result<()> {
     eprintln!("timing the data pipeline");
     writeln!(t, "\nData pipeline alone (images/s):\n")?;
     writeln!(t, "| stage | images/s |")?;
@@ -209,10 +225,5 @@ pub fn run(args: &BenchConvArgs) -> Result<()> {
         "| same with LSUN's random 64x64 crops of 96x96 | {:.0} |",
         pipeline_rate(96, 64, dev)
     )?;
-    print!("{t}");
-    if let Some(out) = &args.out {
-        crate::fsutil::write_atomic(out, t.as_bytes())?;
-        eprintln!("wrote {}", out.display());
-    }
     Ok(())
 }

@@ -137,8 +137,7 @@ pub fn run_grid(args: &BenchGridArgs) -> Result<()> {
     let dev = device::parse(&args.device)?;
     let threads = device::cores();
     tch::set_num_threads(threads as i32);
-    let grid_file =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/grid-mnist.toml");
+    let grid_file = crate::fsutil::source_file("experiments/grid-mnist.toml");
     let grid = Experiment::load(&grid_file)?;
     let samples = measure(args, &grid, dev, threads)?;
 

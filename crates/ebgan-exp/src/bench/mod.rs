@@ -143,9 +143,7 @@ pub(crate) fn pytorch_reference(
     threads: usize,
     extra: &[String],
 ) -> Result<Vec<serde_json::Value>> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../bench")
-        .join(script);
+    let script = crate::fsutil::source_file(&format!("bench/{script}"));
     eprintln!("timing PyTorch eager ({})", script.display());
     let out = std::process::Command::new(py)
         .arg(&script)
