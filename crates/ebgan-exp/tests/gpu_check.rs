@@ -18,6 +18,8 @@ const CHECKS: &[&str] = &[
     "setup.libtorch-cuda-linked",
     "correct.cohort-vs-alone.ebgan",
     "correct.cohort-vs-alone.gan",
+    "correct.cohort-vs-alone.began",
+    "correct.cohort-vs-alone.magan",
     "correct.conv-checkpoint-resume",
     "correct.ladder-step",
     "correct.optim-layouts.ebgan",

@@ -23,7 +23,7 @@ use tch::{Device, Kind, Tensor};
 pub fn run(ctx: &mut Ctx) {
     let device = ctx.device;
     let big = ctx.cuda();
-    for model in [Model::Ebgan, Model::Gan] {
+    for model in [Model::Ebgan, Model::Gan, Model::Began, Model::Magan] {
         ctx.timed(&format!("correct.cohort-vs-alone.{model}"), |_| {
             cohort_vs_alone(model, big, device)
         });
@@ -130,7 +130,8 @@ fn config(model: Model, seed: u64, big: bool) -> RunConfig {
     }
 }
 
-/// A cohort of one family with mixed optimisers, learning rates, dropout and (EBGAN) PT.
+/// A cohort of one family with mixed optimisers, learning rates, dropout and (EBGAN) PT; the
+/// margin, which BEGAN and MAGAN do not use, differs too.
 fn mixed(model: Model, big: bool) -> Vec<RunConfig> {
     let c = |seed| config(model, seed, big);
     vec![
