@@ -177,6 +177,15 @@ pub fn best_of(rows: &[RunRecord], keep: impl Fn(&RunRecord) -> bool) -> Option<
         .max_by(|a, b| a.i_prime.partial_cmp(&b.i_prime).unwrap())
 }
 
+/// A score to 3 decimals; "-" where it is not finite.
+pub fn fmt3(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "-".into()
+    }
+}
+
 /// The q-quantile (0..1) by linear interpolation between order statistics.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -4,8 +4,8 @@
 //! it; diverged runs count, at [`DIVERGED_I_PRIME`]; finished runs without a score are left out
 //! ([`super::outcomes`]). Families are those present in the rows, in [`Family`]'s order.
 
+use super::fmt3;
 use super::is_outcome;
-use super::summary::fmt3;
 use crate::config::{Family, RunConfig};
 use crate::results::RunRecord;
 use crate::train::Status;

@@ -1,6 +1,6 @@
 //! results/<experiment>/summary.md.
 
-use super::{i_primes, outcomes, quantile, shares_of_runs, FAMILIES};
+use super::{fmt3, i_primes, outcomes, quantile, shares_of_runs, FAMILIES};
 use crate::config::{Family, Model};
 use crate::fsutil::write_atomic;
 use crate::results::{ResultsDir, RunRecord};
@@ -10,14 +10,6 @@ use crate::train::Status;
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-
-pub(super) fn fmt3(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.3}")
-    } else {
-        "-".into()
-    }
-}
 
 /// FID to 2 decimals; "-" where unknown.
 fn fmt_fid(v: f64) -> String {
