@@ -346,13 +346,16 @@ pub fn loss_curves(rows: &[LossLog], title: &str, out: &Path) -> Result<Option<P
     if rows.is_empty() {
         return Ok(None);
     }
-    draw_png(out, (1000, 400), |root| {
+    // BEGAN's runs get a third panel: k_t and M_global.
+    let began = rows.iter().any(|r| r.k_t.is_some());
+    let panes = if began { 3 } else { 2 };
+    draw_png(out, (500 * panes as u32, 400), |root| {
         root.fill(&WHITE).map_err(err)?;
-        let halves = root.split_evenly((1, 2));
+        let halves = root.split_evenly((1, panes));
         let x_max = rows.iter().map(|r| r.epoch).fold(0.0, f64::max) * 1.02;
         // (title, [(loss-log field, label, colour)]).
         type Panel<'a> = (&'a str, Vec<(fn(&LossLog) -> f64, &'a str, RGBColor)>);
-        let panels: [Panel; 2] = [
+        let mut panels: Vec<Panel> = vec![
             (
                 "losses",
                 vec![
@@ -365,10 +368,31 @@ pub fn loss_curves(rows: &[LossLog], title: &str, out: &Path) -> Result<Option<P
                 vec![
                     (|l| l.real, "real", RGBColor(44, 160, 44)),
                     (|l| l.fake, "fake", RGBColor(255, 127, 14)),
-                    (|l| l.margin, "margin", RGBColor(100, 100, 100)),
+                    (
+                        |l| l.margin.unwrap_or(f64::NAN),
+                        "margin",
+                        RGBColor(100, 100, 100),
+                    ),
                 ],
             ),
         ];
+        if began {
+            panels.push((
+                "BEGAN's k_t and M_global",
+                vec![
+                    (
+                        |l| l.k_t.unwrap_or(f64::NAN),
+                        "k_t",
+                        RGBColor(148, 103, 189),
+                    ),
+                    (
+                        |l| l.m_global.unwrap_or(f64::NAN),
+                        "M_global",
+                        RGBColor(140, 86, 75),
+                    ),
+                ],
+            ));
+        }
         for (area, (name, cols)) in halves.iter().zip(panels) {
             let vals: Vec<f64> = rows
                 .iter()

@@ -210,7 +210,7 @@ fn conv_runs(s: &mut String, res: &ResultsDir, rows: &[RunRecord]) -> Result<()>
                 if r.config.model == Model::Gan {
                     "-".into()
                 } else {
-                    cell(|l| l.margin)
+                    cell(|l| l.margin.unwrap_or(f64::NAN))
                 },
                 r.i_prime.map(fmt3).unwrap_or_else(|| "-".into()),
                 fmt_fid(r.inception_fid.unwrap_or(f64::NAN)),

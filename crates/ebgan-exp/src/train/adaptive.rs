@@ -141,6 +141,11 @@ impl Adaptive {
         4 + self.extra_stats().map_or(0, |s| s.size()[0])
     }
 
+    /// Whether the model has a margin at all (BEGAN has none: its log's margin column is NaN).
+    pub fn has_margin(&self) -> bool {
+        !matches!(self, Adaptive::Began(_))
+    }
+
     /// MAGAN's current margins `[K]` (the log's margin column).
     pub fn margins(&self) -> Option<&Tensor> {
         match self {

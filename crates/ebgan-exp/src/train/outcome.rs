@@ -39,7 +39,8 @@ pub struct LossLog {
     pub loss_g: f64,
     pub real: f64,
     pub fake: f64,
-    pub margin: f64,
+    /// The margin in force (None: BEGAN, which has none; an empty cell in losses.csv).
+    pub margin: Option<f64>,
     /// BEGAN: the control variable k_t and the convergence measure M_global.
     #[serde(default)]
     pub k_t: Option<f64>,
@@ -124,7 +125,7 @@ impl LogWindow {
 
 impl LossLog {
     /// A log row from a window's means of one member (4 values, or 6 with BEGAN's).
-    pub fn from_means(step: u64, epoch: f64, means: &[f64], margin: f64) -> Self {
+    pub fn from_means(step: u64, epoch: f64, means: &[f64], margin: Option<f64>) -> Self {
         LossLog {
             step,
             epoch,

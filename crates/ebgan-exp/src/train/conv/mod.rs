@@ -396,8 +396,9 @@ pub fn train_run(
         if at.window.steps() > 0 && (at.window.steps() == LOG_EVERY || step == total) {
             let mean = at.window.close().swap_remove(0); // the one host sync
             let margin = match gan.adaptive.margins() {
-                Some(m) => f64::try_from(m.get(0))?,
-                None => margin,
+                Some(m) => Some(f64::try_from(m.get(0))?),
+                None if !gan.adaptive.has_margin() => None,
+                None => Some(margin),
             };
             at.log.push(LossLog::from_means(
                 step,
@@ -568,7 +569,7 @@ mod tests {
             } else {
                 // Pretraining is out of the log: the one window is the 20 adversarial steps.
                 assert_eq!(whole.log.iter().map(|l| l.step).collect::<Vec<_>>(), [30]);
-                assert!(last.margin > 0.0 && last.k_t.is_none());
+                assert!(last.margin > Some(0.0) && last.k_t.is_none());
             }
         }
     }
@@ -619,7 +620,7 @@ mod tests {
                 loss_g: value(),
                 real: value(),
                 fake: value(),
-                margin: value(),
+                margin: Some(value()),
                 k_t: Some(value()),
                 m_global: None,
             })

@@ -448,7 +448,7 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
             let means = at.sums.map(|s| s / at.window as f64);
             let epoch = step as f64 / c.steps_per_epoch() as f64;
             at.log
-                .push(LossLog::from_means(step, epoch, &means, margin));
+                .push(LossLog::from_means(step, epoch, &means, Some(margin)));
             at.sums = [0.0; 4];
             at.window = 0;
         }

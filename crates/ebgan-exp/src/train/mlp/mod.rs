@@ -361,8 +361,9 @@ pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Tra
             for (i, means) in at.window.close().into_iter().enumerate() {
                 if at.host_alive[i] {
                     let margin = match &adapted {
-                        Some(m) => m[i],
-                        None => margins.schedules[i].margin_at(step),
+                        Some(m) => Some(m[i]),
+                        None if !cohort.adaptive.has_margin() => None,
+                        None => Some(margins.schedules[i].margin_at(step)),
                     };
                     at.logs[i].push(LossLog::from_means(step, epoch, &means, margin));
                 }
@@ -636,6 +637,7 @@ mod tests {
             if model == Model::Began {
                 for l in whole.iter().flat_map(|r| &r.log) {
                     let (k, m) = (l.k_t.unwrap(), l.m_global.unwrap());
+                    assert_eq!(l.margin, None, "BEGAN has no margin");
                     assert!((0.0..=1.0).contains(&k), "k_t {k}");
                     // M_global = L(x) + |gamma L(x) - L(G(z))| >= L(x), window means included.
                     assert!(m >= l.real - 1e-6, "{l:?}");
@@ -647,13 +649,16 @@ mod tests {
                 for (r, strict) in whole.iter().zip([true, false]) {
                     let below = |a: f64, b: f64| if strict { a < b } else { a <= b };
                     let log = &r.log;
-                    assert!(log[0].margin > 0.0 && log[0].k_t.is_none());
+                    assert!(log[0].margin > Some(0.0) && log[0].k_t.is_none());
                     for e in 1..log.len() {
-                        let (m, l, prev) = (log[e - 1].margin, &log[e], log[e - 1].fake);
+                        let (m, l, prev) = (log[e - 1].margin.unwrap(), &log[e], log[e - 1].fake);
                         let update =
                             below(l.real, m) && below(l.real, l.fake) && below(prev, l.fake);
                         let want = if update { l.real } else { m };
-                        assert!((l.margin - want).abs() <= 1e-4 * want.abs(), "{log:?}");
+                        assert!(
+                            (l.margin.unwrap() - want).abs() <= 1e-4 * want.abs(),
+                            "{log:?}"
+                        );
                     }
                 }
             }
