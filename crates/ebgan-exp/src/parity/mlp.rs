@@ -194,7 +194,7 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         }
         ours.insert(format!("out/loss_d/{t}"), out.loss_d);
         ours.insert(format!("out/loss_g/{t}"), out.loss_g);
-        for (name, t_) in cohort.state() {
+        for (name, t_) in cohort.adaptive().state() {
             match name.as_str() {
                 "adaptive/k" => ours.insert(format!("out/k/{t}"), t_.copy()),
                 "adaptive/margin" => ours.insert(format!("out/margin/{t}"), t_.copy()),

@@ -442,3 +442,37 @@ pub fn loss_curves(rows: &[LossLog], title: &str, out: &Path) -> Result<Option<P
     })?;
     Ok(Some(out.to_path_buf()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn began_loss_curves_get_a_third_panel() {
+        let row = |k_t: Option<f64>| LossLog {
+            step: 100,
+            epoch: 0.5,
+            loss_d: 1.0,
+            loss_g: 0.5,
+            real: 1.0,
+            fake: 0.4,
+            margin: k_t.is_none().then_some(10.0),
+            k_t,
+            m_global: k_t.map(|_| 1.1),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (k_t, width) in [(None, 1000), (Some(0.01), 1500)] {
+            let out = dir.path().join("curves.png");
+            let rows = [
+                row(k_t),
+                LossLog {
+                    step: 200,
+                    epoch: 1.0,
+                    ..row(k_t)
+                },
+            ];
+            loss_curves(&rows, "run", &out).unwrap().unwrap();
+            assert_eq!(image::open(&out).unwrap().width(), width, "k_t {k_t:?}");
+        }
+    }
+}

@@ -31,8 +31,6 @@ pub struct Magan {
     /// The previous adversarial epoch's mean fake energy (+inf before the first).
     previous_fake: Tensor,
     strict: Tensor,
-    /// Steps summed in the open epoch, `[1]` i64 (a tensor so that checkpoints carry it).
-    steps: Tensor,
     pretrain_epochs: u64,
 }
 
@@ -62,7 +60,6 @@ impl Adaptive {
                     sum_fake: zeros(),
                     previous_fake: Tensor::full([k], f64::INFINITY, (Kind::Float, device)),
                     strict: Tensor::from_slice(&strict).to_device(device),
-                    steps: Tensor::zeros([1], (Kind::Int64, device)),
                     pretrain_epochs: members[0].magan_pretrain_epochs as u64,
                 })
             }
@@ -97,7 +94,6 @@ impl Adaptive {
             Adaptive::Magan(m) => {
                 m.sum_real += out.real.where_scalarother(&out.alive, 0.0);
                 m.sum_fake += out.fake.where_scalarother(&out.alive, 0.0);
-                m.steps += 1;
             }
             Adaptive::Fixed => {}
         })
@@ -113,8 +109,9 @@ impl Adaptive {
         }
         let pretrain_steps = m.pretrain_epochs * per_epoch;
         tch::no_grad(|| {
-            let steps = m.steps.to_kind(Kind::Float).clamp_min(1.0);
-            let (real, fake) = (&m.sum_real / &steps, &m.sum_fake / &steps);
+            // Every epoch is `per_epoch` steps from its first (runs start and resume on them).
+            let n = per_epoch as f64;
+            let (real, fake) = (&m.sum_real / n, &m.sum_fake / n);
             if done == pretrain_steps {
                 m.margin = real;
             } else if done > pretrain_steps {
@@ -124,7 +121,6 @@ impl Adaptive {
             }
             let _ = m.sum_real.zero_();
             let _ = m.sum_fake.zero_();
-            let _ = m.steps.zero_();
         })
     }
 
@@ -138,7 +134,10 @@ impl Adaptive {
 
     /// Rows of a log window: loss D, loss G, real, fake, then [`Adaptive::extra_stats`].
     pub fn log_rows(&self) -> i64 {
-        4 + self.extra_stats().map_or(0, |s| s.size()[0])
+        match self {
+            Adaptive::Began(_) => 6,
+            _ => 4,
+        }
     }
 
     /// Whether the model has a margin at all (BEGAN has none: its log's margin column is NaN).
@@ -168,7 +167,6 @@ impl Adaptive {
                 ("sum_real", &m.sum_real),
                 ("sum_fake", &m.sum_fake),
                 ("previous_fake", &m.previous_fake),
-                ("steps", &m.steps),
             ]),
             Adaptive::Fixed => vec![],
         }
@@ -193,7 +191,6 @@ impl Adaptive {
                 m.sum_real = want("sum_real", &m.sum_real)?;
                 m.sum_fake = want("sum_fake", &m.sum_fake)?;
                 m.previous_fake = want("previous_fake", &m.previous_fake)?;
-                m.steps = want("steps", &m.steps)?;
             }
             Adaptive::Fixed => {}
         }

@@ -4,8 +4,34 @@
 //! updated D on the same fakes (Eq. 2). Losses are means per member, summed over members only
 //! for the backward pass, so no gradient crosses members.
 
-use ebgan_core::{began, gan_loss, loss, pulling_away::pulling_away, MemberOptim};
+use crate::config::{Model, RunConfig};
+use ebgan_core::{began, gan_loss, loss, pulling_away::pulling_away, Energy, MemberOptim};
 use tch::Tensor;
+
+/// How an auto-encoder D's reconstruction error becomes energies `[K, B]`: EBGAN's and MAGAN's
+/// `energy`, or BEGAN's per-pixel mean of |v - D(v)|^eta.
+#[derive(Clone, Copy, Debug)]
+pub enum EnergyOf {
+    Norm(Energy),
+    Began { eta: f64 },
+}
+
+impl EnergyOf {
+    pub fn of_run(c: &RunConfig) -> Self {
+        match c.model {
+            Model::Began => EnergyOf::Began { eta: c.began_eta },
+            _ => EnergyOf::Norm(c.energy),
+        }
+    }
+
+    /// Energies of reconstructions `recon` of `x`, both `[K, B, ...]`.
+    pub fn energy(self, recon: &Tensor, x: &Tensor) -> Tensor {
+        match self {
+            EnergyOf::Norm(e) => e.of(recon, x),
+            EnergyOf::Began { eta } => began::energy(recon, x, eta),
+        }
+    }
+}
 
 /// What D says of a batch, per member and sample.
 pub enum Critique {

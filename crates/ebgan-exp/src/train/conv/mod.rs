@@ -6,14 +6,14 @@
 
 use super::adaptive::Adaptive;
 use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
-use super::step::{pretrain_step, step, Critic, Critique, Objective, StepOutput};
+use super::step::{pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::image_set::ImageSet;
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::{bail, Result};
-use ebgan_core::{Energy, Layout, MemberOptim};
+use ebgan_core::{Layout, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
 use ebgan_models::rng::{normal, stream as stream_rng, Stream};
 use rand::seq::SliceRandom;
@@ -69,9 +69,7 @@ enum ConvD {
 /// D of one run as the shared step sees it: a cohort of one (K = 1) for ebgan-core's losses.
 struct ConvCritic {
     d: ConvD,
-    energy: Energy,
-    /// BEGAN's energy exponent (None: `energy`).
-    began_eta: Option<f64>,
+    energy: EnergyOf,
 }
 
 impl Critic for ConvCritic {
@@ -82,10 +80,7 @@ impl Critic for ConvCritic {
                 let out = ae.forward(x, true);
                 let (recon, x) = (one(&out.reconstruction), one(x));
                 Critique::Energy {
-                    energy: match self.began_eta {
-                        Some(eta) => ebgan_core::began::energy(&recon, &x, eta),
-                        None => self.energy.of(&recon, &x),
-                    },
+                    energy: self.energy.energy(&recon, &x),
                     code: one(&out.code),
                 }
             }
@@ -150,8 +145,7 @@ impl ConvGan {
             g,
             critic: ConvCritic {
                 d,
-                energy: c.energy,
-                began_eta: (c.model == Model::Began).then_some(c.began_eta),
+                energy: EnergyOf::of_run(c),
             },
             pulling_away: (c.pulling_away > 0.0).then(|| one(c.pulling_away)),
             alive: Tensor::ones([1], (Kind::Bool, device)),

@@ -12,7 +12,7 @@ pub use data::DeviceImages;
 use super::adaptive::Adaptive;
 use super::cohort::CohortKey;
 use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
-use super::step::{pretrain_step, step, Critic, Critique, Objective, StepOutput};
+use super::step::{pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::PIXELS;
@@ -21,7 +21,7 @@ use crate::scoring::Scorer;
 use anyhow::Result;
 use checkpoint::CohortProgress;
 use ebgan_core::score::Scores;
-use ebgan_core::{upload, Energy, Layout, MarginSchedule, MemberOptim};
+use ebgan_core::{upload, Layout, MarginSchedule, MemberOptim};
 use ebgan_models::mlp::{AutoEncoder, Generator, Logistic};
 use ebgan_models::rng::{MemberRng, Stream};
 use ebgan_models::Vars;
@@ -39,9 +39,7 @@ enum Discriminator {
 struct MlpCritic {
     d: Discriminator,
     masks: MemberRng,
-    energy: Energy,
-    /// BEGAN's energy exponent (None: `energy`).
-    began_eta: Option<f64>,
+    energy: EnergyOf,
 }
 
 impl Critic for MlpCritic {
@@ -49,12 +47,8 @@ impl Critic for MlpCritic {
         match &self.d {
             Discriminator::Energy(ae) => {
                 let out = ae.forward(x, Some(&mut self.masks));
-                let energy = match self.began_eta {
-                    Some(eta) => ebgan_core::began::energy(&out.reconstruction, x, eta),
-                    None => self.energy.of(&out.reconstruction, x),
-                };
                 Critique::Energy {
-                    energy,
+                    energy: self.energy.energy(&out.reconstruction, x),
                     code: out.code,
                 }
             }
@@ -131,8 +125,8 @@ impl Cohort {
             critic: MlpCritic {
                 d,
                 masks: MemberRng::new(&seeds, Stream::Dropout, device),
-                energy: key.energy,
-                began_eta: (key.model == Model::Began).then_some(members[0].began_eta),
+                // The energy's fields are part of the CohortKey: the first member's stand for all.
+                energy: EnergyOf::of_run(&members[0]),
             },
             opt_g,
             opt_d,
