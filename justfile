@@ -33,16 +33,26 @@ mnist from="": build
     set -euo pipefail
     if [[ -n "{{from}}" ]]; then {{ebgan}} mnist --from "{{from}}"; else {{ebgan}} mnist; fi
 
-# the scoring classifier (trained once, cached in data/mnist-classifier)
+# the shipped scoring classifier, installed into data/mnist-classifier (`ebgan classifier --train` trains your own)
 classifier: mnist
     {{ebgan}} classifier
 
 # everything the experiments need: torch, build, MNIST, classifier
 setup: classifier
 
-# unit and end-to-end tests (CPU, small)
+# unit and end-to-end tests (CPU, small), then the float-sensitive ones under other CPU code paths
 test: mnist
     {{torch}} cargo test --release --workspace
+    just test-isa
+
+# the bit-exactness and parity tests again with ATen's AVX2 and scalar kernels and MKL's compatible ones: each changes the bits of a matmul, none may change a claim
+test-isa: mnist
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for env in ATEN_CPU_CAPABILITY=avx2 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE; do
+      echo "== $env"
+      env "$env" {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- train:: member_wise layers optim parity::tests
+    done
 
 # Table 1 grid (512 EBGAN + 6144 GAN runs); `quick`: the CPU-sized slice; `energy`: EBGAN, EBGAN-PT, BEGAN and MAGAN on the 512 EBGAN settings (and the GAN runs); `energy-quick`: its CPU slice
 grid-mnist mode="" *flags="": setup
@@ -108,14 +118,13 @@ bench-conv *flags="": build
 gpu-check out *flags="": build
     {{ebgan}} gpu-check {{out}} --python "$EBGAN_VENV/bin/python" {{flags}}
 
-# what a device machine needs in .device/ (carry it): the binary, MNIST gzipped, the scoring classifier
-gpu-pack: classifier
+# what a device machine needs in .device/ (carry it): the binary (the scoring classifier is compiled in) and MNIST gzipped
+gpu-pack: mnist
     #!/usr/bin/env bash
     set -euo pipefail
-    mkdir -p .device/mnist .device/mnist-classifier
+    mkdir -p .device/mnist
     cp target/release/ebgan .device/
     for f in data/mnist/*-ubyte; do gzip -c "$f" > ".device/mnist/$(basename "$f").gz"; done
-    cp data/mnist-classifier/* .device/mnist-classifier/
     du -sh .device
 
 fmt:

@@ -3,7 +3,7 @@ written from the paper with plain torch ops and torch.optim: G then D on real an
 (L_D = E(x) + mean [m - E(G(z))]^+), then G through the updated D on the same fakes
 (L_G = E(G(z)) + w PT); GAN: logistic D, non-saturating G.
 BEGAN (arXiv 1703.10717): energy mean |x - D(x)|^eta, L_D = L(x) - k_t L(G(z)), L_G = L(G(z)),
-k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L_G), 0, 1). MAGAN (arXiv 1704.03817): D pretrained
+k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1), both energies by D before its update. MAGAN (arXiv 1704.03817): D pretrained
 on real data (L_D = E(x)), the margin set to the last pretraining epoch's mean real energy, then
 at each epoch's end m <- mean real energy if it is < m, < the mean fake energy, and the previous
 epoch's mean fake energy < this one's (<= throughout when not strict).
@@ -112,7 +112,8 @@ def train_member(cfg, data, k):
             losses.append((loss_d.item(), loss_g.item()))
             real_mean, fake_mean = real_out.mean().item(), fake_out.mean().item()
             if model == "began":
-                k_t += m["began_lambda_k"] * (m["began_gamma"] * real_mean - loss_g.item())
+                # BEGAN measures L(x) and L(G(z)) with one D, before its update.
+                k_t += m["began_lambda_k"] * (m["began_gamma"] * real_mean - fake_mean)
                 k_t = min(max(k_t, 0.0), 1.0)
         if model == "magan":
             sums, summed = [sums[0] + real_mean, sums[1] + fake_mean], summed + 1

@@ -1,7 +1,8 @@
 //! BEGAN (Berthelot, Schumm, Metz 2017, arXiv 1703.10717): an auto-encoder D whose energy is the
 //! per-pixel mean of |v - D(v)|^eta, balanced by a control variable k_t:
 //! L_D = L(x) - k_t L(G(z_D)),  L_G = L(G(z_G)),
-//! k_{t+1} = clip_[0,1](k_t + lambda_k (gamma L(x) - L(G(z_G)))),
+//! k_{t+1} = clip_[0,1](k_t + lambda_k (gamma L(x) - L(G(z_G)))), both L by the same D (before
+//! its update: train/adaptive.rs),
 //! and the convergence measure M_global = L(x) + |gamma L(x) - L(G(z_G))|.
 
 use tch::Tensor;
@@ -14,7 +15,7 @@ pub fn energy(recon: &Tensor, x: &Tensor, eta: f64) -> Tensor {
     let powered = if eta == 1.0 {
         diff
     } else {
-        diff.pow_tensor_scalar(eta)
+        crate::member_wise(&diff, |d| d.pow_tensor_scalar(eta))
     };
     powered.mean_dim([-1i64].as_slice(), false, None)
 }

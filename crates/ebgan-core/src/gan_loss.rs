@@ -1,17 +1,18 @@
 //! GAN baseline: logistic discriminator, non-saturating generator loss (Goodfellow et al. 2014).
 
+use crate::member_wise;
 use tch::Tensor;
 
 /// -log sigmoid(real) - log(1 - sigmoid(fake)), per member `[K]` from logits `[K, B]`.
 pub fn discriminator(logit_real: &Tensor, logit_fake: &Tensor) -> Tensor {
     // -log sigmoid(a) = softplus(-a); -log(1 - sigmoid(a)) = softplus(a).
-    (-logit_real).softplus().mean_dim(1, false, None)
-        + logit_fake.softplus().mean_dim(1, false, None)
+    member_wise(&(-logit_real), Tensor::softplus).mean_dim(1, false, None)
+        + member_wise(logit_fake, Tensor::softplus).mean_dim(1, false, None)
 }
 
 /// Non-saturating generator loss -log sigmoid(fake), per member `[K]`.
 pub fn generator(logit_fake: &Tensor) -> Tensor {
-    (-logit_fake).softplus().mean_dim(1, false, None)
+    member_wise(&(-logit_fake), Tensor::softplus).mean_dim(1, false, None)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod gan_loss;
 pub mod loss;
 pub mod magan;
 pub mod margin;
+pub mod member_wise;
 pub mod optim;
 pub mod pulling_away;
 pub mod score;
@@ -16,5 +17,6 @@ pub mod upload;
 
 pub use energy::Energy;
 pub use margin::MarginSchedule;
+pub use member_wise::member_wise;
 pub use optim::{Layout, MemberOptim, OptimHyper, OptimKind};
 pub use upload::upload;

@@ -30,6 +30,47 @@ pub fn describe(d: Device) -> String {
     }
 }
 
+/// The libtorch that tch 0.24 builds against (docs/design.md: the pinned stack).
+pub const LIBTORCH: &str = "2.11.0";
+
+/// The machine a run trains on, as its row records it: CPU model, cores, the widest vector
+/// instructions ATen can pick, and the environment variables that move ATen or MKL onto other
+/// kernels, e.g. "AMD EPYC · 2 cores · AVX-512 · libtorch 2.11.0" (no commas: it is a CSV cell).
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let isa = if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") {
+        "AVX2"
+    } else {
+        "no AVX2"
+    };
+    let mut s = format!(
+        "{} · {} cores · {isa} · libtorch {LIBTORCH}",
+        field("model name")
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+            .replace(',', " "),
+        cores()
+    );
+    for var in ["ATEN_CPU_CAPABILITY", "MKL_CBWR"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                s.push_str(&format!(" · {var}={v}"));
+            }
+        }
+    }
+    s
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())

@@ -49,6 +49,17 @@ pub struct ResultColumns {
     pub cohort_size: usize,
     #[serde(default)]
     pub device: String,
+    /// libtorch threads the run trained on (0: a row from before this was recorded).
+    #[serde(default)]
+    pub threads: usize,
+    /// CPU model, cores, vector instructions and libtorch of the machine that trained it.
+    #[serde(default)]
+    pub machine: String,
+    /// SHA-256 prefix of the scoring classifier's weights behind I', IS and FID (empty for
+    /// unscored runs and rows from before it was recorded): scores are comparable only under
+    /// one classifier.
+    #[serde(default)]
+    pub classifier: String,
     #[serde(default)]
     pub finished_at: String,
 }
@@ -78,6 +89,9 @@ impl ResultColumns {
             wall_s: 0.0,
             cohort_size: 1,
             device: String::new(),
+            threads: 0,
+            machine: String::new(),
+            classifier: String::new(),
             finished_at: String::new(),
         }
     }
@@ -472,6 +486,9 @@ mod tests {
                 wall_s: 2.0,
                 cohort_size: 1,
                 device: "cpu".into(),
+                threads: 1,
+                machine: "AMD EPYC · 2 cores · AVX-512 · libtorch 2.11.0".into(),
+                classifier: "5615b1c19a98f8a3".into(),
                 finished_at: "2026-01-01T00:00:00Z".into(),
             },
             config: RunConfig {

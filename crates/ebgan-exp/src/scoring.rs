@@ -1,6 +1,11 @@
 //! The MNIST scoring classifier: trained once, cached with its test accuracy, and used to turn
 //! generated samples into log p(y|x) and then I', the printed I' and IS (ebgan_core::score),
 //! and into penultimate features whose Frechet distance to the real test set's is MNIST's FID.
+//!
+//! Scores are comparable only under one classifier's weights, so the project ships one
+//! (`models/mnist-classifier/`, also compiled into the binary) and `ebgan classifier` installs
+//! it; every classifier folder records the SHA-256 of its weights, checked on every load, and
+//! every runs.csv row the hash prefix it was scored under.
 
 use crate::data::mnist::{Mnist, PIXELS};
 use crate::fsutil::write_atomic;
@@ -24,6 +29,77 @@ pub struct ClassifierInfo {
     pub train_images: usize,
     pub train_seconds: f64,
     pub device: String,
+    /// SHA-256 of classifier.safetensors (empty in folders from before it was recorded).
+    #[serde(default)]
+    pub sha256: String,
+    /// The machine that trained it (`device::machine`).
+    #[serde(default)]
+    pub trained_on: String,
+}
+
+impl ClassifierInfo {
+    /// What runs.csv rows and summaries record: the first 16 hex digits of the weights' hash.
+    pub fn hash_prefix(&self) -> &str {
+        &self.sha256[..self.sha256.len().min(16)]
+    }
+}
+
+/// The classifier this project's results are scored with (models/mnist-classifier/README.md:
+/// the command and machine that trained it).
+const SHIPPED_WEIGHTS: &[u8] =
+    include_bytes!("../../../models/mnist-classifier/classifier.safetensors");
+const SHIPPED_INFO: &str = include_str!("../../../models/mnist-classifier/classifier.json");
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// The shipped classifier's record (its hash is checked against the embedded weights by a test).
+pub fn shipped_info() -> ClassifierInfo {
+    serde_json::from_str(SHIPPED_INFO).expect("the shipped classifier.json parses (a unit test)")
+}
+
+/// Writes the shipped classifier into `dir` (weights and record; the test set's FID statistics
+/// follow in [`prepare`]).
+pub fn install_shipped(dir: &Path) -> Result<ClassifierInfo> {
+    let info = shipped_info();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(&weights(dir), SHIPPED_WEIGHTS)?;
+    write_atomic(&info_path(dir), SHIPPED_INFO.as_bytes())?;
+    let _ = std::fs::remove_file(test_features_path(dir));
+    verify(dir, &info)?;
+    Ok(info)
+}
+
+/// Checks that `dir`'s weights are the ones its record names.
+fn verify(dir: &Path, info: &ClassifierInfo) -> Result<()> {
+    let w = weights(dir);
+    if info.sha256.is_empty() {
+        bail!(
+            "{}: records no SHA-256 of its weights (a classifier from before they were \
+             versioned); install the shipped one with `ebgan classifier`, or retrain with \
+             `ebgan classifier --train --force`",
+            info_path(dir).display()
+        );
+    }
+    let bytes = std::fs::read(&w).with_context(|| {
+        format!(
+            "{}: classifier weights missing; install them with `ebgan classifier`",
+            w.display()
+        )
+    })?;
+    let got = sha256_hex(&bytes);
+    if got != info.sha256 {
+        bail!(
+            "{}: SHA-256 {got} is not the {} that {} records: the weights were changed or \
+             damaged; reinstall with `ebgan classifier --force` (the shipped one) or retrain",
+            w.display(),
+            info.sha256,
+            info_path(dir).display()
+        );
+    }
+    Ok(())
 }
 
 /// Default location: `<data>/mnist-classifier/`.
@@ -115,6 +191,12 @@ pub fn train(
             .to_kind(Kind::Double)
             .mean(None),
     )?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join("classifier.tmp.safetensors");
+    vs.save(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let sha256 = sha256_hex(&std::fs::read(&tmp)?);
+    std::fs::rename(&tmp, weights(dir))?;
     let info = ClassifierInfo {
         test_accuracy: accuracy,
         test_scores: scores(&log_probs),
@@ -122,12 +204,9 @@ pub fn train(
         train_images: n,
         train_seconds: start.elapsed().as_secs_f64(),
         device: format!("{device:?}"),
+        sha256,
+        trained_on: crate::device::machine(),
     };
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join("classifier.tmp.safetensors");
-    vs.save(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, weights(dir))?;
     write_atomic(
         &info_path(dir),
         serde_json::to_string_pretty(&info)?.as_bytes(),
@@ -170,16 +249,10 @@ pub struct Scorer {
 
 impl Scorer {
     pub fn load(dir: &Path, device: Device) -> Result<Scorer> {
-        read_info(dir)?;
+        verify(dir, &read_info(dir)?)?;
         let mut vs = nn::VarStore::new(device);
         let net = Classifier::new(&vs.root());
         let w = weights(dir);
-        if !w.is_file() {
-            bail!(
-                "{}: classifier weights missing; train them with `ebgan classifier`",
-                w.display()
-            );
-        }
         vs.load(&w).with_context(|| {
             format!(
                 "{}: not the weights of the scoring classifier (retrain with `ebgan classifier`)",
@@ -235,9 +308,13 @@ impl Scorer {
     }
 }
 
-/// `ebgan classifier`: train the scoring classifier once; cached with its test accuracy.
+/// `ebgan classifier`: install the shipped scoring classifier (the default), or train one's own.
 #[derive(clap::Args)]
 pub struct ClassifierArgs {
+    /// Train a classifier instead of installing the shipped one (its scores are then comparable
+    /// only with other runs scored by it: rows record its hash).
+    #[arg(long)]
+    train: bool,
     #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Use the first N training images.
@@ -248,7 +325,7 @@ pub struct ClassifierArgs {
     /// Where to keep it; default <data>/mnist-classifier.
     #[arg(long)]
     classifier: Option<PathBuf>,
-    /// Retrain even if one exists.
+    /// Replace the folder's classifier even if it verifies.
     #[arg(long)]
     force: bool,
 }
@@ -256,21 +333,47 @@ pub struct ClassifierArgs {
 impl ClassifierArgs {
     pub fn run(&self, data: &Path) -> Result<()> {
         let dir = self.classifier.clone().unwrap_or_else(|| default_dir(data));
-        if !self.force && read_info(&dir).is_ok() {
-            let device = crate::device::parse(&self.device)?;
+        let device = crate::device::parse(&self.device)?;
+        let current = read_info(&dir).ok().filter(|i| verify(&dir, i).is_ok());
+        if let (Some(_), false) = (&current, self.force) {
             let info = prepare(&dir, &crate::data::mnist::load(data)?, device)?;
             eprintln!(
-                "classifier in {} already trained: test accuracy {:.2}%",
+                "classifier in {} ({}): test accuracy {:.2}%{}",
                 dir.display(),
-                info.test_accuracy * 100.0
+                info.hash_prefix(),
+                info.test_accuracy * 100.0,
+                match (self.train, info.sha256 == shipped_info().sha256) {
+                    (true, _) => "; kept (add --force to retrain)",
+                    (false, true) => ", the shipped one",
+                    (false, false) => ", not the shipped one (--force installs that)",
+                }
             );
             return Ok(());
         }
-        let device = crate::device::parse(&self.device)?;
         let mnist = crate::data::mnist::load(data)?;
+        if !self.train {
+            if read_info(&dir).is_ok() && current.is_none() {
+                eprintln!(
+                    "{}: replacing a classifier whose weights do not verify against its record",
+                    dir.display()
+                );
+            }
+            install_shipped(&dir)?;
+            let info = prepare(&dir, &mnist, device)?;
+            eprintln!(
+                "classifier: installed the shipped one ({}) in {}: test accuracy {:.2}%; real test set: I' {:.3}, IS {:.2}",
+                info.hash_prefix(),
+                dir.display(),
+                info.test_accuracy * 100.0,
+                info.test_scores.i_prime,
+                info.test_scores.inception_score
+            );
+            return Ok(());
+        }
         let info = train(&mnist, &dir, self.epochs, self.train_images, device)?;
         eprintln!(
-            "classifier: test accuracy {:.2}% ({} epochs, {:.0} s on {}); real test set: I' {:.3}, IS {:.2}",
+            "classifier {}: test accuracy {:.2}% ({} epochs, {:.0} s on {}); real test set: I' {:.3}, IS {:.2}",
+            info.hash_prefix(),
             info.test_accuracy * 100.0,
             self.epochs,
             info.train_seconds,
@@ -279,5 +382,46 @@ impl ClassifierArgs {
             info.test_scores.inception_score
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_weights_are_the_ones_their_record_and_readme_name() {
+        let info = shipped_info();
+        assert_eq!(sha256_hex(SHIPPED_WEIGHTS), info.sha256);
+        let readme = include_str!("../../../models/mnist-classifier/README.md");
+        assert!(readme.contains(&info.sha256), "README names another hash");
+        assert_eq!(info.hash_prefix().len(), 16);
+    }
+
+    #[test]
+    fn a_changed_byte_or_a_record_without_hash_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        install_shipped(dir.path()).unwrap();
+        Scorer::load(dir.path(), Device::Cpu).unwrap();
+        let w = weights(dir.path());
+        let mut bytes = std::fs::read(&w).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        std::fs::write(&w, &bytes).unwrap();
+        let err = format!("{:#}", Scorer::load(dir.path(), Device::Cpu).err().unwrap());
+        assert!(
+            err.contains("classifier.safetensors") && err.contains("SHA-256"),
+            "{err}"
+        );
+
+        install_shipped(dir.path()).unwrap();
+        let mut info = shipped_info();
+        info.sha256.clear();
+        std::fs::write(info_path(dir.path()), serde_json::to_string(&info).unwrap()).unwrap();
+        let err = format!("{:#}", Scorer::load(dir.path(), Device::Cpu).err().unwrap());
+        assert!(
+            err.contains("classifier.json") && err.contains("no SHA-256"),
+            "{err}"
+        );
     }
 }

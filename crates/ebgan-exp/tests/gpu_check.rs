@@ -109,10 +109,6 @@ fn the_grid_sample_grows_in_its_seeded_order_across_budgeted_sessions() {
     ok(common::ebgan_env(
         &[
             "classifier",
-            "--epochs",
-            "1",
-            "--train-images",
-            "2000",
             "--device",
             "cpu",
             "--classifier",

@@ -236,10 +236,6 @@ fn a_grid_runs_as_a_slurm_array_and_resubmits_what_was_cancelled() {
     let classifier = w.join("classifier");
     ok(c.ebgan(&[
         "classifier",
-        "--epochs",
-        "1",
-        "--train-images",
-        "2000",
         "--device",
         "cpu",
         "--classifier",

@@ -19,8 +19,11 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        if self.weight.size()[0] == 1 {
-            // A single run: plain addmm, whose backward avoids the transposed copies of bmm's.
+        // On the CPU a single run goes through the same batched kernel as a cohort's member, so
+        // it gets the same bits alone as in any cohort. On CUDA (cohorts compared within a
+        // tolerance there) a single run takes plain addmm, whose backward avoids bmm's
+        // transposed copies.
+        if self.weight.size()[0] == 1 && self.weight.device().is_cuda() {
             self.bias
                 .squeeze_dim(0)
                 .addmm(&x.squeeze_dim(0), &self.weight.squeeze_dim(0))
@@ -50,25 +53,45 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let [k, b, h] = x.size()[..] else {
+        let [k, _, h] = x.size()[..] else {
             panic!("BatchNorm expects [K, B, H], got {:?}", x.size())
         };
         assert_eq!(h, self.features);
-        // libtorch's fused kernel normalises per channel over the batch: make (member, feature)
-        // the channel axis.
-        let flat = x.transpose(0, 1).reshape([b, k * h]);
-        let y = flat.batch_norm(
-            Some(self.gamma.reshape([k * h])),
-            Some(self.beta.reshape([k * h])),
-            None::<Tensor>,
-            None::<Tensor>,
-            true,
-            0.1,
-            BN_EPS,
-            true,
-        );
-        y.view([b, k, h]).transpose(0, 1)
+        if k == 1 || x.device().is_cuda() {
+            return normalize(x, &self.gamma, &self.beta);
+        }
+        // On the CPU, member by member: the fused kernel over K * H channels vectorises a
+        // member's channels differently by K and position, and the rounding noise of its
+        // backward (the gradient of a bias feeding the norm is exactly 0, computed as noise)
+        // reaches the weights through Adam. Alone, a run makes this very call.
+        let parts: Vec<Tensor> = (0..k)
+            .map(|i| {
+                let one = |t: &Tensor| t.narrow(0, i, 1);
+                normalize(&one(x), &one(&self.gamma), &one(&self.beta))
+            })
+            .collect();
+        Tensor::cat(&parts, 0)
     }
+}
+
+/// libtorch's fused kernel normalises per channel over the batch: (member, feature) becomes the
+/// channel axis of `x` `[K, B, H]`.
+fn normalize(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Tensor {
+    let [k, b, h] = x.size()[..] else {
+        unreachable!("checked by BatchNorm::forward")
+    };
+    let flat = x.transpose(0, 1).reshape([b, k * h]);
+    let y = flat.batch_norm(
+        Some(gamma.reshape([k * h])),
+        Some(beta.reshape([k * h])),
+        None::<Tensor>,
+        None::<Tensor>,
+        true,
+        0.1,
+        BN_EPS,
+        true,
+    );
+    y.view([b, k, h]).transpose(0, 1)
 }
 
 /// Inverted dropout with a probability per member (0 = off) and masks drawn from the members'

@@ -117,7 +117,10 @@ impl Generator {
 
     /// `[K, B, z_dim]` -> `[K, B, data_dim]`.
     pub fn forward(&self, z: &Tensor) -> Tensor {
-        self.out.forward(&self.hidden.forward(z, None).1).tanh()
+        ebgan_core::member_wise(
+            &self.out.forward(&self.hidden.forward(z, None).1),
+            Tensor::tanh,
+        )
     }
 }
 

@@ -200,21 +200,13 @@ fn seed_rows(results: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// MNIST and the scoring classifier in `data`, imported from .device/ (the copy carried to a
-/// device machine, docs/performance.md) when `data` lacks them.
+/// MNIST in `data`, imported from .device/ (the copy carried to a device machine,
+/// docs/performance.md) when `data` lacks it, and the shipped scoring classifier (compiled into
+/// the binary) when `data` has none.
 fn ensure_data(data: &Path) -> Result<Option<String>> {
     let carried = Path::new(".device");
     if !data.join("mnist/train-images-idx3-ubyte").is_file() && carried.join("mnist").is_dir() {
         crate::data::mnist::import(&carried.join("mnist"), data)?;
-    }
-    let classifier = crate::scoring::default_dir(data);
-    let from = carried.join("mnist-classifier");
-    if !classifier.join("classifier.json").is_file() && from.is_dir() {
-        std::fs::create_dir_all(&classifier)?;
-        for e in std::fs::read_dir(&from)? {
-            let p = e?.path();
-            std::fs::copy(&p, classifier.join(p.file_name().unwrap_or_default()))?;
-        }
     }
     if !data.join("mnist/train-images-idx3-ubyte").is_file() {
         return Ok(Some(format!(
@@ -222,11 +214,9 @@ fn ensure_data(data: &Path) -> Result<Option<String>> {
             data.display()
         )));
     }
+    let classifier = crate::scoring::default_dir(data);
     if !classifier.join("classifier.json").is_file() {
-        return Ok(Some(format!(
-            "no scoring classifier in {}",
-            classifier.display()
-        )));
+        crate::scoring::install_shipped(&classifier)?;
     }
     Ok(None)
 }

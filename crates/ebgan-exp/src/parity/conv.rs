@@ -128,5 +128,6 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
         inputs,
         ours,
         unchecked: vec![],
+        exercised: vec![],
     }
 }

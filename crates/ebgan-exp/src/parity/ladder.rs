@@ -159,5 +159,6 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
             .map(|i| format!("g/g.l{i}.bias"))
             .chain((1..=5).flat_map(|l| (1..=5).map(move |i| format!("vars/ln.g{l}.a{i}"))))
             .collect(),
+        exercised: vec![],
     }
 }

@@ -16,6 +16,19 @@ use tch::{Device, Kind, Tensor};
 pub struct MlpCase {
     pub name: &'static str,
     pub members: Vec<RunConfig>,
+    /// Adaptive terms the case must reach (checked on our run before comparing).
+    pub exercises: Vec<Exercise>,
+}
+
+/// A term of BEGAN's or MAGAN's update that stays untested unless a case's draws reach it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Exercise {
+    /// BEGAN's k_t strictly inside (0, 1) in some D step (k_t's term in L_D is live).
+    KInside,
+    /// k_t clipped at 1 in some D step.
+    KClipsAtOne,
+    /// MAGAN's rule moves the strict member's (member 0's) margin after an adversarial epoch.
+    StrictMarginUpdate,
 }
 
 fn base(model: Model, seed: u64) -> RunConfig {
@@ -47,6 +60,7 @@ pub fn cases() -> Vec<MlpCase> {
     vec![
         MlpCase {
             name: "mlp-ebgan-cohort",
+            exercises: vec![],
             members: vec![
                 // Margins near the fakes' energies: the hinge is active on some samples only.
                 RunConfig {
@@ -75,6 +89,7 @@ pub fn cases() -> Vec<MlpCase> {
         },
         MlpCase {
             name: "mlp-ebgan-pt-single",
+            exercises: vec![],
             members: vec![RunConfig {
                 margin: 11.0,
                 pulling_away: 0.1,
@@ -87,6 +102,7 @@ pub fn cases() -> Vec<MlpCase> {
         },
         MlpCase {
             name: "mlp-gan-cohort",
+            exercises: vec![],
             members: vec![
                 RunConfig {
                     dropout_d: true,
@@ -102,16 +118,19 @@ pub fn cases() -> Vec<MlpCase> {
         },
         MlpCase {
             name: "mlp-began-cohort",
-            // lambda_k large enough that k_t leaves 0 within the 5 steps; eta = 2 on one case.
+            exercises: vec![Exercise::KInside, Exercise::KClipsAtOne],
+            // lambda_k such that member 0's k_t moves inside (0, 1) and member 1's hits 1 within
+            // the 5 steps (parity::mlp::exercised asserts both); eta = 2 on another case.
             members: vec![
                 RunConfig {
-                    began_lambda_k: 0.05,
+                    began_gamma: 1.0,
+                    began_lambda_k: 0.2,
                     dropout_d: true,
                     ..base(Model::Began, 7)
                 },
                 RunConfig {
                     began_gamma: 0.9,
-                    began_lambda_k: 0.2,
+                    began_lambda_k: 5.0,
                     optim_d: OptimKind::Sgd,
                     sgd_momentum: 0.9,
                     lr: 0.01,
@@ -121,24 +140,31 @@ pub fn cases() -> Vec<MlpCase> {
         },
         MlpCase {
             name: "mlp-began-eta2-single",
+            exercises: vec![Exercise::KInside],
             members: vec![RunConfig {
                 began_eta: 2.0,
+                began_gamma: 1.0,
                 began_lambda_k: 0.5,
                 ..base(Model::Began, 9)
             }],
         },
         MlpCase {
             name: "mlp-magan-cohort",
+            exercises: vec![Exercise::StrictMarginUpdate],
+            // Member 0 (strict): its real energy falls below the pretraining mean while its
+            // SGD generator's fakes rise, so MAGAN's rule moves its margin; member 1 non-strict.
             members: vec![
                 RunConfig {
-                    dropout_d: true,
-                    ..magan(10)
-                },
-                RunConfig {
-                    magan_strict: false,
                     optim_g: OptimKind::Sgd,
                     lr: 0.01,
                     ..magan(11)
+                },
+                RunConfig {
+                    magan_strict: false,
+                    dropout_d: true,
+                    optim_g: OptimKind::Sgd,
+                    lr: 0.01,
+                    ..magan(10)
                 },
             ],
         },
@@ -171,12 +197,15 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
     let alive = Tensor::ones([k], (Kind::Bool, device));
     for t in 0..steps {
         let shape = [k, c.batch_size, PIXELS as i64];
-        let x = normal(
+        // BEGAN: real images of larger energy than the first fakes', so that gamma L(x) -
+        // L(G(z)) > 0 and k_t moves (at the scale of the others it clips at 0 throughout).
+        let scale = if c.model == Model::Began { 3.0 } else { 1.0 };
+        let x = (normal(
             &mut stream(members[0].seed, Stream::Data, t as u64 + 1),
             &shape,
             device,
-        )
-        .tanh();
+        ) * scale)
+            .tanh();
         let pretraining = cohort.adaptive().pretraining(t as u64, c.steps_per_epoch());
         let out = cohort.train_step(&x, &margin, &alive, t as u64);
         let (noise, masks) = cohort.take_draws();
@@ -202,6 +231,7 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             };
         }
     }
+    let exercised = exercised(case, steps, &ours);
     let state: BTreeMap<String, Tensor> = cohort.state().into_iter().collect();
     for (n, t) in &state {
         if let Some(n) = n.strip_prefix("vars/") {
@@ -243,7 +273,51 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         inputs,
         ours,
         unchecked,
+        exercised,
     }
+}
+
+/// Whether our run of the case reached each of its [`Exercise`]s (a sign flip of k_t's term or
+/// a missing clip then changes the compared losses; so does a wrong strict comparison).
+fn exercised(case: &MlpCase, steps: usize, ours: &BTreeMap<String, Tensor>) -> Vec<(String, bool)> {
+    let c = &case.members[0];
+    let series = |name: &str, member: usize| -> Vec<f64> {
+        (0..steps)
+            .filter_map(|t| ours.get(&format!("out/{name}/{t}")))
+            .map(|v| v.double_value(&[member as i64]))
+            .collect()
+    };
+    // k after step t is the k of step t + 1's D loss.
+    let k_used: Vec<f64> = match c.model {
+        Model::Began => (0..case.members.len())
+            .flat_map(|m| {
+                let k = series("k", m);
+                k[..k.len().saturating_sub(1)].to_vec()
+            })
+            .collect(),
+        _ => vec![],
+    };
+    case.exercises
+        .iter()
+        .map(|e| match e {
+            Exercise::KInside => (
+                "k_t strictly between 0 and 1 in some D step".to_string(),
+                k_used.iter().any(|&k| k > 0.0 && k < 1.0),
+            ),
+            Exercise::KClipsAtOne => (
+                "k_t clipped at 1 in some D step".to_string(),
+                k_used.iter().any(|&k| k == 1.0),
+            ),
+            Exercise::StrictMarginUpdate => {
+                let pretrain = c.pretrain_steps_over(c.train_images) as usize;
+                let m = series("margin", 0);
+                (
+                    "a margin update of the strict member after an adversarial epoch".to_string(),
+                    pretrain > 0 && m[pretrain..].iter().any(|&v| v != m[pretrain - 1]),
+                )
+            }
+        })
+        .collect()
 }
 
 /// What the reference needs of the case besides its tensors.

@@ -39,5 +39,6 @@ pub fn export(device: Device) -> Export {
         ],
         ours,
         unchecked: vec![],
+        exercised: vec![],
     }
 }

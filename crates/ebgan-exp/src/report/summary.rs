@@ -92,19 +92,44 @@ fn header(
         write!(s, " ({stale} more rows are of runs that experiment.toml no longer plans, and are left out)")?;
     }
     writeln!(s, ".")?;
-    let mut devices: Vec<&str> = rows.iter().map(|r| r.device.as_str()).collect();
-    devices.sort();
-    devices.dedup();
     let wall: f64 = rows
         .iter()
         .map(|r| r.wall_s / r.cohort_size.max(1) as f64)
         .sum();
-    writeln!(s, "Trained on: {}; training time summed over runs: {:.0} s (a cohort's time is split among its members).", devices.join(", "), wall)?;
+    let machines = counted(rows.iter().map(|r| {
+        let machine = if r.machine.is_empty() {
+            "machine not recorded"
+        } else {
+            &r.machine
+        };
+        let threads = match r.threads {
+            0 => String::new(),
+            t => format!(", {t} libtorch thread(s) a run"),
+        };
+        format!("{machine}, device {}{threads}", r.device)
+    }));
+    writeln!(s, "Trained on: {machines}; training time summed over runs: {wall:.0} s (a cohort's time is split among its members).")?;
+    let scored: Vec<&RunRecord> = rows.iter().filter(|r| r.i_prime.is_some()).collect();
+    let hashes = counted(scored.iter().map(|r| match r.classifier.as_str() {
+        "" => "classifier not recorded".to_string(),
+        h => format!("classifier {h}"),
+    }));
+    if !scored.is_empty() {
+        let kinds = scored
+            .iter()
+            .map(|r| r.classifier.as_str())
+            .collect::<std::collections::BTreeSet<_>>();
+        match kinds.len() {
+            1 => writeln!(s, "Scored under: {hashes}.")?,
+            n => writeln!(s, "**Scored under {n} classifiers: {hashes}. Scores from different classifiers are not comparable; re-run the rows of all but one.**")?,
+        }
+    }
     writeln!(s, "I' = E_x KL(p(y|x) || p(y)) (= log IS; see docs/decisions.md); higher is better, at most ln 10 = 2.303. FID = Frechet distance between the scoring classifier's 128 penultimate features of a run's scored samples and of the 10,000 MNIST test images; lower is better (not comparable with Inception FIDs).\n")?;
     match classifier {
         Some(c) => writeln!(
             s,
-            "Scoring classifier: test accuracy **{:.2}%** ({} epochs on {} images). Real MNIST test set: I' {:.3}, I' printed {:.1}, IS {:.2}.\n",
+            "Scoring classifier {}: test accuracy **{:.2}%** ({} epochs on {} images). Real MNIST test set: I' {:.3}, I' printed {:.1}, IS {:.2}.\n",
+            match c.hash_prefix() { "" => "(no hash recorded)", h => h },
             c.test_accuracy * 100.0,
             c.epochs,
             c.train_images,
@@ -116,6 +141,20 @@ fn header(
     }
 
     Ok(())
+}
+
+/// "a (3 rows), b (1 row)": distinct values with their counts, most frequent first.
+fn counted(values: impl Iterator<Item = String>) -> String {
+    let mut n: std::collections::BTreeMap<String, usize> = Default::default();
+    for v in values {
+        *n.entry(v).or_default() += 1;
+    }
+    let mut v: Vec<(String, usize)> = n.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.iter()
+        .map(|(k, c)| format!("{k} ({c} row{})", if *c == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Runs, divergences and I' quartiles per family.

@@ -16,6 +16,9 @@ pub struct Committer<'a> {
     res: &'a ResultsDir,
     csv: &'a Path,
     device: String,
+    machine: String,
+    /// The scoring classifier's hash prefix, when this invocation scores runs.
+    classifier: String,
     lock: Mutex<()>,
 }
 
@@ -29,11 +32,13 @@ pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 }
 
 impl<'a> Committer<'a> {
-    pub fn new(res: &'a ResultsDir, csv: &'a Path, device: Device) -> Self {
+    pub fn new(res: &'a ResultsDir, csv: &'a Path, device: Device, classifier: String) -> Self {
         Committer {
             res,
             csv,
             device: device::describe(device),
+            machine: device::machine(),
+            classifier,
             lock: Mutex::new(()),
         }
     }
@@ -74,6 +79,13 @@ impl<'a> Committer<'a> {
                 wall_s,
                 cohort_size,
                 device: self.device.clone(),
+                // Called on the thread that trained the run, which set its own count.
+                threads: tch::get_num_threads().max(1) as usize,
+                machine: self.machine.clone(),
+                classifier: match scores {
+                    Some(_) => self.classifier.clone(),
+                    None => String::new(),
+                },
                 finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             },
             config: r.config.clone(),

@@ -255,7 +255,9 @@ fn pending(exp: &Experiment, shard: Shard, res: &ResultsDir) -> Result<Vec<Run>>
     Ok(pending)
 }
 
-/// Cohorts at once and libtorch threads per cohort.
+/// Cohorts trained at once, and CPU cores in all. Each run's own libtorch thread count is
+/// [`Trainer::threads`]: it does not depend on how many cohorts are pending, so a resumed grid
+/// trains its last cohort exactly as the uninterrupted one did.
 fn parallelism(opts: &RunOptions, groups: &[Vec<Run>]) -> (usize, usize) {
     let cores = opts.threads.unwrap_or_else(device::cores).max(1);
     let conv = groups
@@ -269,12 +271,7 @@ fn parallelism(opts: &RunOptions, groups: &[Vec<Run>]) -> (usize, usize) {
         _ => opts.jobs.unwrap_or(1),
     }
     .clamp(1, groups.len().max(1));
-    let threads = if opts.device == Device::Cpu {
-        (cores / jobs).max(1)
-    } else {
-        cores
-    };
-    (jobs, threads)
+    (jobs, cores)
 }
 
 /// Trains every pending run of `opts.shard` of the experiment file and commits its row.
@@ -305,9 +302,11 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         true => mnist::load(&opts.data)?,
         false => mnist::Mnist::default(),
     };
+    let mut classifier = String::new();
     if scored {
         scoring::read_info(&opts.classifier)?; // its own message when there is none
         let info = scoring::prepare(&opts.classifier, &mnist, opts.device)?;
+        classifier = info.hash_prefix().to_string();
         crate::fsutil::write_atomic(
             &res.root.join("classifier.json"),
             serde_json::to_string_pretty(&info)?.as_bytes(),
@@ -341,6 +340,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         device: opts.device,
         stop: &opts.stop,
         checkpoint_every: opts.checkpoint_every,
+        cores: opts.threads.unwrap_or_else(device::cores).max(1),
     };
 
     let free = match opts.device {
@@ -351,7 +351,10 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         _ => None,
     };
     let groups = cohorts(pending, |key| opts.cohort.resolve(key, opts.device, free));
-    let (jobs, threads) = parallelism(opts, &groups);
+    let (jobs, cores) = parallelism(opts, &groups);
+    let threads = groups
+        .first()
+        .map_or(1, |g| Trainer::of(&g[0].config).threads(opts.device, cores));
     eprintln!(
         "device: {} · {} cohort(s) of up to {} run(s) · {jobs} at a time · {threads} libtorch thread(s) each",
         device::describe(opts.device),
@@ -364,12 +367,9 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         .map(|r| inputs.total_steps(&r.config))
         .sum();
     let progress = Progress::new(steps, groups.iter().map(|g| g.len()).sum());
-    let commit = commit::Committer::new(&res, &csv, opts.device);
+    let commit = commit::Committer::new(&res, &csv, opts.device, classifier);
 
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .start_handler(move |_| tch::set_num_threads(threads as i32))
-        .build()?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
     let results: Vec<Result<()>> = pool.install(|| {
         groups
             .par_iter()

@@ -82,14 +82,16 @@ impl Adaptive {
         }
     }
 
-    /// After a step: BEGAN moves k_t from the step's L(x) and L(G(z_G)) (G's loss); MAGAN sums
-    /// the step's mean energies. Members that are not alive keep their state.
+    /// After a step: BEGAN moves k_t from the step's L(x) and L(G(z)), both measured by D
+    /// before its update, as BEGAN evaluates all three losses with one D (its G step's fakes
+    /// are the D step's, so L(G(z_G)) is the D step's mean fake energy); MAGAN sums the step's
+    /// mean energies. Members that are not alive keep their state.
     pub fn after_step(&mut self, out: &StepOutput) {
         tch::no_grad(|| match self {
             Adaptive::Began(b) => {
-                let k = began::update_k(&b.k, &out.real, &out.loss_g, &b.gamma, &b.lambda_k);
+                let k = began::update_k(&b.k, &out.real, &out.fake, &b.gamma, &b.lambda_k);
                 b.k = k.where_self(&out.alive, &b.k);
-                b.m_global = began::convergence(&out.real, &out.loss_g, &b.gamma);
+                b.m_global = began::convergence(&out.real, &out.fake, &b.gamma);
             }
             Adaptive::Magan(m) => {
                 m.sum_real += out.real.where_scalarother(&out.alive, 0.0);

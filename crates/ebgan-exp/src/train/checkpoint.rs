@@ -122,6 +122,11 @@ impl Loaded {
         })
     }
 
+    /// A metadata entry that older checkpoints may lack.
+    pub fn meta_opt(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
     /// Copies `prefix/<name>` into each of `vars` (name -> tensor); shapes must agree.
     pub fn restore(&self, prefix: &str, vars: &HashMap<String, Tensor>) -> Result<()> {
         let _guard = tch::no_grad_guard();

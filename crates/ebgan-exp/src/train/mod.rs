@@ -43,6 +43,18 @@ pub enum Trainer {
 }
 
 impl Trainer {
+    /// libtorch threads a run trains on: a property of the run, never of how many other runs
+    /// train beside it, because a kernel split over another number of threads rounds
+    /// differently. On the CPU, MLP cohorts and ladder runs use one (parallelism comes from
+    /// training several side by side); a convolutional run uses `cores`, and a resumed one the
+    /// count its checkpoint recorded. On CUDA, `cores` (host-side work only).
+    pub fn threads(self, device: Device, cores: usize) -> usize {
+        match (self, device) {
+            (Trainer::MlpCohort | Trainer::Ladder, Device::Cpu) => 1,
+            (Trainer::MlpCohort | Trainer::Ladder | Trainer::Conv, _) => cores.max(1),
+        }
+    }
+
     pub fn of(c: &RunConfig) -> Trainer {
         if c.model.is_ladder() {
             Trainer::Ladder
@@ -71,6 +83,8 @@ pub struct Inputs<'a> {
     pub stop: &'a Stop,
     /// Wall time between an MLP cohort's checkpoints.
     pub checkpoint_every: std::time::Duration,
+    /// CPU cores this invocation may use (`--threads`, or every core).
+    pub cores: usize,
 }
 
 impl Inputs<'_> {
@@ -99,6 +113,9 @@ pub fn train_group(
     progress: &mut dyn FnMut(u64, &str),
 ) -> Result<Trained> {
     let c = &runs[0].config;
+    // Set on this thread (libtorch's thread count is per calling thread), where the runner
+    // also reads it back for the row.
+    tch::set_num_threads(Trainer::of(c).threads(inputs.device, inputs.cores) as i32);
     let scorer = match is_scored(c, inputs.dataset) {
         true => Some(Scorer::load(inputs.classifier, inputs.device)?),
         false => None,

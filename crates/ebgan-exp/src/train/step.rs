@@ -5,7 +5,9 @@
 //! for the backward pass, so no gradient crosses members.
 
 use crate::config::{Model, RunConfig};
-use ebgan_core::{began, gan_loss, loss, pulling_away::pulling_away, Energy, MemberOptim};
+use ebgan_core::{
+    began, gan_loss, loss, member_wise, pulling_away::pulling_away, Energy, MemberOptim,
+};
 use tch::Tensor;
 
 /// How an auto-encoder D's reconstruction error becomes energies `[K, B]`: EBGAN's and MAGAN's
@@ -106,8 +108,8 @@ pub fn step(
         ),
         (Critique::Logit(l_real), Critique::Logit(l_fake)) => (
             gan_loss::discriminator(&l_real, &l_fake),
-            l_real.sigmoid().mean_dim(1, false, None),
-            l_fake.sigmoid().mean_dim(1, false, None),
+            member_wise(&l_real, Tensor::sigmoid).mean_dim(1, false, None),
+            member_wise(&l_fake, Tensor::sigmoid).mean_dim(1, false, None),
         ),
         _ => unreachable!("a critic answers with one kind of critique"),
     };

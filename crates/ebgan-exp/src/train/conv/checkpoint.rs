@@ -50,6 +50,7 @@ pub(super) fn save_checkpoint(gan: &ConvGan, run: &ConvRun, at: &Progress) -> Re
         ("step".to_string(), at.step.to_string()),
         ("window".to_string(), at.window.steps().to_string()),
         ("log".to_string(), serde_json::to_string(&at.log)?),
+        ("threads".to_string(), tch::get_num_threads().to_string()),
     ]);
     checkpoint::save(&run.dir.join(CHECKPOINT), &tensors, meta)
 }
@@ -77,6 +78,12 @@ pub(super) fn resume(gan: &mut ConvGan, run: &ConvRun, path: &Path) -> Result<Pr
         );
     }
     gan.restore(&ck)?;
+    // Kernels split over another thread count round differently: the run goes on with the
+    // count it started with (checkpoints from before this was recorded keep today's).
+    if let Some(threads) = ck.meta_opt("threads") {
+        let threads: i32 = threads.parse().context("checkpoint `threads`")?;
+        tch::set_num_threads(threads.max(1));
+    }
     let rows = gan.adaptive.log_rows();
     let sums = match ck.tensors.get("log/acc") {
         Some(t) if t.size() == [rows] => t.to_device(gan.g_vs.device()).view([rows, 1]),
