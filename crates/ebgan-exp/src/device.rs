@@ -71,6 +71,23 @@ pub fn machine() -> String {
     s
 }
 
+/// Memory a run on `device` can have, in bytes: the host's total (CPU) or the card's free
+/// memory (CUDA); None when unknown.
+pub fn memory_bytes(device: Device) -> Option<u64> {
+    match device {
+        Device::Cuda(i) => cuda_free_bytes(i),
+        _ => std::fs::read_to_string("/proc/meminfo")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|kib| kib * 1024),
+    }
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())

@@ -4,6 +4,41 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Temporary files of [`write_atomic`]: a SIGKILL between create and rename leaves one behind.
+pub const TMP_PREFIX: &str = ".ebgan-tmp-";
+
+/// Removes temporary files left in `dir` and its sub-folders (one level) by killed writers:
+/// those older than an hour, so that a writer still at work (seconds) is never touched.
+/// Returns how many were removed.
+pub fn sweep_temporaries(dir: &Path) -> usize {
+    let old = |p: &Path| {
+        p.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+    };
+    let is_tmp = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(TMP_PREFIX) || n.starts_with(".tmp"))
+    };
+    let mut removed = 0;
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for d in dirs {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_file() && is_tmp(&p) && old(&p) && std::fs::remove_file(&p).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| {
@@ -23,7 +58,9 @@ pub fn write_atomic_with(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     write(tmp.as_file_mut())?;
     tmp.as_file()
@@ -65,5 +102,34 @@ pub fn source_file(rel: &str) -> std::path::PathBuf {
         source
     } else {
         Path::new(rel).to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_temporaries_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run-a");
+        std::fs::create_dir_all(&run).unwrap();
+        let stale = run.join(".ebgan-tmp-abc");
+        let fresh = dir.path().join(".ebgan-tmp-def");
+        let kept = run.join("losses.csv");
+        for p in [&stale, &fresh, &kept] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for p in [&stale, &kept] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        assert_eq!(sweep_temporaries(dir.path()), 1);
+        assert!(!stale.exists() && fresh.exists() && kept.exists());
     }
 }

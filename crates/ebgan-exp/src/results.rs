@@ -231,6 +231,26 @@ impl ResultsDir {
         Ok(lock)
     }
 
+    /// Claims run `id` for this process: an exclusive lock on `locks/<id>.lock`, held while the
+    /// returned file lives (and released by the OS if the process dies); None when another
+    /// `ebgan run` holds it. Every invocation claims each run it trains, whatever its shard or
+    /// worker layout, so two invocations over one folder never train the same run.
+    pub fn claim(&self, id: &str) -> Result<Option<std::fs::File>> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{id}.lock"));
+        let lock = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
     /// Copies the experiment file `file` (whose plan is `exp`) to the folder's experiment.toml,
     /// headed by where it came from. When that changes the plan, returns a notice saying how
     /// many finished rows reports now leave out and where the previous file came from.
@@ -338,10 +358,13 @@ impl ResultsDir {
 
     /// Drops a torn last line (no newline: a write cut by power loss) so appends stay valid, and
     /// migrates a file with an older column set. Call before appending to `csv`.
+    /// A file that does not parse is left exactly as it is (the error names it).
     pub fn repair(&self, csv: &Path) -> Result<()> {
         let Ok(bytes) = std::fs::read(csv) else {
             return Ok(());
         };
+        // Parse first: nothing rewrites a file it could not read.
+        let rows = parse_rows(&bytes, csv)?;
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             let keep = bytes
                 .iter()
@@ -364,7 +387,6 @@ impl ResultsDir {
         if !first.is_empty() && first != current.trim_end() {
             // Written by a version with other columns: rewrite it under this version's header
             // (missing config columns take their defaults, which were the old behaviour).
-            let rows = read_rows(csv)?;
             let mut text = current;
             for r in &rows {
                 text += &csv_line(&r.csv_fields()?)?;
@@ -421,7 +443,10 @@ fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<RunRecord>> {
         None => &bytes[..0],
     };
     let mut rdr = csv::ReaderBuilder::new().from_reader(complete);
-    let head = rdr.headers()?.clone();
+    let head = rdr
+        .headers()
+        .with_context(|| format!("{}: line 1: not a runs.csv header", path.display()))?
+        .clone();
     let results = result_columns();
     let mut out = vec![];
     for (i, rec) in rdr.records().enumerate() {
@@ -663,5 +688,23 @@ mod tests {
             err.contains("runs.csv") && err.contains("line 2") && err.contains("i_prime"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_and_never_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        res.append_row(&csv, &record("a", Some(1.0))).unwrap();
+        // A non-UTF-8 header and a torn last line: repair would otherwise cut the tail.
+        let mut bytes = std::fs::read(&csv).unwrap();
+        bytes[1] = 0xff;
+        bytes.extend_from_slice(b"torn");
+        std::fs::write(&csv, &bytes).unwrap();
+        for err in [res.repair(&csv).unwrap_err(), res.rows().unwrap_err()] {
+            let err = format!("{err:#}");
+            assert!(err.contains("runs.csv") && err.contains("line 1"), "{err}");
+        }
+        assert_eq!(std::fs::read(&csv).unwrap(), bytes);
     }
 }

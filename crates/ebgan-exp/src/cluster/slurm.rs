@@ -371,7 +371,7 @@ pub fn status(dir: &Path) -> Result<String> {
 fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
     let done: HashSet<String> = res.rows()?.into_iter().map(|r| r.result.run_id).collect();
     let mut runs = 0;
-    let mut lines = vec![];
+    let (mut lines, mut damaged) = (vec![], vec![]);
     for r in exp.runs.iter().filter(|r| !done.contains(&r.id)) {
         let dir = res.run_dir(&r.id);
         for file in [
@@ -379,8 +379,18 @@ fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
             crate::train::ladder::CHECKPOINT,
             crate::train::conv::CHECKPOINT,
         ] {
-            let Ok(meta) = crate::train::checkpoint::read_meta(&dir.join(file)) else {
+            let path = dir.join(file);
+            if !path.exists() {
                 continue;
+            }
+            // Read whole and checked (size, SHA-256): a damaged file is named, never listed as
+            // a resume point.
+            let meta = match crate::train::checkpoint::load(&path) {
+                Ok(l) => l.metadata,
+                Err(e) => {
+                    damaged.push(format!("  {}: {e:#}", r.id));
+                    continue;
+                }
             };
             let members = meta
                 .get("members")
@@ -400,13 +410,21 @@ fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
             ));
         }
     }
-    Ok(match runs {
+    let mut out = match runs {
         0 => String::new(),
         n => format!(
             "checkpointed: {n} unfinished run(s) resume from\n{}\n",
             lines.join("\n")
         ),
-    })
+    };
+    if !damaged.is_empty() {
+        out += &format!(
+            "damaged checkpoints ({}; `ebgan run` refuses them until moved away):\n{}\n",
+            damaged.len(),
+            damaged.join("\n")
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -523,6 +541,23 @@ mod tests {
                 && out.contains(&format!("{} (2 run(s)): step 700 of 1876", ids[0])),
             "{out}"
         );
+        // Half truncated, or zeroed: named as damaged, not listed as a resume point.
+        save(&ids[2], &ids[2..], "136");
+        let path = res
+            .run_dir(&ids[2])
+            .join(crate::train::mlp::checkpoint::FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        for broken in [bytes[..bytes.len() / 2].to_vec(), vec![0u8; bytes.len()]] {
+            std::fs::write(&path, &broken).unwrap();
+            let out = checkpointed(&exp, &res).unwrap();
+            assert!(
+                out.starts_with("checkpointed: 2 unfinished")
+                    && !out.contains("step 136")
+                    && out.contains("damaged checkpoints (1")
+                    && out.contains(&ids[2]),
+                "{out}"
+            );
+        }
     }
 
     #[test]

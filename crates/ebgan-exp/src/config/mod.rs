@@ -248,6 +248,18 @@ mod tests {
                 "pulling_away = 0.1",
                 "the pulling-away term is EBGAN-PT's",
             ),
+            (
+                "magan",
+                "margin_decay = \"linear\"",
+                "leave margin_decay unset",
+            ),
+            ("ebgan", "epochs = 1844674407370955162", "over 10^12 steps"),
+            ("gan", "size_g = 10000000000", "is over 1048576"),
+            (
+                "ebgan",
+                "steps = 2000000000000",
+                "steps = 2000000000000 is over 10^12",
+            ),
             ("began", "energy = \"mse\"", "set began_eta, not energy"),
             ("magan", "steps = 100", "give epochs, not steps"),
             (

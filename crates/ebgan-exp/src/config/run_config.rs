@@ -178,7 +178,9 @@ impl RunConfig {
     /// MAGAN's pretraining of D before the adversarial steps (0 for every other model).
     pub fn pretrain_steps_over(&self, images: usize) -> u64 {
         match self.model {
-            Model::Magan => self.steps_per_epoch_over(images) * self.magan_pretrain_epochs as u64,
+            Model::Magan => self
+                .steps_per_epoch_over(images)
+                .saturating_mul(self.magan_pretrain_epochs as u64),
             _ => 0,
         }
     }
@@ -188,9 +190,11 @@ impl RunConfig {
         let adversarial = if self.steps > 0 {
             self.steps
         } else {
-            self.steps_per_epoch_over(images) * self.epochs as u64
+            // Saturating: plan-time validation keeps real counts far below (limits()).
+            self.steps_per_epoch_over(images)
+                .saturating_mul(self.epochs as u64)
         };
-        self.pretrain_steps_over(images) + adversarial
+        self.pretrain_steps_over(images).saturating_add(adversarial)
     }
 
     /// Convolutional network shapes of this run on `channels`-channel images.

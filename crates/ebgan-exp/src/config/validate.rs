@@ -30,6 +30,7 @@ fn unit_interval(v: f64) -> bool {
 impl RunConfig {
     pub(super) fn validate_for(&self, dataset: Dataset) -> Result<(), Invalid> {
         self.finite()?;
+        self.limits()?;
         self.fits(dataset)?;
         self.validate()?;
         self.validate_successors()
@@ -47,6 +48,62 @@ impl RunConfig {
             Some((key, _)) => check(false, key, format!("{key} must be a finite number")),
             None => Ok(()),
         }
+    }
+
+    /// Sizes and counts within what any machine can train, and step counts that fit a u64: a
+    /// width of 10^10 would abort the process allocating its weights (taking the grid with it),
+    /// and epochs x steps per epoch could wrap into a run that "finishes" after 4 steps.
+    fn limits(&self) -> Result<(), Invalid> {
+        const WIDTH: i64 = 1 << 20;
+        for (key, v) in [
+            ("size_g", self.size_g),
+            ("size_d", self.size_d),
+            ("z_dim", self.z_dim),
+            ("batch_size", self.batch_size),
+            ("image_size", self.image_size),
+            ("g_base", self.g_base),
+            ("ae_base", self.ae_base),
+            ("d_base", self.d_base),
+            ("noise_planes", self.noise_planes),
+        ] {
+            check(
+                v <= WIDTH,
+                key,
+                format!("{key} = {v} is over {WIDTH}: no network of that width fits in memory"),
+            )?;
+        }
+        for (key, v) in [("n_layer_g", self.n_layer_g), ("n_layer_d", self.n_layer_d)] {
+            check(v <= 1024, key, format!("{key} = {v} is over 1024 layers"))?;
+        }
+        check(
+            self.score_samples <= 1 << 24,
+            "score_samples",
+            format!("score_samples = {} is over {}", self.score_samples, 1 << 24),
+        )?;
+        const STEPS: u64 = 1_000_000_000_000;
+        let per_epoch = (self.train_images as u64).div_ceil(self.batch_size.max(1) as u64);
+        let steps = |epochs: usize| per_epoch.checked_mul(epochs as u64).filter(|&s| s <= STEPS);
+        check(
+            self.steps <= STEPS,
+            "steps",
+            format!("steps = {} is over 10^12", self.steps),
+        )?;
+        check(
+            steps(self.epochs).is_some(),
+            "epochs",
+            format!(
+                "epochs = {} of {per_epoch} steps each is over 10^12 steps",
+                self.epochs
+            ),
+        )?;
+        check(
+            steps(self.magan_pretrain_epochs).is_some(),
+            "magan_pretrain_epochs",
+            format!(
+                "magan_pretrain_epochs = {} of {per_epoch} steps each is over 10^12 steps",
+                self.magan_pretrain_epochs
+            ),
+        )
     }
 
     /// The network and the dataset belong together.
@@ -264,11 +321,16 @@ impl RunConfig {
         // What BEGAN and MAGAN replace would otherwise be silently ignored.
         if began || magan {
             let model = self.model;
-            check(
-                self.margin == defaults.margin && self.margin_decay == defaults.margin_decay,
-                "margin",
-                format!("model \"{model}\" sets its own margin (BEGAN has none; MAGAN starts at the mean real energy): leave margin and margin_decay unset"),
-            )?;
+            for (key, set) in [
+                ("margin", self.margin != defaults.margin),
+                ("margin_decay", self.margin_decay != defaults.margin_decay),
+            ] {
+                check(
+                    !set,
+                    key,
+                    format!("model \"{model}\" sets its own margin (BEGAN has none; MAGAN starts at the mean real energy): leave {key} unset"),
+                )?;
+            }
             check(
                 self.pulling_away == 0.0,
                 "pulling_away",

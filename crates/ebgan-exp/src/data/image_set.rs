@@ -164,7 +164,11 @@ fn source(spec: &DatasetSpec, data: &Path, side: u32) -> Result<(Source, Preproc
                 Preprocess::shorter_side(side),
             )
         }
-        Dataset::Mnist | Dataset::Mnist64 => unreachable!("MNIST is not cached as images"),
+        Dataset::Mnist | Dataset::Mnist64 => anyhow::bail!(
+            "dataset \"{}\" is MNIST, which is read from its IDX files, not a set of image files: \
+             image caches and `ebgan fid` take celeba, lsun or imagenet experiments",
+            spec.dataset
+        ),
     })
 }
 

@@ -133,6 +133,10 @@ impl Ctx {
         match result {
             Ok((true, d)) => self.line(name, Outcome::Pass, d),
             Ok((false, d)) => self.line(name, Outcome::Fail, d),
+            // Cut by the budget is not a finding about the code.
+            Err(e) if e.downcast_ref::<OutOfTime>().is_some() => {
+                self.line(name, Outcome::Skipped, format!("skipped (budget): {e:#}"))
+            }
             Err(e) => self.line(name, Outcome::Fail, format!("error: {e:#}")),
         }
     }
@@ -209,6 +213,18 @@ impl Ctx {
     }
 }
 
+/// A child stopped because its time slice ran out: the check is skipped, not failed.
+#[derive(Debug)]
+pub struct OutOfTime(pub String);
+
+impl std::fmt::Display for OutOfTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutOfTime {}
+
 /// Runs `cmd` for at most `secs`; killed past it. Returns its exit status and stdout + stderr.
 pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, String)> {
     let dir = tempfile::tempdir()?;
@@ -227,7 +243,9 @@ pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, Strin
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("{cmd:?} ran past its {secs:.0} s and was stopped");
+            return Err(
+                OutOfTime(format!("{cmd:?} ran past its {secs:.0} s and was stopped")).into(),
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -258,14 +276,25 @@ impl GpuCheckArgs {
     pub fn run(&self, data: &Path) -> Result<()> {
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let requested = self.device.as_str();
         anyhow::ensure!(
-            matches!(requested, "auto" | "cuda" | "cpu"),
-            "--device {requested:?}: expected auto, cuda or cpu"
+            self.budget.is_finite() && self.budget > 0.0,
+            "--budget {}: expected a positive number of seconds",
+            self.budget
         );
-        let device = match requested {
-            "cpu" => Device::Cpu,
-            _ if tch::Cuda::is_available() => Device::Cuda(0),
+        let requested = self.device.as_str();
+        let index: Option<usize> = match requested {
+            "auto" | "cpu" => None,
+            "cuda" => Some(0),
+            _ => match requested.strip_prefix("cuda:").and_then(|k| k.parse().ok()) {
+                Some(k) => Some(k),
+                None => bail!("--device {requested:?}: expected auto, cuda, cuda:K or cpu"),
+            },
+        };
+        let seen = tch::Cuda::device_count().max(0) as usize;
+        let device = match (requested, index) {
+            ("cpu", _) => Device::Cpu,
+            (_, Some(k)) if k < seen => Device::Cuda(k),
+            ("auto", _) if seen > 0 => Device::Cuda(0),
             _ => Device::Cpu,
         };
         let now = Instant::now();
@@ -280,7 +309,7 @@ impl GpuCheckArgs {
                 .unwrap_or_else(|| self.out.join("results")),
             skip_parity: self.skip_parity,
             start: now,
-            budget: Duration::from_secs_f64(self.budget.max(1.0)),
+            budget: Duration::from_secs_f64(self.budget),
             stage_end: now,
             stage: (0, ""),
             lines: vec![],
@@ -294,11 +323,11 @@ impl GpuCheckArgs {
         };
         ctx.begin(1);
         setup::run(&mut ctx);
-        if requested == "cuda" && !ctx.cuda() {
+        if index.is_some() && !ctx.cuda() {
             ctx.line(
                 "setup.device",
                 Outcome::Fail,
-                "--device cuda, but libtorch sees no CUDA device",
+                format!("--device {requested}, but libtorch sees {seen} CUDA device(s)"),
             );
         } else {
             for (i, stage) in [correct::run, fast::run, reproduce::run]

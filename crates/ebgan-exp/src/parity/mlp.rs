@@ -306,7 +306,7 @@ fn exercised(case: &MlpCase, steps: usize, ours: &BTreeMap<String, Tensor>) -> V
             ),
             Exercise::KClipsAtOne => (
                 "k_t clipped at 1 in some D step".to_string(),
-                k_used.iter().any(|&k| k == 1.0),
+                k_used.contains(&1.0),
             ),
             Exercise::StrictMarginUpdate => {
                 let pretrain = c.pretrain_steps_over(c.train_images) as usize;

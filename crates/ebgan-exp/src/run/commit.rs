@@ -43,6 +43,41 @@ impl<'a> Committer<'a> {
         }
     }
 
+    /// The runs of `group` this process may train: each claimed ([`ResultsDir::claim`]) and
+    /// without a row yet (another invocation may have committed it since this one planned).
+    /// Returns them with the held claims; says what it leaves to others.
+    pub fn claim(
+        &self,
+        group: &[Run],
+        progress: &Progress,
+    ) -> Result<(Vec<Run>, Vec<std::fs::File>)> {
+        let done: std::collections::HashSet<String> = self
+            .res
+            .rows()?
+            .into_iter()
+            .map(|r| r.result.run_id)
+            .collect();
+        let (mut mine, mut claims) = (vec![], vec![]);
+        for r in group {
+            match self.res.claim(&r.id)? {
+                Some(_) if done.contains(&r.id) => {}
+                Some(lock) => {
+                    mine.push(r.clone());
+                    claims.push(lock);
+                }
+                None => {
+                    progress.left(1);
+                    progress.say(format!(
+                        "{}: another `ebgan run` in {} is training it; left to that one",
+                        r.id,
+                        self.res.root.display()
+                    ));
+                }
+            }
+        }
+        Ok((mine, claims))
+    }
+
     /// Writes the resolved config of a run about to start; returns its folder.
     pub fn start(&self, r: &Run) -> Result<PathBuf> {
         self.res.start_run(&r.id, &r.config)?;
@@ -119,13 +154,23 @@ impl<'a> Committer<'a> {
     /// Logs every run of a failed group to failed.log; they are retried next time.
     pub fn failed(&self, group: &[Run], why: &str, progress: &Progress) -> Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // A cohort fails as one: say so, since the error may name another member's file.
+        let why = match group {
+            [_] => why.replace('\n', " "),
+            _ => format!(
+                "its cohort of {} runs (first {}) failed: {}",
+                group.len(),
+                group[0].id,
+                why.replace('\n', " ")
+            ),
+        };
         for r in group {
             progress.failed();
             let line = format!(
                 "{} {} failed: {}\n",
                 chrono::Utc::now().to_rfc3339(),
                 r.id,
-                why.replace('\n', " ")
+                why
             );
             let log = self.res.root.join("failed.log");
             std::fs::OpenOptions::new()

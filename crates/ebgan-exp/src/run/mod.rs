@@ -284,6 +284,13 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
     let csv = res.runs_csv(opts.shard);
     let _lock = res.lock(&csv)?;
     res.repair(&csv)?;
+    match crate::fsutil::sweep_temporaries(&res.root) {
+        0 => {}
+        n => eprintln!(
+            "{}: removed {n} temporary file(s) left by killed writes",
+            res.root.display()
+        ),
+    }
     let pending = pending(&exp, opts.shard, &res)?;
     let record = || -> Result<()> {
         if let Some(notice) = res.record_experiment(experiment_file, &exp)? {
@@ -369,11 +376,12 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
     let progress = Progress::new(steps, groups.iter().map(|g| g.len()).sum());
     let commit = commit::Committer::new(&res, &csv, opts.device, classifier);
 
+    let memory = device::memory_bytes(opts.device);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
     let results: Vec<Result<()>> = pool.install(|| {
         groups
             .par_iter()
-            .map(|group| train_and_commit(group, &inputs, &commit, &progress, jobs))
+            .map(|group| train_and_commit(group, &inputs, &commit, &progress, jobs, memory))
             .collect()
     });
     progress.finish();
@@ -390,8 +398,29 @@ fn train_and_commit(
     commit: &commit::Committer,
     progress: &Progress,
     jobs: usize,
+    memory: Option<u64>,
 ) -> Result<()> {
+    let (group, _claims) = commit.claim(group, progress)?;
+    let group = group.as_slice();
+    if group.is_empty() {
+        return Ok(());
+    }
     let k = group.len();
+    // A run that cannot fit fails alone, before it allocates (an allocation failure would abort
+    // the process and every cohort in flight with it).
+    if let (Some(have), Trainer::MlpCohort) = (memory, Trainer::of(&group[0].config)) {
+        let need = crate::train::cohort::bytes_per_member(&CohortKey::of(&group[0].config))
+            .saturating_mul(k as u64);
+        if need > have {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            let why = format!(
+                "needs about {:.1} GiB for {k} run(s) (train::cohort::bytes_per_member), the device has {:.1} GiB: reduce size_g / size_d or --cohort",
+                gib(need),
+                gib(have)
+            );
+            return commit.failed(group, &why, progress);
+        }
+    }
     // Within a time budget, a cohort starts only if this invocation's pace says it can finish.
     let run_steps: u64 = group.iter().map(|r| inputs.total_steps(&r.config)).sum();
     let over_budget = match (

@@ -1,6 +1,8 @@
 //! Checkpoints: one safetensors file of named tensors (weights, batch-norm statistics, optimizer
 //! moments) with JSON metadata (format, run id, config, step, loss log), written atomically.
-//! A truncated or foreign file is an error, never a silent fresh start.
+//! A truncated or foreign file is an error, never a silent fresh start, and so is one whose
+//! contents changed since they were written: the metadata carries a SHA-256 of every tensor and
+//! every other metadata entry, checked on load.
 
 use crate::fsutil::write_atomic;
 use anyhow::{bail, Context, Result};
@@ -10,7 +12,31 @@ use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-pub const FORMAT: &str = "ebgan-checkpoint/1";
+pub const FORMAT: &str = "ebgan-checkpoint/2";
+/// Checkpoints from before the checksum: read without one.
+const FORMAT_UNCHECKED: &str = "ebgan-checkpoint/1";
+
+/// SHA-256 over the tensors (name, dtype, shape, bytes, in name order) and the metadata (key and
+/// value, in key order, the digest's own entry left out).
+fn digest<'a>(
+    tensors: impl Iterator<Item = (&'a str, String, &'a [usize], &'a [u8])>,
+    metadata: &HashMap<String, String>,
+) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut tensors: Vec<_> = tensors.collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, bytes) in tensors {
+        h.update(format!("{name}\0{dtype}\0{shape:?}\0{}\0", bytes.len()));
+        h.update(bytes);
+    }
+    let mut keys: Vec<&String> = metadata.keys().filter(|k| *k != "sha256").collect();
+    keys.sort();
+    for k in keys {
+        h.update(format!("{k}\0{}\0", metadata[k]));
+    }
+    format!("{:x}", h.finalize())
+}
 
 struct Blob {
     dtype: Dtype,
@@ -62,6 +88,18 @@ pub fn save(
         .collect::<Result<_>>()?;
     let mut meta = metadata;
     meta.insert("format".into(), FORMAT.into());
+    let sha = digest(
+        blobs.iter().map(|(n, b)| {
+            (
+                n.as_str(),
+                format!("{:?}", b.dtype),
+                b.shape.as_slice(),
+                b.bytes.as_slice(),
+            )
+        }),
+        &meta,
+    );
+    meta.insert("sha256".into(), sha);
     let bytes =
         safetensors::tensor::serialize(blobs.iter().map(|(n, b)| (n.as_str(), b)), &Some(meta))
             .with_context(|| format!("cannot serialise checkpoint {}", path.display()))?;
@@ -87,12 +125,39 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+    let format = metadata.get("format").map(String::as_str);
+    if format != Some(FORMAT) && format != Some(FORMAT_UNCHECKED) {
         bail!(
             "{}: not an ebgan checkpoint (format {:?}, expected {FORMAT:?})",
             path.display(),
             metadata.get("format")
         );
+    }
+    if format == Some(FORMAT) {
+        let mut views = vec![];
+        for name in st.names() {
+            let v = st.tensor(name).map_err(|e| bad(format!("{e:?}")))?;
+            views.push((
+                name.as_str(),
+                format!("{:?}", v.dtype()),
+                v.shape().to_vec(),
+                v.data(),
+            ));
+        }
+        let got = digest(
+            views
+                .iter()
+                .map(|(n, d, s, b)| (*n, d.clone(), s.as_slice(), *b)),
+            &metadata,
+        );
+        if metadata.get("sha256") != Some(&got) {
+            bail!(
+                "checkpoint {} fails its SHA-256 check: its contents changed after it was \
+                 written (a damaged disk or copy); nothing was resumed from it. Restore it, or \
+                 move it away to start this run over",
+                path.display()
+            );
+        }
     }
     let mut tensors = HashMap::new();
     for name in st.names() {
@@ -234,6 +299,26 @@ mod tests {
         assert!(err.contains("g/w") && err.contains("[2, 2]"), "{err}");
 
         let bytes = std::fs::read(&path).unwrap();
+        // One flipped bit anywhere in the tensor data, or in a metadata value: refused by name.
+        for at in [bytes.len() - 5, bytes.len() - 20] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x01;
+            std::fs::write(&path, &flipped).unwrap();
+            let err = load(&path).err().unwrap().to_string();
+            assert!(
+                err.contains("SHA-256") && err.contains("c.safetensors"),
+                "{err}"
+            );
+        }
+        let needle = b"\"step\":\"7\"";
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
+        let mut edited = bytes.clone();
+        edited[at + needle.len() - 2] = b'8';
+        std::fs::write(&path, &edited).unwrap();
+        assert!(load(&path).err().unwrap().to_string().contains("SHA-256"));
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = load(&path).err().unwrap().to_string();
         assert!(

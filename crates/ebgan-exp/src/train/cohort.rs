@@ -164,24 +164,25 @@ impl std::str::FromStr for CohortSize {
 /// tensors per hidden unit: pre-activation, batch-normalised, activated) for G's pass and D's
 /// three passes (real, fake for D's step, fake for G's step).
 pub fn bytes_per_member(key: &CohortKey) -> u64 {
-    const PIXELS: u64 = 784;
+    // In u128: a run's sizes are validated (config::validate), but an estimate must never wrap.
+    const PIXELS: u128 = 784;
     let (ng, sg, nd, sd, z) = (
-        key.n_layer_g as u64,
-        key.size_g as u64,
-        key.n_layer_d as u64,
-        key.size_d as u64,
-        key.z_dim as u64,
+        key.n_layer_g as u128,
+        key.size_g as u128,
+        key.n_layer_d as u128,
+        key.size_d as u128,
+        key.z_dim as u128,
     );
-    let linear = |i: u64, o: u64| i * o + o;
-    let g = linear(z, sg) + (ng - 2) * linear(sg, sg) + linear(sg, PIXELS);
+    let linear = |i: u128, o: u128| i * o + o;
+    let g = linear(z, sg) + ng.saturating_sub(2) * linear(sg, sg) + linear(sg, PIXELS);
     let d_out = if key.model == Model::Gan { 1 } else { PIXELS };
-    let d = linear(PIXELS, sd) + (nd - 2) * linear(sd, sd) + linear(sd, d_out);
+    let d = linear(PIXELS, sd) + nd.saturating_sub(2) * linear(sd, sd) + linear(sd, d_out);
     let params = g + d;
-    let b = key.batch_size as u64;
-    let g_units = (ng - 1) * sg + PIXELS;
-    let d_units = (nd - 1) * sd + d_out;
+    let b = key.batch_size as u128;
+    let g_units = ng.saturating_sub(1) * sg + PIXELS;
+    let d_units = nd.saturating_sub(1) * sd + d_out;
     let activations = b * 3 * (g_units + 3 * d_units);
-    4 * (8 * params + activations)
+    u64::try_from(4 * (8 * params + activations)).unwrap_or(u64::MAX)
 }
 
 /// Members per cohort for `--cohort auto` given the free device memory (None: unknown).

@@ -137,6 +137,13 @@ fn features_of(
         let exp = Experiment::load(what)?;
         return fid::dataset_features(&exp, data, inception, n);
     }
+    if what.is_dir() && what.join("config.toml").is_file() {
+        bail!(
+            "{}: a run folder without checkpoint.safetensors (MLP runs keep none): `ebgan fid` \
+             compares image runs, image folders and image experiments",
+            what.display()
+        );
+    }
     if what.is_dir() {
         let images = fid::folder_images(what, n)?;
         eprintln!("FID: {} images of {}", images.len(), what.display());
@@ -166,13 +173,96 @@ pub struct FidArgs {
     device: String,
 }
 
+/// What `ebgan fid` accepts, checked before any weights load: an image experiment, a run
+/// folder with a checkpoint, or a folder of at least 2 images.
+fn check_input(what: &Path, n: usize) -> Result<()> {
+    if n < 2 {
+        bail!("--n {n}: FID and KID need at least 2 images per side");
+    }
+    if what.join("checkpoint.safetensors").is_file() {
+        return Ok(());
+    }
+    if what.extension().is_some_and(|e| e == "toml") {
+        let exp = Experiment::load(what)?;
+        if matches!(
+            exp.data.dataset,
+            crate::config::Dataset::Mnist | crate::config::Dataset::Mnist64
+        ) {
+            bail!(
+                "{}: dataset \"{}\" is scored by the MNIST classifier (I', IS, MNIST FID in \
+                 runs.csv), not by FID-Inception: `ebgan fid` takes celeba, lsun or imagenet \
+                 experiments, image folders and image run folders",
+                what.display(),
+                exp.data.dataset
+            );
+        }
+        return Ok(());
+    }
+    if what.is_dir() && what.join("config.toml").is_file() {
+        bail!(
+            "{}: a run folder without checkpoint.safetensors (MLP runs keep none): `ebgan fid` \
+             compares image runs, image folders and image experiments",
+            what.display()
+        );
+    }
+    if what.is_dir() {
+        let images = std::fs::read_dir(what)
+            .with_context(|| format!("cannot read {}", what.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.path()
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_lowercase().as_str()))
+            })
+            .count();
+        if images < 2 {
+            bail!(
+                "{}: {images} PNG / JPEG image(s); FID and KID need at least 2 per side",
+                what.display()
+            );
+        }
+        return Ok(());
+    }
+    bail!(
+        "{}: expected a folder of images, a run folder with checkpoint.safetensors or an experiment file",
+        what.display()
+    )
+}
+
 impl FidArgs {
     pub fn run(&self, data: &Path) -> Result<()> {
+        check_input(&self.a, self.n)?;
+        check_input(&self.b, self.n)?;
         let device = crate::device::parse(&self.device)?;
         let inception = Inception::load(&fid::weights_path(self.inception.as_deref())?, device)?;
         let a = features_of(&self.a, data, &inception, self.n, device)?;
         let b = features_of(&self.b, data, &inception, self.n, device)?;
+        for (what, f) in [(&self.a, &a), (&self.b, &b)] {
+            let (count, dim) = (f.size()[0], f.size()[1]);
+            if count < 2 {
+                bail!(
+                    "{}: {count} image(s); FID and KID need at least 2 per side (a covariance \
+                     and a pair)",
+                    what.display()
+                );
+            }
+            if count < dim {
+                eprintln!(
+                    "warning: {}: {count} images for {dim} features: the covariance is singular \
+                     and FID is biased high (use thousands of images)",
+                    what.display()
+                );
+            }
+        }
         let d = fid::distances(&a, &b, 0);
+        if !(d.fid.is_finite() && d.kid.is_finite()) {
+            bail!(
+                "FID {} / KID {} is not finite for these images",
+                d.fid,
+                d.kid
+            );
+        }
         println!(
             "FID {:.3}  KID {:.5} +- {:.5}  ({} vs {} images)",
             d.fid,
