@@ -102,3 +102,50 @@ def pulling_away(code):
     n = s.shape[0]
     cos2 = (s @ s.t()) ** 2
     return (cos2.sum() - cos2.diagonal().sum()) / (n * (n - 1))
+
+
+def scheduled_margin(m, t):
+    """EBGAN's margin m(t) (its margin_decay fields): `margin` until step round(start T), then
+    linear to `margin_floor` at step round(end T), then the floor; T is the run's steps."""
+    start, floor = m["margin"], m["margin_floor"]
+    if m["margin_decay"] != "linear" or start == floor:
+        return start
+    at = lambda f: int(min(max(f, 0.0), 1.0) * m["total_steps"] + 0.5)
+    a = at(m["margin_decay_start"])
+    b = max(at(m["margin_decay_end"]), a)
+    if t <= a:
+        return start
+    if t >= b:
+        return floor
+    return start + (t - a) / (b - a) * (floor - start)
+
+
+def began_k(k, lambda_k, gamma, real_mean, fake_mean):
+    """BEGAN's k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)."""
+    return min(max(k + lambda_k * (gamma * real_mean - fake_mean), 0.0), 1.0)
+
+
+class MaganMargin:
+    """MAGAN's margin: 0 while D pretrains, then the last pretraining epoch's mean real energy;
+    at each adversarial epoch's end m <- mean real energy if it is < m, < the epoch's mean fake
+    energy, and the previous epoch's mean fake energy < this one's (<= when not strict)."""
+
+    def __init__(self, strict, steps_per_epoch, pretrain_steps):
+        self.margin, self.per_epoch, self.pretrain = 0.0, steps_per_epoch, pretrain_steps
+        self.below = (lambda a, b: a < b) if strict else (lambda a, b: a <= b)
+        self.sums, self.summed, self.previous_fake = [0.0, 0.0], 0, float("inf")
+
+    def after_step(self, t, real_mean, fake_mean):
+        self.sums = [self.sums[0] + real_mean, self.sums[1] + fake_mean]
+        self.summed += 1
+        if (t + 1) % self.per_epoch:
+            return
+        real, fake = self.sums[0] / self.summed, self.sums[1] / self.summed
+        if t + 1 == self.pretrain:
+            self.margin = real
+        elif t + 1 > self.pretrain:
+            if (self.below(real, self.margin) and self.below(real, fake)
+                    and self.below(self.previous_fake, fake)):
+                self.margin = real
+            self.previous_fake = fake
+        self.sums, self.summed = [0.0, 0.0], 0

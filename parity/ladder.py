@@ -1,10 +1,11 @@
 """PyTorch reference of the semi-supervised step (paper §4.2; ladder.md): the ladder network of
 Rasmus et al. 2015 (784-1000-500-250-250-250-10, batch normalisation without learned scale,
 Gaussian corruption of the input and of every normalised pre-activation, the Gaussian
-combinator, top-down decoder) trained on cross-entropy + lambda_0 x the bottom-layer
+or "sig" combinator, top-down decoder) trained on cross-entropy + lambda_0 x the bottom-layer
 reconstruction cost, and for EBGAN-LN the hinge lambda_0 x mean [m - E(G(z))]^+ on generated
 images, then a G step through the updated ladder (E = the bottom-layer cost of the corrupted
-pass). Plain torch ops, torch.optim.Adam with the learning rate set at every step.
+pass). Plain torch ops, torch.optim (Adam or SGD) with the ladder's learning-rate schedule set
+at every step.
 
 Usage: python parity/ladder.py OUT/CASE  (reads CASE.json and CASE.safetensors, writes
 CASE.reference.safetensors keyed like the Rust side).
@@ -27,8 +28,9 @@ def normalize(z):
 
 
 class Ladder:
-    def __init__(self, p, noise):
+    def __init__(self, p, noise, kind):
         self.p, self.noise = p, noise  # noise: the recorded draws, consumed in order
+        self.kind = kind  # the combinator: "gauss" or "sig"
 
     def draw(self):
         return next(self.noise)[0]
@@ -53,6 +55,11 @@ class Ladder:
                 "log_probs": F.log_softmax(top, -1)}
 
     def combine(self, l, z, u):
+        if self.kind == "sig":
+            # Pezeshki et al.'s vanilla form, a1..a9 = b0, w0z, w0u, w0zu, b1, w1z, w1u, w1zu, w_sigma.
+            b0, w0z, w0u, w0zu, b1, w1z, w1u, w1zu, ws = (self.p[f"g{l}.a{i}"] for i in range(1, 10))
+            return (b0 + w0z * z + w0u * u + w0zu * z * u
+                    + ws * torch.sigmoid(b1 + w1z * z + w1u * u + w1zu * z * u))
         a = [self.p[f"g{l}.a{i}"] for i in range(1, 11)]
         mu = a[0] * torch.sigmoid(a[1] * u + a[2]) + a[3] * u + a[4]
         v = a[5] * torch.sigmoid(a[6] * u + a[7]) + a[8] * u + a[9]
@@ -85,6 +92,13 @@ def generator(z, g, layers):
     return (out + 1) / 2
 
 
+def learning_rate(cfg, t):
+    """The ladder's schedule: the base lr, then linear to 0 from `lr_decay_start` (a fraction of
+    the run's steps; step t has progress t / steps)."""
+    progress, start = t / cfg["total_steps"], cfg["lr_decay_start"]
+    return cfg["base_lr"] * (1 - progress) / (1 - start) if progress >= start else cfg["base_lr"]
+
+
 def main(base):
     cfg, data = load_case(base)
     ln = {k[len("init/vars/"):]: t.clone().requires_grad_(True)
@@ -98,9 +112,10 @@ def main(base):
     for t in range(cfg["steps"]):
         noise = iter(data[f"noise/{t}/{i}"] for i in range(sum(k.startswith(f"noise/{t}/") for k in data)))
         zs = iter(data[f"z/{t}/{i}"][0] for i in range(sum(k.startswith(f"z/{t}/") for k in data)))
-        net = Ladder({k.split(".", 1)[1]: v for k, v in ln.items()}, noise)  # "ln.w1" -> "w1"
+        # "ln.w1" -> "w1"
+        net = Ladder({k.split(".", 1)[1]: v for k, v in ln.items()}, noise, cfg["combinator"])
         xl, yl, xu = data[f"xl/{t}"], data[f"yl/{t}"], data[f"xu/{t}"]
-        lr = cfg["lr"][t]
+        lr = learning_rate(cfg, t)
         for group in opt.param_groups:
             group["lr"] = lr
         ce = -net.encode(xl, True)["log_probs"].gather(1, yl.unsqueeze(1)).mean()

@@ -1,6 +1,6 @@
 """PyTorch reference of the Table 1 MLP step (paper §2 Eq. 1-2, §4.1), one member at a time,
 written from the paper with plain torch ops and torch.optim: G then D on real and detached fakes
-(L_D = E(x) + mean [m - E(G(z))]^+), then G through the updated D on the same fakes
+(L_D = E(x) + mean [m - E(G(z))]^+, m = m(t) when the margin decays), then G through the updated D on the same fakes
 (L_G = E(G(z)) + w PT); GAN: logistic D, non-saturating G.
 BEGAN (arXiv 1703.10717): energy mean |x - D(x)|^eta, L_D = L(x) - k_t L(G(z)), L_G = L(G(z)),
 k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1), both energies by D before its update. MAGAN (arXiv 1704.03817): D pretrained
@@ -16,7 +16,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from common import dropout, load_case, moments, optimizer, write_safetensors
+from common import MaganMargin, began_k, dropout, load_case, moments, optimizer, scheduled_margin
+from common import write_safetensors
 from common import loss_d as common_loss_d, loss_g as common_loss_g
 
 
@@ -78,13 +79,12 @@ def train_member(cfg, data, k):
     model = cfg["model"]
     ebgan = model != "gan"
     losses, adaptive = [], []
-    # MAGAN has no margin (0) until its pretraining ends.
-    k_t, margin = 0.0, (0.0 if model == "magan" else m["margin"])
-    sums, summed, previous_fake = [0.0, 0.0], 0, float("inf")
-    below = (lambda a, b: a < b) if m["magan_strict"] else (lambda a, b: a <= b)
+    k_t = 0.0
+    magan = MaganMargin(m["magan_strict"], cfg["steps_per_epoch"], cfg["pretrain_steps"])
     for t in range(cfg["steps"]):
         x = data[f"x/{t}"][k]
         masks = iter(data[f"mask/{t}/{i}"] for i in range(len([n for n in data if n.startswith(f"mask/{t}/")])))
+        margin = magan.margin if model == "magan" else scheduled_margin(m, t)
         if model == "magan" and t < cfg["pretrain_steps"]:
             real_out, _ = net.critic(x, masks)
             loss_d = real_out.mean()
@@ -113,20 +113,10 @@ def train_member(cfg, data, k):
             real_mean, fake_mean = real_out.mean().item(), fake_out.mean().item()
             if model == "began":
                 # BEGAN measures L(x) and L(G(z)) with one D, before its update.
-                k_t += m["began_lambda_k"] * (m["began_gamma"] * real_mean - fake_mean)
-                k_t = min(max(k_t, 0.0), 1.0)
+                k_t = began_k(k_t, m["began_lambda_k"], m["began_gamma"], real_mean, fake_mean)
         if model == "magan":
-            sums, summed = [sums[0] + real_mean, sums[1] + fake_mean], summed + 1
-            if (t + 1) % cfg["steps_per_epoch"] == 0:
-                real_epoch, fake_epoch = sums[0] / summed, sums[1] / summed
-                if t + 1 == cfg["pretrain_steps"]:
-                    margin = real_epoch
-                elif t + 1 > cfg["pretrain_steps"]:
-                    if (below(real_epoch, margin) and below(real_epoch, fake_epoch)
-                            and below(previous_fake, fake_epoch)):
-                        margin = real_epoch
-                    previous_fake = fake_epoch
-                sums, summed = [0.0, 0.0], 0
+            magan.after_step(t, real_mean, fake_mean)
+            margin = magan.margin
         adaptive.append(k_t if model == "began" else margin)
     return net, opt_g, opt_d, losses, adaptive
 
@@ -152,7 +142,8 @@ def main(base):
     for t in range(cfg["steps"]):
         answer[f"out/loss_d/{t}"] = torch.tensor([all_losses[k][t][0] for k in range(members)])
         answer[f"out/loss_g/{t}"] = torch.tensor([all_losses[k][t][1] for k in range(members)])
-        name = {"began": "k", "magan": "margin"}.get(cfg["model"])
+        decaying = any(scheduled_margin(m, 0) != scheduled_margin(m, cfg["steps"]) for m in cfg["members"])
+        name = {"began": "k", "magan": "margin"}.get(cfg["model"], "margin" if decaying else None)
         if name:
             answer[f"out/{name}/{t}"] = torch.tensor([all_adaptive[k][t] for k in range(members)])
     write_safetensors(base + ".reference.safetensors", answer)

@@ -283,6 +283,21 @@ impl Scorer {
         })
     }
 
+    /// The shipped classifier (its weights verified) and its weights, with the FID statistics
+    /// of `reference` images `[N, 784]` when given (a fresh install has no test-set ones).
+    pub fn shipped(
+        reference: Option<&Tensor>,
+        device: Device,
+    ) -> Result<(Scorer, Vec<(String, Tensor)>)> {
+        let dir = tempfile::tempdir()?;
+        install_shipped(dir.path())?;
+        let mut scorer = Scorer::load(dir.path(), device)?;
+        if let Some(images) = reference {
+            scorer.reference = Some(feature_stats(&scorer.net.evaluate(images, 1000).1));
+        }
+        Ok((scorer, Tensor::read_safetensors(weights(dir.path()))?))
+    }
+
     /// A randomly initialised classifier: for tests and checks of the code around scoring
     /// (gpu-check's training checks), never for results.
     pub fn untrained(device: Device) -> Scorer {

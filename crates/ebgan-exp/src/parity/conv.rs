@@ -1,7 +1,10 @@
-//! Parity cases of the convolutional step (train::conv::ConvGan): EBGAN-PT (auto-encoder D,
-//! pulling-away term) and DCGAN (logistic D), Adam, batch norm in training mode with its running
-//! statistics, at a small width and side. Reference: parity/conv.py.
+//! Parity cases of the convolutional step (train::conv::ConvGan::train_step): EBGAN-PT
+//! (auto-encoder D, pulling-away term), DCGAN (logistic D), BEGAN (k_t compared after every
+//! step) and MAGAN (D's pretraining epoch, then its margin rule at epoch ends) at 32x32; EBGAN,
+//! DCGAN and the ImageNet G (noise planes) at the paper's 64x64 depths; batch norm in training
+//! mode with its running statistics, all at small widths. Reference: parity/conv.py.
 
+use super::exercise::{exercised, Exercise};
 use super::Export;
 use crate::config::{Model, Network, RunConfig};
 use crate::train::conv::{ConvGan, Latent};
@@ -14,7 +17,16 @@ use tch::{Device, Tensor};
 pub struct ConvCase {
     pub name: &'static str,
     pub config: RunConfig,
+    /// Adaptive terms the case must reach.
+    pub exercises: Vec<Exercise>,
 }
+
+/// BEGAN: gamma and lambda_k such that k_t moves inside (0, 1) within the 5 steps.
+const GAMMA: f64 = 1.0;
+const LAMBDA_K: f64 = 0.05;
+const MAGAN_SEED: u64 = 10;
+/// Between the 64x64 cases' first mean fake energies (43 and 48).
+const MARGIN_64: f64 = 46.0;
 
 pub fn cases() -> Vec<ConvCase> {
     let base = RunConfig {
@@ -42,6 +54,7 @@ pub fn cases() -> Vec<ConvCase> {
                 seed: 7,
                 ..base.clone()
             },
+            exercises: vec![],
         },
         ConvCase {
             name: "conv-dcgan",
@@ -50,14 +63,81 @@ pub fn cases() -> Vec<ConvCase> {
                 seed: 8,
                 optim_g: OptimKind::Sgd,
                 sgd_momentum: 0.9,
+                ..base.clone()
+            },
+            exercises: vec![],
+        },
+        // The paper's 64x64 depths at small widths: DCGAN's G with EBGAN's auto-encoder (§4.3)
+        // and with DCGAN's D; the ImageNet G with its noise planes (§4.4).
+        ConvCase {
+            name: "conv-ebgan-64",
+            config: RunConfig {
+                model: Model::Ebgan,
+                margin: MARGIN_64,
+                seed: 15,
+                image_size: 64,
+                ..base.clone()
+            },
+            exercises: vec![],
+        },
+        ConvCase {
+            name: "conv-dcgan-64",
+            config: RunConfig {
+                model: Model::Gan,
+                seed: 16,
+                image_size: 64,
+                ..base.clone()
+            },
+            exercises: vec![],
+        },
+        ConvCase {
+            name: "conv-imagenet-64",
+            config: RunConfig {
+                model: Model::Ebgan,
+                network: Network::Imagenet,
+                margin: MARGIN_64,
+                seed: 17,
+                image_size: 64,
+                noise_planes: 2,
+                ..base.clone()
+            },
+            exercises: vec![],
+        },
+        ConvCase {
+            name: "conv-began",
+            config: RunConfig {
+                model: Model::Began,
+                began_gamma: GAMMA,
+                began_lambda_k: LAMBDA_K,
+                seed: 9,
+                ..base.clone()
+            },
+            exercises: vec![Exercise::KInside],
+        },
+        ConvCase {
+            name: "conv-magan",
+            // 2 steps an epoch: one pretraining epoch, then 6 adversarial ones.
+            config: RunConfig {
+                model: Model::Magan,
+                train_images: 16,
+                epochs: 6,
+                seed: MAGAN_SEED,
+                optim_g: OptimKind::Sgd,
                 ..base
             },
+            exercises: vec![Exercise::StrictMarginUpdate],
         },
     ]
 }
 
+/// Runs `steps` steps of the case (MAGAN: its whole run, so that epochs end inside it).
 pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
     let c = &case.config;
+    let steps = match c.model {
+        Model::Magan => c.total_steps() as usize,
+        _ => steps,
+    };
+    let per_epoch = c.steps_per_epoch();
     let channels = 3;
     let mut gan = ConvGan::new(c, channels, device);
     let is_var = |n: &str| n.starts_with("g/") || n.starts_with("d/");
@@ -70,24 +150,38 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
     let mut ours = BTreeMap::new();
     for t in 0..steps {
         let side = c.image_size;
-        let x = normal(
+        // MAGAN: real images of lower energy than the fakes', so that its rule can move the margin.
+        let scale = if c.model == Model::Magan { 0.2 } else { 1.0 };
+        let x = (normal(
             &mut stream(c.seed, Stream::Data, t as u64 + 1),
             &[c.batch_size, channels, side, side],
             device,
-        )
-        .tanh();
+        ) * scale)
+            .tanh();
         let latent = Latent::draw(
             &gan.spec,
             c.batch_size,
             &mut stream(c.seed, Stream::Noise, t as u64),
             device,
         );
-        let stats = gan.step(&x, &latent, c.margin);
+        let stats = gan.train_step(&x, &latent, c.margin, t as u64, per_epoch);
         inputs.push((format!("x/{t}"), x));
         inputs.push((format!("z/{t}"), latent.z.shallow_clone()));
+        for (i, p) in latent.planes.iter().enumerate() {
+            inputs.push((format!("planes/{t}/{i}"), p.shallow_clone()));
+        }
         ours.insert(format!("out/loss_d/{t}"), stats.get(0).view([1]));
         ours.insert(format!("out/loss_g/{t}"), stats.get(1).view([1]));
+        for (name, v) in gan.adaptive().state() {
+            match name.as_str() {
+                "adaptive/k" => ours.insert(format!("out/k/{t}"), v.copy()),
+                "adaptive/margin" => ours.insert(format!("out/margin/{t}"), v.copy()),
+                _ => None,
+            };
+        }
     }
+    let pretrain = c.pretrain_steps_over(c.train_images) as usize;
+    let exercised = exercised(&case.exercises, 1, steps, pretrain, &ours);
     let state: BTreeMap<String, Tensor> = gan.tensors().into_iter().collect();
     for (n, t) in &state {
         if is_var(n) {
@@ -112,14 +206,22 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
         "steps": steps,
         "margin": c.margin,
         "pulling_away": c.pulling_away,
+        "began_eta": c.began_eta,
+        "began_gamma": c.began_gamma,
+        "began_lambda_k": c.began_lambda_k,
+        "magan_strict": c.magan_strict,
+        "steps_per_epoch": per_epoch,
+        "pretrain_steps": pretrain,
         "optim_g": c.optim_hyper(c.optim_g),
         "optim_d": c.optim_hyper(c.optim_d),
         "g_params": g_names,
         "d_params": d_names,
+        "arch": gan.spec.arch,
+        "noise_inputs": gan.spec.noise_sides().len(),
         "encoder_layers": gan.spec.encoder_widths().len(),
         "g_layers": gan.spec.g_widths().len(),
-        // DCGAN's D halves the side down to 4x4 as G doubles it up from there.
-        "d_layers": gan.spec.g_widths().len(),
+        // DCGAN's D halves the side down to 4x4: one conv{i} per halving.
+        "d_layers": d_names.iter().filter(|n| n.starts_with("conv")).count(),
     });
     Export {
         name: case.name.to_string(),
@@ -128,6 +230,6 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
         inputs,
         ours,
         unchecked: vec![],
-        exercised: vec![],
+        exercised,
     }
 }

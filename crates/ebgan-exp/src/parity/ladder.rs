@@ -1,7 +1,8 @@
 //! Parity cases of the semi-supervised step (train::ladder::LadderNets::step): the ladder
-//! network (LN, Gaussian combinator) and EBGAN-LN (LN as D plus the MLP generator) at a per-step
-//! learning rate (the decay is on from the second step), with the corruption noise and G's
-//! noise handed over. Reference: parity/ladder.py.
+//! network (LN, Gaussian combinator) and EBGAN-LN (LN as D plus the MLP generator) at the
+//! trainer's learning-rate schedule (the decay is on from the second step), with the corruption
+//! noise and G's noise handed over; and LN with the "sig" combinator under Adam. Reference:
+//! parity/ladder.py.
 //!
 //! At the ladder's initialisation (the authors' combinator init: a2 = a7 = 1, the rest 0) every
 //! decoder layer outputs z_hat = 0, so the mean-path parameters a1..a5 of the combinators of
@@ -9,13 +10,19 @@
 //! normalisation that removes shifts); what is computed is rounding noise, amplified by that
 //! normalisation of an all-zero signal (gain 1/sqrt(1e-10)). Those 25 parameters are not
 //! compared. With Adam the noise becomes lr-sized steps of any sign that then feed the other
-//! layers (measured: V1 1.4% apart after 5 steps, the losses within 5e-6), so the cases train
-//! with SGD with momentum; Adam's algebra is compared by the MLP and convolutional cases.
+//! layers (measured: V1 1.4% apart after 5 steps, the losses within 5e-6), so the Gaussian
+//! cases train with SGD with momentum. The "sig" combinator outputs z_tilde + sigma(z_tilde)
+//! there, so only its b0 above the bottom layer has a zero gradient (a per-unit shift that the
+//! batch normalisation of u removes): that case trains with Adam, at eps 1e-6, because at 1e-8
+//! elements of V1 whose gradients are rounding-sized take lr-sized steps of either sign (V1
+//! 1.3% apart after 5 steps, moments 2.3e-4; at 1e-6: 1.8e-3 and 4e-5).
 
 use super::Export;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::PIXELS;
-use crate::train::ladder::LadderNets;
+use crate::train::ladder::{lr_at, LadderNets};
+use ebgan_core::OptimKind;
+use ebgan_models::ladder::Combinator;
 use ebgan_models::rng::{normal, stream, Stream};
 use rand::Rng;
 use serde_json::json;
@@ -27,13 +34,17 @@ pub struct LadderCase {
     pub config: RunConfig,
 }
 
+/// From the second of 5 steps, the lr decays linearly towards 0 (train::ladder::lr_at).
+const DECAY_START: f64 = 0.2;
+
 pub fn cases() -> Vec<LadderCase> {
     let base = RunConfig {
         batch_size: 20,
-        optim_d: ebgan_core::OptimKind::Sgd,
-        optim_g: ebgan_core::OptimKind::Sgd,
+        optim_d: OptimKind::Sgd,
+        optim_g: OptimKind::Sgd,
         sgd_momentum: 0.9,
         lr: 0.002,
+        lr_decay_start: DECAY_START,
         beta1: 0.9,
         lambda_0: 1000.0,
         n_layer_g: 3,
@@ -58,6 +69,19 @@ pub fn cases() -> Vec<LadderCase> {
                 model: Model::EbganLn,
                 seed: 12,
                 g_lr_decay: true,
+                ..base.clone()
+            },
+        },
+        LadderCase {
+            name: "ladder-sig-adam",
+            config: RunConfig {
+                model: Model::Ladder,
+                seed: 13,
+                combinator: Combinator::Sig,
+                optim_d: OptimKind::Adam,
+                optim_g: OptimKind::Adam,
+                // See the module's documentation.
+                adam_eps: 1e-6,
                 ..base
             },
         },
@@ -65,7 +89,11 @@ pub fn cases() -> Vec<LadderCase> {
 }
 
 pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
-    let c = &case.config;
+    let c = &RunConfig {
+        steps: steps as u64,
+        ..case.config.clone()
+    };
+    let total = c.total_steps();
     let mut nets = LadderNets::new(c, device);
     nets.record_draws();
     let is_var = |n: &str| n.starts_with("vars/") || n.starts_with("g/");
@@ -77,16 +105,13 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
         .collect();
     let mut ours = BTreeMap::new();
     let b = c.batch_size;
-    let mut lrs = vec![];
     for t in 0..steps {
         let mut rng = stream(c.seed, Stream::Data, t as u64 + 1);
         let image = |rng: &mut _| (normal(rng, &[b, PIXELS as i64], device) * 0.5).sigmoid();
         let (xl, xu) = (image(&mut rng), image(&mut rng));
         let labels: Vec<i64> = (0..b).map(|_| rng.random_range(0..10)).collect();
         let yl = Tensor::from_slice(&labels).to_device(device);
-        // The ladder's schedule shape: constant, then linear to 0 (here from the second step).
-        let lr = c.lr * (1.0 - t as f64 / (steps as f64 + 1.0));
-        lrs.push(lr);
+        let lr = lr_at(c, t as u64 + 1, total);
         let out = nets.step(c, (&xl, &yl, &xu), c.margin, lr);
         let (noise, z) = nets.take_draws();
         for (name, t_) in [("xl", &xl), ("yl", &yl), ("xu", &xu)] {
@@ -120,8 +145,8 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
         for (i, name) in list.iter().enumerate() {
             // Adam: m and v; SGD with momentum: its buffer (exp_avg when no member uses Adam).
             let moments: &[(&str, &str)] = match c.optim_d {
-                ebgan_core::OptimKind::Adam => &[("m", "exp_avg"), ("v", "exp_avg_sq")],
-                ebgan_core::OptimKind::Sgd => &[("buf", "exp_avg")],
+                OptimKind::Adam => &[("m", "exp_avg"), ("v", "exp_avg_sq")],
+                OptimKind::Sgd => &[("buf", "exp_avg")],
             };
             for (which, key) in moments {
                 if let Some(m) = state.get(&format!("{opt}/{key}.{i}")) {
@@ -133,7 +158,8 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
     let settings = json!({
         "model": c.model,
         "steps": steps,
-        "lr": lrs,
+        "lr_decay_start": c.lr_decay_start,
+        "total_steps": total,
         "g_lr_decay": c.g_lr_decay,
         "g_fresh_noise": c.g_fresh_noise,
         "base_lr": c.lr,
@@ -157,8 +183,19 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
         // mean paths above the bottom layer (see the module's documentation).
         unchecked: (0..c.n_layer_g - 1)
             .map(|i| format!("g/g.l{i}.bias"))
-            .chain((1..=5).flat_map(|l| (1..=5).map(move |i| format!("vars/ln.g{l}.a{i}"))))
+            .chain(still_combinators(c.combinator))
             .collect(),
         exercised: vec![],
+    }
+}
+
+/// Combinator parameters whose exact gradient is zero at the initialisation (see the module's
+/// documentation): Gauss's a1..a5 of layers 1..5, sig's b0 (a1) of layers 1..6.
+fn still_combinators(kind: Combinator) -> Vec<String> {
+    match kind {
+        Combinator::Gauss => (1..=5)
+            .flat_map(|l| (1..=5).map(move |i| format!("vars/ln.g{l}.a{i}")))
+            .collect(),
+        Combinator::Sig => (1..=6).map(|l| format!("vars/ln.g{l}.a1")).collect(),
     }
 }

@@ -3,10 +3,11 @@
 //! (the addmm path) beside the member-batched ones; BEGAN (k_t per member) and MAGAN (D's
 //! pretraining epoch, then its margin rule at two epoch ends). Reference: parity/mlp.py.
 
+use super::exercise::{exercised, Exercise};
 use super::Export;
-use crate::config::{Model, RunConfig};
+use crate::config::{MarginDecay, Model, RunConfig};
 use crate::data::mnist::PIXELS;
-use crate::train::mlp::Cohort;
+use crate::train::mlp::{Cohort, Margins};
 use ebgan_core::{Energy, OptimKind};
 use ebgan_models::rng::{normal, stream, Stream};
 use serde_json::json;
@@ -18,17 +19,6 @@ pub struct MlpCase {
     pub members: Vec<RunConfig>,
     /// Adaptive terms the case must reach (checked on our run before comparing).
     pub exercises: Vec<Exercise>,
-}
-
-/// A term of BEGAN's or MAGAN's update that stays untested unless a case's draws reach it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Exercise {
-    /// BEGAN's k_t strictly inside (0, 1) in some D step (k_t's term in L_D is live).
-    KInside,
-    /// k_t clipped at 1 in some D step.
-    KClipsAtOne,
-    /// MAGAN's rule moves the strict member's (member 0's) margin after an adversarial epoch.
-    StrictMarginUpdate,
 }
 
 fn base(model: Model, seed: u64) -> RunConfig {
@@ -99,6 +89,31 @@ pub fn cases() -> Vec<MlpCase> {
                 lr: 0.05,
                 ..ebgan(4)
             }],
+        },
+        MlpCase {
+            name: "mlp-ebgan-margin-decay",
+            exercises: vec![Exercise::MarginDecaying],
+            // A 5-step run: member 0 holds 12 until step 1 and reaches 10 at step 4; member 1
+            // decays from 13 to 9 over the whole run (both near the fakes' energies).
+            members: vec![
+                RunConfig {
+                    margin: 12.0,
+                    margin_decay: MarginDecay::Linear,
+                    margin_floor: 10.0,
+                    margin_decay_start: 0.2,
+                    margin_decay_end: 0.8,
+                    steps: 5,
+                    ..ebgan(13)
+                },
+                RunConfig {
+                    margin: 13.0,
+                    margin_decay: MarginDecay::Linear,
+                    margin_floor: 9.0,
+                    steps: 5,
+                    pulling_away: 0.1,
+                    ..ebgan(14)
+                },
+            ],
         },
         MlpCase {
             name: "mlp-gan-cohort",
@@ -192,8 +207,9 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         })
         .collect();
     let mut ours = BTreeMap::new();
-    let margin = Tensor::from_slice(&members.iter().map(|m| m.margin as f32).collect::<Vec<_>>())
-        .to_device(device);
+    // Each member's margin schedule as the trainer reads it (a decay is compared step by step).
+    let margins = Margins::new(members, device);
+    let decaying = members.iter().any(|m| !m.margin_schedule().is_constant());
     let alive = Tensor::ones([k], (Kind::Bool, device));
     for t in 0..steps {
         let shape = [k, c.batch_size, PIXELS as i64];
@@ -207,6 +223,10 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         ) * scale)
             .tanh();
         let pretraining = cohort.adaptive().pretraining(t as u64, c.steps_per_epoch());
+        let margin = margins.at(t as u64);
+        if decaying {
+            ours.insert(format!("out/margin/{t}"), margin.copy());
+        }
         let out = cohort.train_step(&x, &margin, &alive, t as u64);
         let (noise, masks) = cohort.take_draws();
         assert_eq!(
@@ -231,7 +251,8 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             };
         }
     }
-    let exercised = exercised(case, steps, &ours);
+    let pretrain = c.pretrain_steps_over(c.train_images) as usize;
+    let exercised = exercised(&case.exercises, members.len(), steps, pretrain, &ours);
     let state: BTreeMap<String, Tensor> = cohort.state().into_iter().collect();
     for (n, t) in &state {
         if let Some(n) = n.strip_prefix("vars/") {
@@ -277,49 +298,6 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
     }
 }
 
-/// Whether our run of the case reached each of its [`Exercise`]s (a sign flip of k_t's term or
-/// a missing clip then changes the compared losses; so does a wrong strict comparison).
-fn exercised(case: &MlpCase, steps: usize, ours: &BTreeMap<String, Tensor>) -> Vec<(String, bool)> {
-    let c = &case.members[0];
-    let series = |name: &str, member: usize| -> Vec<f64> {
-        (0..steps)
-            .filter_map(|t| ours.get(&format!("out/{name}/{t}")))
-            .map(|v| v.double_value(&[member as i64]))
-            .collect()
-    };
-    // k after step t is the k of step t + 1's D loss.
-    let k_used: Vec<f64> = match c.model {
-        Model::Began => (0..case.members.len())
-            .flat_map(|m| {
-                let k = series("k", m);
-                k[..k.len().saturating_sub(1)].to_vec()
-            })
-            .collect(),
-        _ => vec![],
-    };
-    case.exercises
-        .iter()
-        .map(|e| match e {
-            Exercise::KInside => (
-                "k_t strictly between 0 and 1 in some D step".to_string(),
-                k_used.iter().any(|&k| k > 0.0 && k < 1.0),
-            ),
-            Exercise::KClipsAtOne => (
-                "k_t clipped at 1 in some D step".to_string(),
-                k_used.contains(&1.0),
-            ),
-            Exercise::StrictMarginUpdate => {
-                let pretrain = c.pretrain_steps_over(c.train_images) as usize;
-                let m = series("margin", 0);
-                (
-                    "a margin update of the strict member after an adversarial epoch".to_string(),
-                    pretrain > 0 && m[pretrain..].iter().any(|&v| v != m[pretrain - 1]),
-                )
-            }
-        })
-        .collect()
-}
-
 /// What the reference needs of the case besides its tensors.
 fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json::Value {
     let c = &members[0];
@@ -347,6 +325,11 @@ fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json:
             "began_gamma": m.began_gamma,
             "began_lambda_k": m.began_lambda_k,
             "magan_strict": m.magan_strict,
+            "margin_decay": m.margin_decay,
+            "margin_floor": m.margin_floor,
+            "margin_decay_start": m.margin_decay_start,
+            "margin_decay_end": m.margin_decay_end,
+            "total_steps": m.total_steps(),
         })).collect::<Vec<_>>(),
     })
 }

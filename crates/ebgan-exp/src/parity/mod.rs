@@ -7,10 +7,12 @@
 //! reference answers with `OUT/<case>.reference.safetensors`, compared key by key with ours.
 
 pub mod conv;
+pub mod exercise;
 pub mod inception;
 pub mod ladder;
 pub mod mlp;
 pub mod scores;
+pub mod scoring;
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -123,6 +125,52 @@ fn to_cpu(t: &Tensor) -> Tensor {
 
 /// Writes the case's inputs, runs its reference with `python` and compares the answers.
 pub fn check(export: &Export, out: &Path, python: &Path) -> Result<Vec<Check>> {
+    check_all(std::slice::from_ref(export), out, python)
+}
+
+/// [`check`] for many cases, their references run by one python process (parity/run.py: one
+/// torch import instead of one per case).
+pub fn check_all(exports: &[Export], out: &Path, python: &Path) -> Result<Vec<Check>> {
+    let bases = exports
+        .iter()
+        .map(|e| write(e, out))
+        .collect::<Result<Vec<_>>>()?;
+    let script = scripts_dir().join("run.py");
+    let mut command = std::process::Command::new(python);
+    command.arg(&script);
+    for (e, base) in exports.iter().zip(&bases) {
+        command.arg(e.script).arg(base);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} {} failed ({status}) on {}",
+            python.display(),
+            script.display(),
+            exports
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut checks = vec![];
+    for (e, base) in exports.iter().zip(&bases) {
+        checks.extend(judge(e, base)?);
+    }
+    Ok(checks)
+}
+
+/// Writes the case's inputs, our answers and its settings into `out`; returns its base path.
+/// A case that no longer exercises its terms is an error before any reference runs.
+fn write(export: &Export, out: &Path) -> Result<PathBuf> {
+    for (what, done) in &export.exercised {
+        if !done {
+            bail!("{}: the case no longer exercises {what}", export.name);
+        }
+    }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let base = out.join(&export.name);
     let inputs: Vec<(String, Tensor)> = export
@@ -141,20 +189,11 @@ pub fn check(export: &Export, out: &Path, python: &Path) -> Result<Vec<Check>> {
         base.with_extension("json"),
         serde_json::to_string_pretty(&export.settings)?,
     )?;
-    let script = scripts_dir().join(export.script);
-    let status = std::process::Command::new(python)
-        .arg(&script)
-        .arg(&base)
-        .status()
-        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
-    if !status.success() {
-        bail!(
-            "{} {} {} failed ({status})",
-            python.display(),
-            script.display(),
-            base.display()
-        );
-    }
+    Ok(base)
+}
+
+/// Compares the reference's answer for a written case with ours.
+fn judge(export: &Export, base: &Path) -> Result<Vec<Check>> {
     let answer = base.with_extension("reference.safetensors");
     let reference: BTreeMap<String, Tensor> = Tensor::read_safetensors(&answer)
         .with_context(|| format!("cannot read the reference's answer {}", answer.display()))?
@@ -167,11 +206,6 @@ pub fn check(export: &Export, out: &Path, python: &Path) -> Result<Vec<Check>> {
         .filter(|(k, _)| export.is_checked(k))
         .map(|(k, t)| (k.clone(), t.shallow_clone()))
         .collect();
-    for (what, done) in &export.exercised {
-        if !done {
-            bail!("{}: the case no longer exercises {what}", export.name);
-        }
-    }
     let init: BTreeMap<String, Tensor> = export
         .inputs
         .iter()
@@ -280,6 +314,8 @@ pub fn exports(device: Device, steps: usize) -> Vec<Export> {
             .map(|c| ladder::export(c, steps, device)),
     );
     e.push(scores::export(device));
+    e.push(scoring::classifier_export(device));
+    e.push(scoring::kid_export(device));
     e
 }
 
@@ -305,17 +341,15 @@ pub struct ParityArgs {
 impl ParityArgs {
     pub fn run(&self) -> Result<()> {
         let device = crate::device::parse(&self.device)?;
-        let mut checks = vec![];
-        for e in exports(device, self.steps) {
-            if self
-                .case
-                .as_ref()
-                .is_some_and(|c| !e.name.contains(c.as_str()))
-            {
-                continue;
-            }
-            checks.extend(check(&e, &self.out, &self.python)?);
-        }
+        let chosen: Vec<Export> = exports(device, self.steps)
+            .into_iter()
+            .filter(|e| {
+                self.case
+                    .as_ref()
+                    .is_none_or(|c| e.name.contains(c.as_str()))
+            })
+            .collect();
+        let mut checks = check_all(&chosen, &self.out, &self.python)?;
         if self
             .case
             .as_ref()
@@ -341,13 +375,12 @@ mod tests {
     #[test]
     fn steps_and_scores_match_pytorch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut checks = vec![];
-        for e in exports(Device::Cpu, 5) {
-            checks.extend(check(&e, dir.path(), Path::new("python3")).unwrap());
-        }
-        checks.extend(inception::check(dir.path(), Path::new("python3"), Device::Cpu).unwrap());
+        let python = Path::new("python3");
+        let mut checks = check_all(&exports(Device::Cpu, 5), dir.path(), python).unwrap();
+        checks.extend(inception::check(dir.path(), python, Device::Cpu).unwrap());
         eprintln!("{}", table(&checks));
-        assert!(checks.len() >= 12, "{checks:?}");
+        // 7 MLP, 7 convolutional and 3 ladder cases of 3 groups, 3 score cases, fid-inception's 2.
+        assert_eq!(checks.len(), 56, "{checks:?}");
         assert!(checks.iter().all(Check::passed), "{}", table(&checks));
     }
 

@@ -226,7 +226,7 @@ impl LnGenerator {
 
 /// The learning rate of step `step` (1-based) of `total`: constant, then linear to 0 from
 /// `lr_decay_start` (a fraction of training).
-fn lr_at(c: &RunConfig, step: u64, total: u64) -> f64 {
+pub(crate) fn lr_at(c: &RunConfig, step: u64, total: u64) -> f64 {
     let progress = (step - 1) as f64 / total as f64;
     if progress >= c.lr_decay_start {
         c.lr * (1.0 - progress) / (1.0 - c.lr_decay_start)

@@ -231,14 +231,14 @@ impl Cohort {
 }
 
 /// Each member's margin schedule, uploaded once when every margin is constant.
-struct Margins {
+pub(crate) struct Margins {
     schedules: Vec<MarginSchedule>,
     constant: Option<Tensor>,
     device: Device,
 }
 
 impl Margins {
-    fn new(members: &[RunConfig], device: Device) -> Self {
+    pub(crate) fn new(members: &[RunConfig], device: Device) -> Self {
         let schedules: Vec<_> = members.iter().map(|m| m.margin_schedule()).collect();
         let mut m = Margins {
             schedules,
@@ -261,7 +261,7 @@ impl Margins {
     }
 
     /// `[K]` margins at `step`.
-    fn at(&self, step: u64) -> Tensor {
+    pub(crate) fn at(&self, step: u64) -> Tensor {
         match &self.constant {
             Some(m) => m.shallow_clone(),
             None => self.upload(step),
