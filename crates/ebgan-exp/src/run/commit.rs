@@ -66,7 +66,7 @@ impl<'a> Committer<'a> {
                     claims.push(lock);
                 }
                 None => {
-                    progress.left(1);
+                    progress.elsewhere(1);
                     progress.say(format!(
                         "{}: another `ebgan run` in {} is training it; left to that one",
                         r.id,

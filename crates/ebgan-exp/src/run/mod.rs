@@ -168,14 +168,32 @@ impl RunArgs {
             }
         } else {
             let tally = run(&self.file, &opts)?;
-            let (n_failed, n_left) = (Tally::get(&tally.failed), Tally::get(&tally.stopped));
+            let (n_failed, n_left, n_elsewhere) = (
+                Tally::get(&tally.failed),
+                Tally::get(&tally.stopped),
+                Tally::get(&tally.elsewhere),
+            );
+            // What the next `ebgan run` still has to do: the stopped runs and the failed ones.
+            let also = match n_failed {
+                0 => String::new(),
+                n => format!(" ({n} of them failed: see failed.log)"),
+            };
             if n_left > 0 {
                 let why = match opts.stop.seconds_left() {
                     Some(s) if s <= 0.0 => "the time budget ran out",
                     _ if opts.stop.requested() => "a stop was requested (SIGTERM or Ctrl-C)",
                     _ => "the time budget cannot fit the rest",
                 };
-                let msg = format!("stopped: {why}; {n_left} run(s) remain");
+                let msg = format!("stopped: {why}; {} run(s) remain{also}", n_left + n_failed);
+                failed = Some(RunsStopped(msg).into());
+            } else if n_elsewhere > 0 {
+                let msg = format!(
+                    "{n_elsewhere} run(s) were held by another `ebgan run` in this folder; run again once it ends{}",
+                    match n_failed {
+                        0 => String::new(),
+                        n => format!(" ({n} failed here: see failed.log)"),
+                    }
+                );
                 failed = Some(RunsStopped(msg).into());
             } else if n_failed > 0 {
                 failed =

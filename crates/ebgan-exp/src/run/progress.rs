@@ -16,6 +16,8 @@ pub struct Tally {
     /// Runs stopped by the time budget or a signal (most with a checkpoint), or not started
     /// because the budget could not fit them.
     pub stopped: AtomicUsize,
+    /// Runs another `ebgan run` in the same folder held (and trains).
+    pub elsewhere: AtomicUsize,
 }
 
 impl Tally {
@@ -69,6 +71,9 @@ impl Progress {
             match Tally::get(&t.stopped) {
                 0 => String::new(),
                 n => format!(" · {n} left for the next run"),
+            } + &match Tally::get(&t.elsewhere) {
+                0 => String::new(),
+                n => format!(" · {n} trained by another invocation"),
             }
         )
     }
@@ -106,6 +111,12 @@ impl Progress {
 
     pub fn ended(&self, runs: usize) {
         self.tally.running.fetch_sub(runs, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    /// Runs left to another invocation that holds them.
+    pub fn elsewhere(&self, runs: usize) {
+        Tally::add(&self.tally.elsewhere, runs);
         self.refresh();
     }
 

@@ -137,14 +137,8 @@ fn features_of(
         let exp = Experiment::load(what)?;
         return fid::dataset_features(&exp, data, inception, n);
     }
-    if what.is_dir() && what.join("config.toml").is_file() {
-        bail!(
-            "{}: a run folder without checkpoint.safetensors (MLP runs keep none): `ebgan fid` \
-             compares image runs, image folders and image experiments",
-            what.display()
-        );
-    }
     if what.is_dir() {
+        // check_input has refused run folders without a checkpoint.
         let images = fid::folder_images(what, n)?;
         eprintln!("FID: {} images of {}", images.len(), what.display());
         let parts: Vec<Tensor> = images.iter().map(|x| inception.features(x)).collect();
