@@ -96,6 +96,28 @@ def loss_g(ebgan, out, code, pt):
     return torch.nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
 
 
+def paper_step(model, critic, x, fake, k_t, margin, pt, opt_d, opt_g):
+    """The paper's step: D on real x and detached fakes (BEGAN: L(x) - k_t L(G(z))), then G
+    through the updated D on the same fakes. `critic(v)` answers (energies or logits, codes).
+    Returns (loss_d, loss_g, mean real, mean fake), the means measured by D before its update."""
+    ebgan = model != "gan"
+    real_out, _ = critic(x)
+    fake_out, _ = critic(fake.detach())
+    if model == "began":
+        d = real_out.mean() - k_t * fake_out.mean()
+    else:
+        d = loss_d(ebgan, real_out, fake_out, margin)
+    opt_d.zero_grad()
+    d.backward()
+    opt_d.step()
+    out, code = critic(fake)
+    g = loss_g(ebgan, out, code, pt)
+    opt_g.zero_grad()
+    g.backward()
+    opt_g.step()
+    return d, g, real_out.mean().item(), fake_out.mean().item()
+
+
 def pulling_away(code):
     """Eq. 4: mean squared cosine between distinct samples' codes."""
     s = torch.nn.functional.normalize(code.flatten(1), dim=1)

@@ -18,8 +18,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from common import MaganMargin, began_k, load_case, moments, optimizer, write_safetensors
-from common import loss_d as common_loss_d, loss_g as common_loss_g
+from common import MaganMargin, began_k, load_case, moments, optimizer, paper_step
+from common import write_safetensors
 
 
 def bn(h, p, name):
@@ -107,21 +107,8 @@ def main(base):
         else:
             planes = [data[f"planes/{t}/{i}"] for i in range(cfg["noise_inputs"])]
             fake = generator(z, planes, g, cfg["g_layers"], cfg["arch"])
-            real_out, _ = critic(x)
-            fake_out, _ = critic(fake.detach())
-            if model == "began":
-                loss_d = real_out.mean() - k_t * fake_out.mean()
-            else:
-                loss_d = common_loss_d(ebgan, real_out, fake_out, margin)
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            out, code = critic(fake)
-            loss_g = common_loss_g(ebgan, out, code, cfg["pulling_away"])
-            opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
-            real_mean, fake_mean = real_out.mean().item(), fake_out.mean().item()
+            loss_d, loss_g, real_mean, fake_mean = paper_step(
+                model, critic, x, fake, k_t, margin, cfg["pulling_away"], opt_d, opt_g)
         if model == "began":
             # Both energies by D before its update, as BEGAN evaluates its losses with one D.
             k_t = began_k(k_t, cfg["began_lambda_k"], cfg["began_gamma"], real_mean, fake_mean)

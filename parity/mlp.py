@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from common import MaganMargin, began_k, dropout, load_case, moments, optimizer, scheduled_margin
-from common import write_safetensors
-from common import loss_d as common_loss_d, loss_g as common_loss_g
+from common import paper_step, write_safetensors
 
 
 def to_torch(name, t):
@@ -77,7 +76,6 @@ def train_member(cfg, data, k):
     d_params = [net.p[n] for n in cfg["d_params"]]
     opt_g, opt_d = optimizer(g_params, m["optim_g"]), optimizer(d_params, m["optim_d"])
     model = cfg["model"]
-    ebgan = model != "gan"
     losses, adaptive = [], []
     k_t = 0.0
     magan = MaganMargin(m["magan_strict"], cfg["steps_per_epoch"], cfg["pretrain_steps"])
@@ -95,22 +93,10 @@ def train_member(cfg, data, k):
             real_mean, fake_mean = loss_d.item(), 0.0
         else:
             fake = net.generator(data[f"z/{t}"][k])
-            real_out, _ = net.critic(x, masks)
-            fake_out, _ = net.critic(fake.detach(), masks)
-            if model == "began":
-                loss_d = real_out.mean() - k_t * fake_out.mean()
-            else:
-                loss_d = common_loss_d(ebgan, real_out, fake_out, margin)
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            out, code = net.critic(fake, masks)
-            loss_g = common_loss_g(ebgan, out, code, m["pulling_away"])
-            opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
+            loss_d, loss_g, real_mean, fake_mean = paper_step(
+                model, lambda v: net.critic(v, masks), x, fake, k_t, margin,
+                m["pulling_away"], opt_d, opt_g)
             losses.append((loss_d.item(), loss_g.item()))
-            real_mean, fake_mean = real_out.mean().item(), fake_out.mean().item()
             if model == "began":
                 # BEGAN measures L(x) and L(G(z)) with one D, before its update.
                 k_t = began_k(k_t, m["began_lambda_k"], m["began_gamma"], real_mean, fake_mean)

@@ -237,9 +237,8 @@ impl Reference {
     }
 }
 
-/// Every image file of a folder (PNG, JPEG), sorted by name, at most `max`, as `[1, 3, H, W]`
-/// tensors in [0, 1] (sizes may differ; the network resizes each to 299).
-pub fn folder_images(dir: &Path, max: usize) -> Result<Vec<Tensor>> {
+/// The PNG and JPEG files of a folder, sorted by name.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -250,6 +249,13 @@ pub fn folder_images(dir: &Path, max: usize) -> Result<Vec<Tensor>> {
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Every image file of a folder (PNG, JPEG), sorted by name, at most `max`, as `[1, 3, H, W]`
+/// tensors in [0, 1] (sizes may differ; the network resizes each to 299).
+pub fn folder_images(dir: &Path, max: usize) -> Result<Vec<Tensor>> {
+    let mut files = image_files(dir)?;
     files.truncate(max);
     if files.is_empty() {
         bail!("{}: no PNG or JPEG images here", dir.display());

@@ -200,16 +200,7 @@ fn check_input(what: &Path, n: usize) -> Result<()> {
         );
     }
     if what.is_dir() {
-        let images = std::fs::read_dir(what)
-            .with_context(|| format!("cannot read {}", what.display()))?
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.path()
-                    .extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_lowercase().as_str()))
-            })
-            .count();
+        let images = fid::image_files(what)?.len();
         if images < 2 {
             bail!(
                 "{}: {images} PNG / JPEG image(s); FID and KID need at least 2 per side",
