@@ -118,6 +118,31 @@ def paper_step(model, critic, x, fake, k_t, margin, pt, opt_d, opt_g):
     return d, g, real_out.mean().item(), fake_out.mean().item()
 
 
+def wgan_gp_step(critic, x, fake, eps, lam, g_turn, opt_d, opt_g):
+    """WGAN-GP's critic step on real x, detached fakes and their interpolates, then (on G's
+    turn) G through the updated critic on the same fakes; between turns G's loss is -D(G(z)) as
+    the critic saw the fakes. Returns (loss_d, loss_g, penalty)."""
+    real_out, _ = critic(x)
+    fake_out, _ = critic(fake.detach())
+    e = eps.reshape(-1, *([1] * (x.dim() - 1)))
+    x_hat = (e * x + (1 - e) * fake.detach()).requires_grad_(True)
+    hat_out, _ = critic(x_hat)
+    (grad,) = torch.autograd.grad(hat_out.sum(), x_hat, create_graph=True)
+    penalty = ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    d = fake_out.mean() - real_out.mean() + lam * penalty
+    opt_d.zero_grad()
+    d.backward()
+    opt_d.step()
+    if not g_turn:
+        return d, -fake_out.mean(), penalty
+    out, _ = critic(fake)
+    g = -out.mean()
+    opt_g.zero_grad()
+    g.backward()
+    opt_g.step()
+    return d, g, penalty
+
+
 def pulling_away(code):
     """Eq. 4: mean squared cosine between distinct samples' codes."""
     s = torch.nn.functional.normalize(code.flatten(1), dim=1)

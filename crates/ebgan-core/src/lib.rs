@@ -14,6 +14,7 @@ pub mod optim;
 pub mod pulling_away;
 pub mod score;
 pub mod upload;
+pub mod wgan_gp;
 
 pub use energy::Energy;
 pub use margin::MarginSchedule;

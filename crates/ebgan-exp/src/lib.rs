@@ -2,6 +2,8 @@
 //! LeCun, ICLR 2017) from TOML files. The modules follow the data flow:
 //!
 //! ```text
+//! family     each family in one file: its settings, D, per-step state, log columns, label
+//!            (beneath everything: config, train and report all ask it)
 //! experiments/X.toml
 //!   -> config   Experiment, RunConfig + defaults, grid expansion, validation, shards
 //!   -> run      plan -> pending -> cohorts -> train -> commit; progress; workers
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod family;
 pub mod fid;
 pub mod fsutil;
 pub mod gpu_check;

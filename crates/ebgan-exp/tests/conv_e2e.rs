@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 mod common;
 use common::{ebgan_env as ebgan, ok, rows};
 use ebgan_exp::config::Family;
-use ebgan_exp::train::Status;
+use ebgan_exp::results::Status;
 
 /// A 178x218 "face": a disc whose colour depends on `i`, on a grey background.
 fn face(i: u32) -> image::RgbImage {

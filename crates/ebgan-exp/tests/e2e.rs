@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 mod common;
 use common::{ids, mnist_dir as data_dir, ok, rows};
-use ebgan_exp::train::Status;
+use ebgan_exp::results::Status;
 
 fn ebgan(args: &[&str]) -> Output {
     common::ebgan_env(args, &[("EBGAN_DATA", &data_dir())])

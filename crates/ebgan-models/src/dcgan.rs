@@ -308,7 +308,18 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
+    /// DCGAN's D: batch norm after every convolution but the first.
     pub fn new(vs: &nn::Path, s: &ConvSpec) -> Self {
+        Self::with_batch_norm(vs, s, true)
+    }
+
+    /// WGAN-GP's critic: the same convolutions without batch norm (its gradient penalty is
+    /// per sample, which batch norm would couple across the batch).
+    pub fn critic(vs: &nn::Path, s: &ConvSpec) -> Self {
+        Self::with_batch_norm(vs, s, false)
+    }
+
+    fn with_batch_norm(vs: &nn::Path, s: &ConvSpec, batch_norm: bool) -> Self {
         let w: Vec<i64> = std::iter::once(s.channels)
             .chain((0..s.doublings(4)).map(|i| s.d_base << i.min(3)))
             .collect();
@@ -316,7 +327,7 @@ impl Discriminator {
             .map(|i| {
                 (
                     down(vs / format!("conv{i}"), w[i], w[i + 1]),
-                    (i > 0).then(|| bn(vs / format!("bn{i}"), w[i + 1])),
+                    (batch_norm && i > 0).then(|| bn(vs / format!("bn{i}"), w[i + 1])),
                 )
             })
             .collect();

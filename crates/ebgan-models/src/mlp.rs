@@ -21,6 +21,9 @@ pub struct MlpSpec {
     pub data_dim: i64,
     /// Batch norm after each hidden layer, except D's input layer (DCGAN practice).
     pub batch_norm: bool,
+    /// Whether D has that batch norm too (WGAN-GP's critic has none).
+    #[serde(default = "yes")]
+    pub d_batch_norm: bool,
     pub members: Vec<MlpMember>,
 }
 
@@ -31,6 +34,10 @@ pub struct MlpMember {
     pub dropout_d: f64,
     pub init_std_g: f64,
     pub init_std_d: f64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl MlpSpec {
@@ -152,7 +159,8 @@ fn discriminator_layers(
         let w = widths(spec.data_dim, spec.size_d, spec.n_layer_d - 1);
         let std = spec.per_member(|m| m.init_std_d);
         let dropout = Dropout::new(&spec.per_member(|m| m.dropout_d), v.device());
-        let hidden = HiddenStack::new(v, &w, spec.batch_norm, 1, dropout, &std);
+        let batch_norm = spec.batch_norm && spec.d_batch_norm;
+        let hidden = HiddenStack::new(v, &w, batch_norm, 1, dropout, &std);
         let out = Linear::new(v, out_name, spec.size_d, out_dim, &std);
         (hidden, out)
     })
@@ -174,7 +182,8 @@ impl AutoEncoder {
     }
 }
 
-/// GAN's D: nLayerD - 1 hidden layers and a logit.
+/// GAN's D: nLayerD - 1 hidden layers and a logit; without batch norm, WGAN-GP's critic (its
+/// output an unbounded score).
 pub struct Logistic {
     hidden: HiddenStack,
     out: Linear,
@@ -208,6 +217,7 @@ mod tests {
             z_dim: 3,
             data_dim: 5,
             batch_norm: true,
+            d_batch_norm: true,
             members: vec![
                 MlpMember {
                     dropout_d: 0.5,

@@ -22,6 +22,8 @@ pub enum Stream {
     Crop = 7,
     /// EBGAN-LN's generator weights (the ladder's own come from Init).
     GeneratorInit = 8,
+    /// WGAN-GP's interpolation weights eps (one per sample).
+    Interpolate = 9,
 }
 
 /// Stream `stream` of `seed` at position `index` (0 for a run's whole-run streams; a step or an
@@ -39,6 +41,13 @@ pub fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
     let v: Vec<f32> = (0..n)
         .map(|_| rng.sample::<f32, _>(StandardNormal))
         .collect();
+    ebgan_core::upload(Tensor::from_slice(&v).view(shape), device)
+}
+
+/// `shape` of U[0, 1) draws from `rng`, on `device`.
+pub fn uniform(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
     ebgan_core::upload(Tensor::from_slice(&v).view(shape), device)
 }
 
@@ -89,6 +98,16 @@ impl MemberRng {
         let mut v = Vec::with_capacity(self.rngs.len() * n as usize);
         for r in &mut self.rngs {
             v.extend((0..n).map(|_| r.sample::<f32, _>(StandardNormal) * std as f32));
+        }
+        self.stack(&v, shape, Kind::Float)
+    }
+
+    /// `[K, shape...]` of U[0, 1) draws, member k from its own stream.
+    pub fn uniform(&mut self, shape: &[i64]) -> Tensor {
+        let n: i64 = shape.iter().product();
+        let mut v = Vec::with_capacity(self.rngs.len() * n as usize);
+        for r in &mut self.rngs {
+            v.extend((0..n).map(|_| r.random::<f32>()));
         }
         self.stack(&v, shape, Kind::Float)
     }

@@ -8,7 +8,7 @@
 use crate::config::{Experiment, Shard, SlurmSettings};
 use crate::fsutil::write_atomic;
 use crate::results::ResultsDir;
-use crate::train::Status;
+use crate::results::Status;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -374,15 +374,7 @@ fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
     let (mut lines, mut damaged) = (vec![], vec![]);
     for r in exp.runs.iter().filter(|r| !done.contains(&r.id)) {
         let dir = res.run_dir(&r.id);
-        for file in [
-            crate::train::mlp::checkpoint::FILE,
-            crate::train::ladder::CHECKPOINT,
-            crate::train::conv::CHECKPOINT,
-        ] {
-            let path = dir.join(file);
-            if !path.exists() {
-                continue;
-            }
+        for path in crate::train::checkpoints_in(&dir) {
             // Read whole and checked (size, SHA-256): a damaged file is named, never listed as
             // a resume point.
             let meta = match crate::train::checkpoint::load(&path) {

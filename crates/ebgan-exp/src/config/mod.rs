@@ -186,15 +186,15 @@ mod tests {
             ),
             (
                 "lr_decay_start = 0.5",
-                "honoured by the ladder trainer only",
+                "lr_decay_start is a setting of LN (model = \"ladder\") or EBGAN-LN",
             ),
             (
                 "g_lr_decay = true",
-                "g_lr_decay is a setting of EBGAN-LN's generator",
+                "g_lr_decay is a setting of EBGAN-LN (model = \"ebgan-ln\") only",
             ),
             (
                 "g_fresh_noise = false",
-                "g_fresh_noise is a setting of EBGAN-LN's generator",
+                "g_fresh_noise is a setting of EBGAN-LN (model = \"ebgan-ln\") only",
             ),
         ] {
             let text = format!(
@@ -252,6 +252,23 @@ mod tests {
                 "magan",
                 "margin_decay = \"linear\"",
                 "leave margin_decay unset",
+            ),
+            (
+                "gan",
+                "wgan_lambda = 5",
+                "wgan_lambda is a setting of WGAN-GP (model = \"wgan-gp\") only",
+            ),
+            ("wgan-gp", "wgan_n_critic = 0", "wgan_n_critic must be in [1, 1000]"),
+            ("wgan-gp", "wgan_lambda = -1", "wgan_lambda must be >= 0"),
+            (
+                "wgan-gp",
+                "margin = 20",
+                "model \"wgan-gp\" has a critic, not an energy with a margin: leave margin unset",
+            ),
+            (
+                "gan",
+                "pulling_away = 0.1",
+                "pulling_away is a setting of EBGAN (model = \"ebgan\") only",
             ),
             ("ebgan", "epochs = 1844674407370955162", "over 10^12 steps"),
             ("gan", "size_g = 10000000000", "is over 1048576"),
@@ -388,10 +405,11 @@ mod tests {
             let e = Experiment::load(&dir.join(format!("{f}.toml"))).unwrap();
             let mut fams: Vec<&str> = e.runs.iter().map(|r| r.config.family().as_str()).collect();
             fams.sort();
-            // CelebA also lists EBGAN's successors.
+            // CelebA also lists EBGAN's successors; the 64x64 sets WGAN-GP, ImageNet neither.
             let want: &[&str] = match f {
-                "celeba" => &["began", "ebgan", "ebgan-pt", "gan", "magan"],
-                _ => &["ebgan", "ebgan-pt", "gan"],
+                "celeba" => &["began", "ebgan", "ebgan-pt", "gan", "magan", "wgan-gp"],
+                "imagenet128" | "imagenet256" => &["ebgan", "ebgan-pt", "gan"],
+                _ => &["ebgan", "ebgan-pt", "gan", "wgan-gp"],
             };
             assert_eq!(fams, want, "{f}");
             assert!(e.runs.iter().all(|r| r.config.network.is_conv()), "{f}");

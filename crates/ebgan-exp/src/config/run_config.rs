@@ -3,6 +3,7 @@
 
 use super::grid::OneOrMany;
 use super::kinds::{Family, MarginDecay, Model, Network};
+use crate::family::{self, DKind};
 use ebgan_core::{Energy, MarginSchedule, OptimHyper, OptimKind};
 use ebgan_models::mlp::{MlpMember, MlpSpec};
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,8 @@ macro_rules! run_config {
 }
 
 run_config! {
-    /// "ebgan" or "gan".
+    /// "ebgan", "gan", "began", "magan", "wgan-gp" (crate::family), or the semi-supervised
+    /// "ladder" and "ebgan-ln".
     model: Model = Model::Ebgan,
     /// "mlp" (Table 1 networks, MNIST), "dcgan" (paper §4.3, 64x64) or "imagenet" (§4.4:
     /// the generator with noise planes). With "ebgan" D is the convolutional auto-encoder, with
@@ -126,6 +128,10 @@ run_config! {
     magan_pretrain_epochs: usize = 1,
     /// MAGAN: the margin rule compares strictly (`<`); false: `<=` (docs/decisions.md).
     magan_strict: bool = true,
+    /// WGAN-GP: the gradient penalty's weight lambda (its paper: 10).
+    wgan_lambda: f64 = 10.0,
+    /// WGAN-GP: critic steps per G step (its paper: 5).
+    wgan_n_critic: u64 = 5,
     /// Batch norm after hidden layers (not on D's input layer).
     batch_norm: bool = true,
     /// Weight init std of G and D (biases start at 0).
@@ -181,7 +187,12 @@ impl RunConfig {
             Model::Magan => self
                 .steps_per_epoch_over(images)
                 .saturating_mul(self.magan_pretrain_epochs as u64),
-            _ => 0,
+            Model::Ebgan
+            | Model::Gan
+            | Model::WganGp
+            | Model::Began
+            | Model::Ladder
+            | Model::EbganLn => 0,
         }
     }
 
@@ -234,14 +245,32 @@ impl RunConfig {
 
     /// The family the paper compares this run in (EBGAN-PT: EBGAN with a PT weight > 0).
     pub fn family(&self) -> Family {
-        match (self.model, self.pulling_away > 0.0) {
-            (Model::Ladder, _) => Family::Ln,
-            (Model::EbganLn, _) => Family::EbganLn,
-            (Model::Gan, _) => Family::Gan,
-            (Model::Ebgan, false) => Family::Ebgan,
-            (Model::Ebgan, true) => Family::EbganPt,
-            (Model::Began, _) => Family::Began,
-            (Model::Magan, _) => Family::Magan,
+        Family::of(self.model, self.pulling_away)
+    }
+
+    /// BEGAN's settings, read from the flat fields.
+    pub fn began(&self) -> family::began::Settings {
+        family::began::Settings {
+            eta: self.began_eta,
+            gamma: self.began_gamma,
+            lambda_k: self.began_lambda_k,
+        }
+    }
+
+    /// MAGAN's settings, read from the flat fields.
+    pub fn magan(&self) -> family::magan::Settings {
+        family::magan::Settings {
+            pretrain_epochs: self.magan_pretrain_epochs,
+            strict: self.magan_strict,
+            steps: self.steps,
+        }
+    }
+
+    /// WGAN-GP's settings, read from the flat fields.
+    pub fn wgan_gp(&self) -> family::wgan_gp::Settings {
+        family::wgan_gp::Settings {
+            lambda: self.wgan_lambda,
+            n_critic: self.wgan_n_critic,
         }
     }
 
@@ -277,6 +306,10 @@ impl RunConfig {
             z_dim: self.z_dim,
             data_dim,
             batch_norm: self.batch_norm,
+            d_batch_norm: match self.model.d_kind() {
+                DKind::Critic => false,
+                DKind::AutoEncoder | DKind::Logistic | DKind::Ladder => true,
+            },
             members: members.iter().map(RunConfig::mlp_member).collect(),
         }
     }

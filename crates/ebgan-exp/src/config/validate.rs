@@ -3,24 +3,9 @@
 
 use super::kinds::{Dataset, Model};
 use super::run_config::RunConfig;
-
-/// A value the run config cannot have.
-#[derive(Debug)]
-pub struct Invalid {
-    /// The field (as spelled in [`RunConfig`]).
-    pub key: String,
-    pub message: String,
-}
-
-fn check(ok: bool, key: &str, message: impl Into<String>) -> Result<(), Invalid> {
-    match ok {
-        true => Ok(()),
-        false => Err(Invalid {
-            key: key.into(),
-            message: message.into(),
-        }),
-    }
-}
+use crate::family;
+pub use crate::family::Invalid;
+use crate::family::check;
 
 /// `[lo, hi)` for a probability-like field.
 fn unit_interval(v: f64) -> bool {
@@ -33,16 +18,12 @@ impl RunConfig {
         self.limits()?;
         self.fits(dataset)?;
         self.validate()?;
-        self.validate_successors()
+        self.validate_family()
     }
 
     /// Every number finite: an inf or NaN would train, then write a row no reader accepts.
     fn finite(&self) -> Result<(), Invalid> {
-        let serde_json::Value::Object(fields) =
-            serde_json::to_value(self).expect("a run config serialises")
-        else {
-            unreachable!("a struct serialises to an object")
-        };
+        let fields = fields(self);
         // serde_json writes a non-finite f64 as null; no field of a run config is optional.
         match fields.iter().find(|(_, v)| v.is_null()) {
             Some((key, _)) => check(false, key, format!("{key} must be a finite number")),
@@ -251,101 +232,44 @@ impl RunConfig {
             "lr_decay_start",
             "lr_decay_start must be in [0, 1] (a fraction of training; 1 = no decay)",
         )?;
-        // Only the ladder trainer decays the learning rate; elsewhere it would be silently ignored.
-        check(
-            self.lr_decay_start == 1.0 || matches!(self.model, Model::Ladder | Model::EbganLn),
-            "lr_decay_start",
-            "lr_decay_start is honoured by the ladder trainer only (model = \"ladder\" or \"ebgan-ln\"); leave it at 1 (no decay) for other models",
-        )?;
-        for (key, set) in [
-            ("g_lr_decay", self.g_lr_decay),
-            ("g_fresh_noise", !self.g_fresh_noise),
-        ] {
-            check(
-                !set || self.model == Model::EbganLn,
-                key,
-                format!("{key} is a setting of EBGAN-LN's generator (model = \"ebgan-ln\") only"),
-            )?;
-        }
         Ok(())
     }
 
-    /// BEGAN's and MAGAN's own fields, and the EBGAN fields they do not use.
-    fn validate_successors(&self) -> Result<(), Invalid> {
-        let defaults = RunConfig::default();
-        let began = self.model == Model::Began;
-        let magan = self.model == Model::Magan;
-        for (key, set) in [
-            ("began_eta", self.began_eta != defaults.began_eta),
-            ("began_gamma", self.began_gamma != defaults.began_gamma),
-            (
-                "began_lambda_k",
-                self.began_lambda_k != defaults.began_lambda_k,
-            ),
-        ] {
-            check(
-                !set || began,
-                key,
-                format!("{key} is a setting of BEGAN (model = \"began\") only"),
-            )?;
-        }
-        for (key, set) in [
-            (
-                "magan_pretrain_epochs",
-                self.magan_pretrain_epochs != defaults.magan_pretrain_epochs,
-            ),
-            ("magan_strict", self.magan_strict != defaults.magan_strict),
-        ] {
-            check(
-                !set || magan,
-                key,
-                format!("{key} is a setting of MAGAN (model = \"magan\") only"),
-            )?;
-        }
-        check(self.began_eta > 0.0, "began_eta", "began_eta must be > 0")?;
-        check(
-            (0.0..=1.0).contains(&self.began_gamma),
-            "began_gamma",
-            "began_gamma must be in [0, 1]",
-        )?;
-        check(
-            self.began_lambda_k >= 0.0,
-            "began_lambda_k",
-            "began_lambda_k must be >= 0",
-        )?;
-        check(
-            self.magan_pretrain_epochs >= 1,
-            "magan_pretrain_epochs",
-            "magan_pretrain_epochs must be >= 1 (MAGAN's margin starts at the pretrained D's mean real energy)",
-        )?;
-        // What BEGAN and MAGAN replace would otherwise be silently ignored.
-        if began || magan {
-            let model = self.model;
-            for (key, set) in [
-                ("margin", self.margin != defaults.margin),
-                ("margin_decay", self.margin_decay != defaults.margin_decay),
-            ] {
-                check(
-                    !set,
-                    key,
-                    format!("model \"{model}\" sets its own margin (BEGAN has none; MAGAN starts at the mean real energy): leave {key} unset"),
-                )?;
+    /// Each family's own settings (`crate::family`): set away from their defaults only on the
+    /// model that reads them, nothing the run's family computes for itself, and in range.
+    fn validate_family(&self) -> Result<(), Invalid> {
+        let (fields, defaults) = (fields(self), fields(&RunConfig::default()));
+        for (key, value) in &fields {
+            if defaults.get(key) == Some(value) {
+                continue;
             }
+            if let Some(why) = self.model.replaces(key) {
+                return check(false, key, why);
+            }
+            let owners: Vec<Model> = Model::ALL
+                .into_iter()
+                .filter(|m| m.own_fields().contains(&key.as_str()))
+                .collect();
+            let named: Vec<String> = owners.iter().map(|m| m.described()).collect();
             check(
-                self.pulling_away == 0.0,
-                "pulling_away",
-                format!("the pulling-away term is EBGAN-PT's (model = \"ebgan\"), not model \"{model}\"'s"),
+                owners.is_empty() || owners.contains(&self.model),
+                key,
+                format!("{key} is a setting of {} only", named.join(" or ")),
             )?;
         }
-        check(
-            !began || self.energy == defaults.energy,
-            "energy",
-            "BEGAN's energy is the per-pixel mean of |v - D(v)|^began_eta: set began_eta, not energy",
-        )?;
-        check(
-            self.model != Model::Magan || self.steps == 0,
-            "steps",
-            "MAGAN adapts its margin at epoch ends: give epochs, not steps",
-        )
+        match self.model {
+            Model::Began => family::began::validate(&self.began()),
+            Model::Magan => family::magan::validate(&self.magan()),
+            Model::WganGp => family::wgan_gp::validate(&self.wgan_gp()),
+            Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Ok(()),
+        }
+    }
+}
+
+/// A run config's fields by name, as JSON values.
+fn fields(c: &RunConfig) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(c).expect("a run config serialises") {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a struct serialises to an object"),
     }
 }

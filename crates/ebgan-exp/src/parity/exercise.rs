@@ -14,6 +14,9 @@ pub enum Exercise {
     StrictMarginUpdate,
     /// Every member's scheduled margin strictly between its start and its floor in some step.
     MarginDecaying,
+    /// WGAN-GP: every member's gradient penalty away from 0 in every step (its term in the
+    /// critic's loss is live), and G updated on some steps and not on others.
+    PenaltyAndCriticTurns,
 }
 
 /// Whether our run reached each exercise, from its answers `out/k/<t>` (k_t after step t) and
@@ -59,6 +62,15 @@ pub fn exercised(
                         && m[pretrain..].iter().any(|&v| v != m[pretrain - 1]),
                 )
             }
+            Exercise::PenaltyAndCriticTurns => (
+                "a non-zero gradient penalty in every step, G updated on some steps only"
+                    .to_string(),
+                (0..members).all(|j| series("penalty", j).iter().all(|&p| p > 1e-3))
+                    && {
+                        let turns = series("g_turn", 0);
+                        turns.contains(&1.0) && turns.contains(&0.0)
+                    },
+            ),
             Exercise::MarginDecaying => (
                 "every member's margin strictly inside its decay in some step".to_string(),
                 (0..members).all(|j| {

@@ -127,7 +127,38 @@ pub fn cases() -> Vec<MlpCase> {
         },
     ];
     cases.extend(successor_cases());
+    cases.push(wgan_gp_case());
     cases
+}
+
+/// WGAN-GP: a critic without batch norm, the penalty through a double backward, G on every
+/// second step; Adam at its paper's betas beside SGD with momentum, dropout in one critic.
+fn wgan_gp_case() -> MlpCase {
+    let wgan = |seed| RunConfig {
+        wgan_n_critic: 2,
+        // The paper's Adam(1e-4, 0, 0.9) moves 5 steps' weights too little to compare.
+        lr: 1e-3,
+        beta1: 0.0,
+        beta2: 0.9,
+        ..base(Model::WganGp, seed)
+    };
+    MlpCase {
+        name: "mlp-wgan-gp-cohort",
+        exercises: vec![Exercise::PenaltyAndCriticTurns],
+        members: vec![
+            RunConfig {
+                dropout_d: true,
+                ..wgan(15)
+            },
+            RunConfig {
+                wgan_lambda: 3.0,
+                optim_d: OptimKind::Sgd,
+                sgd_momentum: 0.9,
+                lr: 0.01,
+                ..wgan(16)
+            },
+        ],
+    }
 }
 
 /// BEGAN and MAGAN cohorts, each asserting the adaptive terms it reaches.
@@ -236,7 +267,9 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
             ours.insert(format!("out/margin/{t}"), margin.copy());
         }
         let out = cohort.train_step(&x, &margin, &alive, t as u64);
-        let (noise, masks) = cohort.take_draws();
+        let draws = cohort.take_draws();
+        let (noise, masks) = (draws.noise, draws.masks);
+        wgan_gp_answers(&cohort, t, &draws.interpolation, &mut inputs, &mut ours);
         assert_eq!(
             noise.len(),
             usize::from(!pretraining),
@@ -251,6 +284,9 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         }
         ours.insert(format!("out/loss_d/{t}"), out.loss_d);
         ours.insert(format!("out/loss_g/{t}"), out.loss_g);
+        if let Some(p) = out.penalty {
+            ours.insert(format!("out/penalty/{t}"), p);
+        }
         for (name, t_) in cohort.adaptive().state() {
             match name.as_str() {
                 "adaptive/k" => ours.insert(format!("out/k/{t}"), t_.copy()),
@@ -306,6 +342,26 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
     }
 }
 
+/// WGAN-GP's step `t`: its interpolation weights go to the reference, whether G took its turn
+/// is compared with the reference's own count of critic steps.
+fn wgan_gp_answers(
+    cohort: &Cohort,
+    t: usize,
+    interpolation: &[Tensor],
+    inputs: &mut Vec<(String, Tensor)>,
+    ours: &mut BTreeMap<String, Tensor>,
+) {
+    let Some(w) = cohort.adaptive().wgan_gp() else {
+        return;
+    };
+    if let Some(eps) = interpolation.first() {
+        inputs.push((format!("eps/{t}"), eps.shallow_clone()));
+    }
+    let k = interpolation.first().map_or(0, |e| e.size()[0] as usize);
+    let turn = f32::from(u8::from(w.g_turn(t as u64)));
+    ours.insert(format!("out/g_turn/{t}"), Tensor::from_slice(&vec![turn; k]));
+}
+
 /// What the reference needs of the case besides its tensors.
 fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json::Value {
     let c = &members[0];
@@ -320,6 +376,8 @@ fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json:
         "batch_norm": c.batch_norm,
         "steps": steps,
         "began_eta": c.began_eta,
+        "d_batch_norm": c.mlp_spec(members, PIXELS as i64).d_batch_norm,
+        "n_critic": c.wgan_n_critic,
         "steps_per_epoch": c.steps_per_epoch(),
         "pretrain_steps": c.pretrain_steps_over(c.train_images),
         "g_params": cohort.param_names("g."),
@@ -333,6 +391,7 @@ fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json:
             "began_gamma": m.began_gamma,
             "began_lambda_k": m.began_lambda_k,
             "magan_strict": m.magan_strict,
+            "wgan_lambda": m.wgan_lambda,
             "margin_decay": m.margin_decay,
             "margin_floor": m.margin_floor,
             "margin_decay_start": m.margin_decay_start,

@@ -4,7 +4,8 @@
 use super::{best_of, i_primes, outcomes, shares_of_runs, FAMILIES};
 use crate::config::{Family, Model};
 use crate::results::{ResultsDir, RunRecord};
-use crate::train::LossLog;
+use super::gan_setting::GanSetting;
+use crate::results::LossLog;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -181,24 +182,11 @@ pub fn figure2(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
 
 /// Figure 3: GAN runs split by (lr, optimD, optimG), each against all EBGAN runs.
 pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
-    let mut settings: Vec<(f64, String, String)> = rows
-        .iter()
-        .filter(|r| r.config.model == Model::Gan)
-        .map(|r| {
-            (
-                r.config.lr,
-                format!("{:?}", r.config.optim_d).to_lowercase(),
-                format!("{:?}", r.config.optim_g).to_lowercase(),
-            )
-        })
-        .collect();
-    settings.sort_by(|a, b| {
-        b.0.partial_cmp(&a.0)
-            .unwrap()
-            .then(a.1.cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-    });
-    settings.dedup();
+    let settings = GanSetting::distinct(
+        rows.iter()
+            .filter(|r| r.family == Family::Gan)
+            .map(|r| &r.config),
+    );
     let ebgan = outcomes(rows.iter().filter(|r| r.family == Family::Ebgan));
     if settings.len() < 2 || ebgan.is_empty() {
         return Ok(None);
@@ -207,12 +195,9 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
     let nrows = settings.len().div_ceil(cols);
     draw_png(out, (420 * cols as u32, 320 * nrows as u32), |root| {
         root.fill(&WHITE).map_err(err)?;
-        for (area, (lr, od, og)) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
+        for (area, setting) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
             let gan = outcomes(rows.iter().filter(|r| {
-                r.config.model == Model::Gan
-                    && r.config.lr == *lr
-                    && format!("{:?}", r.config.optim_d).to_lowercase() == *od
-                    && format!("{:?}", r.config.optim_g).to_lowercase() == *og
+                r.family == Family::Gan && GanSetting::of(&r.config) == *setting
             }));
             let series = vec![
                 ("GAN".to_string(), family_color(Family::Gan), gan),
@@ -222,7 +207,7 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
                     ebgan.clone(),
                 ),
             ];
-            histogram_panel(area, &format!("lr {lr}, optimD {od}, optimG {og}"), &series)?;
+            histogram_panel(area, &setting.to_string(), &series)?;
         }
         Ok(())
     })?;
@@ -346,9 +331,10 @@ pub fn loss_curves(rows: &[LossLog], title: &str, out: &Path) -> Result<Option<P
     if rows.is_empty() {
         return Ok(None);
     }
-    // BEGAN's runs get a third panel: k_t and M_global.
+    // BEGAN's runs get a third panel, k_t and M_global; WGAN-GP's its gradient penalty.
     let began = rows.iter().any(|r| r.k_t.is_some());
-    let panes = if began { 3 } else { 2 };
+    let wgan_gp = rows.iter().any(|r| r.gradient_penalty.is_some());
+    let panes = if began || wgan_gp { 3 } else { 2 };
     draw_png(out, (500 * panes as u32, 400), |root| {
         root.fill(&WHITE).map_err(err)?;
         let halves = root.split_evenly((1, panes));
@@ -391,6 +377,16 @@ pub fn loss_curves(rows: &[LossLog], title: &str, out: &Path) -> Result<Option<P
                         RGBColor(140, 86, 75),
                     ),
                 ],
+            ));
+        }
+        if wgan_gp {
+            panels.push((
+                "WGAN-GP's gradient penalty",
+                vec![(
+                    |l| l.gradient_penalty.unwrap_or(f64::NAN),
+                    "(||grad D(x_hat)|| - 1)^2",
+                    RGBColor(140, 86, 75),
+                )],
             ));
         }
         for (area, (name, cols)) in halves.iter().zip(panels) {
@@ -459,6 +455,7 @@ mod tests {
             margin: k_t.is_none().then_some(10.0),
             k_t,
             m_global: k_t.map(|_| 1.1),
+            gradient_penalty: None,
         };
         let dir = tempfile::tempdir().unwrap();
         for (k_t, width) in [(None, 1000), (Some(0.01), 1500)] {

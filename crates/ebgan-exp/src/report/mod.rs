@@ -2,6 +2,7 @@
 //! classifier.json); never trains.
 
 pub mod figures;
+mod gan_setting;
 mod robustness;
 mod summary;
 mod table2;
@@ -9,12 +10,12 @@ mod table2;
 use crate::config::{Experiment, Family};
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
-use crate::train::Status;
+use crate::results::Status;
 use anyhow::{bail, Result};
 use std::path::Path;
 
 /// The comparison families in the order the paper shows them.
-pub const FAMILIES: [Family; 5] = Family::GENERATIVE;
+pub const FAMILIES: [Family; 6] = Family::GENERATIVE;
 
 /// `ebgan report`: redraw a results folder's figures and tables from its results alone.
 #[derive(clap::Args)]

@@ -8,7 +8,8 @@ use super::fmt3;
 use super::is_outcome;
 use crate::config::{Family, RunConfig};
 use crate::results::RunRecord;
-use crate::train::Status;
+use super::gan_setting::GanSetting;
+use crate::results::Status;
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::fmt::Write;
@@ -97,23 +98,20 @@ pub fn family_groups(rows: &[RunRecord]) -> Vec<(Family, Group<'_>)> {
 /// GAN's runs split by (lr, optimD, optimG) as Figure 3 splits them (lr descending); empty
 /// where GAN has fewer than two settings.
 pub fn gan_setting_groups(rows: &[RunRecord]) -> Vec<Group<'_>> {
-    let name = |k: ebgan_core::OptimKind| format!("{k:?}").to_lowercase();
-    let key = |r: &RunRecord| (r.config.lr, name(r.config.optim_d), name(r.config.optim_g));
     let gan: Vec<&RunRecord> = rows
         .iter()
         .filter(|r| r.family == Family::Gan && is_outcome(r))
         .collect();
-    let mut settings: Vec<(f64, String, String)> = gan.iter().map(|r| key(r)).collect();
-    settings.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    settings.dedup();
+    let settings = GanSetting::distinct(gan.iter().map(|r| &r.config));
     if settings.len() < 2 {
         return vec![];
     }
     settings
         .into_iter()
         .map(|s| {
-            let label = format!("lr {} D {} G {}", s.0, s.1, s.2);
-            Group::new(label, gan.iter().copied().filter(|r| key(r) == s))
+            let label = format!("lr {} D {} G {}", s.lr, s.optim_d(), s.optim_g());
+            let of = gan.iter().copied();
+            Group::new(label, of.filter(|r| GanSetting::of(&r.config) == s))
         })
         .collect()
 }

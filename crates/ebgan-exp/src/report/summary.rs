@@ -5,8 +5,8 @@ use crate::config::{Family, Model};
 use crate::fsutil::write_atomic;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
-use crate::train::LossLog;
-use crate::train::Status;
+use super::gan_setting::GanSetting;
+use crate::results::{LossLog, Status};
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -383,39 +383,29 @@ fn best_runs(s: &mut String, rows: &[RunRecord]) -> Result<()> {
 
 /// GAN by optimiser setting (Figure 3's panels).
 fn gan_settings(s: &mut String, rows: &[RunRecord]) -> Result<()> {
-    let mut settings: Vec<(String, String, String)> = rows
-        .iter()
-        .filter(|r| r.config.model == Model::Gan)
-        .map(|r| {
-            (
-                r.config.lr.to_string(),
-                optim(r.config.optim_d),
-                optim(r.config.optim_g),
-            )
-        })
-        .collect();
-    settings.sort();
-    settings.dedup();
+    let settings = GanSetting::distinct(
+        rows.iter()
+            .filter(|r| r.family == Family::Gan)
+            .map(|r| &r.config),
+    );
     if settings.len() > 1 {
         writeln!(s, "\n## GAN by optimiser setting (Figure 3)\n")?;
         writeln!(s, "| lr | optimD | optimG | runs | diverged | I' median |")?;
         writeln!(s, "|---:|---|---|---:|---:|---:|")?;
-        for (lr, od, og) in &settings {
+        for setting in &settings {
             let sub: Vec<&RunRecord> = rows
                 .iter()
-                .filter(|r| {
-                    r.config.model == Model::Gan
-                        && r.config.lr.to_string() == *lr
-                        && optim(r.config.optim_d) == *od
-                        && optim(r.config.optim_g) == *og
-                })
+                .filter(|r| r.family == Family::Gan && GanSetting::of(&r.config) == *setting)
                 .collect();
             let mut v = i_primes(sub.iter().copied());
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let div = sub.iter().filter(|r| r.status == Status::Diverged).count();
             writeln!(
                 s,
-                "| {lr} | {od} | {og} | {} | {div} | {} |",
+                "| {} | {} | {} | {} | {div} | {} |",
+                setting.lr,
+                setting.optim_d(),
+                setting.optim_g(),
                 sub.len(),
                 fmt3(quantile(&v, 0.5))
             )?;

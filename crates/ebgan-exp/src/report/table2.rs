@@ -2,7 +2,7 @@
 
 use crate::config::Family;
 use crate::results::RunRecord;
-use crate::train::Status;
+use crate::results::Status;
 use std::fmt::Write;
 
 /// (labels, LN mean, LN std, EBGAN-LN mean, EBGAN-LN std), in %, 15 seeds (paper Table 2).

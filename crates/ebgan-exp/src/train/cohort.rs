@@ -4,6 +4,7 @@
 //! on the CPU, 2 (docs/performance.md).
 
 use crate::config::{Model, Network, RunConfig};
+use crate::family::DKind;
 use ebgan_core::Energy;
 use tch::Device;
 
@@ -28,6 +29,8 @@ pub struct CohortKey {
     /// BEGAN's energy exponent and MAGAN's pretraining length shape every member's step.
     pub began_eta: u64,
     pub magan_pretrain_epochs: usize,
+    /// WGAN-GP's critic steps per G step: members update G on the same steps.
+    pub wgan_n_critic: u64,
 }
 
 impl CohortKey {
@@ -57,6 +60,7 @@ impl CohortKey {
             energy,
             began_eta,
             magan_pretrain_epochs,
+            wgan_n_critic,
             // Per member in an MLP cohort.
             dropout_d: _,
             dropout_p: _,
@@ -76,6 +80,7 @@ impl CohortKey {
             began_gamma: _,
             began_lambda_k: _,
             magan_strict: _,
+            wgan_lambda: _,
             init_std_g: _,
             init_std_d: _,
             seed: _,
@@ -114,6 +119,7 @@ impl CohortKey {
             energy,
             began_eta: began_eta.to_bits(),
             magan_pretrain_epochs,
+            wgan_n_critic,
         }
     }
 }
@@ -175,13 +181,19 @@ pub fn bytes_per_member(key: &CohortKey) -> u64 {
     );
     let linear = |i: u128, o: u128| i * o + o;
     let g = linear(z, sg) + ng.saturating_sub(2) * linear(sg, sg) + linear(sg, PIXELS);
-    let d_out = if key.model == Model::Gan { 1 } else { PIXELS };
+    // D's output width, and its passes that autograd keeps: real, fake for D's step, fake for
+    // G's; WGAN-GP's critic also the interpolates and their gradient's graph.
+    let (d_out, passes) = match key.model.d_kind() {
+        DKind::AutoEncoder | DKind::Ladder => (PIXELS, 3),
+        DKind::Logistic => (1, 3),
+        DKind::Critic => (1, 5),
+    };
     let d = linear(PIXELS, sd) + nd.saturating_sub(2) * linear(sd, sd) + linear(sd, d_out);
     let params = g + d;
     let b = key.batch_size as u128;
     let g_units = ng.saturating_sub(1) * sg + PIXELS;
     let d_units = nd.saturating_sub(1) * sd + d_out;
-    let activations = b * 3 * (g_units + 3 * d_units);
+    let activations = b * 3 * (g_units + passes * d_units);
     u64::try_from(4 * (8 * params + activations)).unwrap_or(u64::MAX)
 }
 

@@ -20,7 +20,8 @@ pub mod step;
 pub mod stop;
 
 pub use cohort::{CohortKey, CohortSize};
-pub use outcome::{LossLog, RunOutcome, Status, Trained};
+pub use crate::results::{LossLog, RunOutcome, Status};
+pub use outcome::Trained;
 pub use stop::Stop;
 
 use crate::config::{Dataset, Run, RunConfig};
@@ -174,6 +175,16 @@ pub fn train_group(
             mlp::train_cohort(&cohort, &mut |s| progress(s, ""))
         }
     }
+}
+
+/// The checkpoints any trainer left in run folder `dir` (`ebgan status` lists them): an MLP
+/// cohort's (in its first member's folder), a ladder run's or a convolutional run's.
+pub fn checkpoints_in(dir: &Path) -> Vec<PathBuf> {
+    [mlp::checkpoint::FILE, ladder::CHECKPOINT, conv::CHECKPOINT]
+        .into_iter()
+        .map(|file| dir.join(file))
+        .filter(|path| path.exists())
+        .collect()
 }
 
 /// Removes what only resuming needed, once the runs' rows are committed: an MLP cohort's or a

@@ -1,12 +1,13 @@
 //! The paper's training step, written once for every network (MLP cohorts of K runs and the
 //! convolutional runs, K = 1) and every objective (EBGAN's margin, BEGAN's k_t, GAN's logistic
-//! D): one D update on real images and detached fakes (Eq. 1), then one G update through the
-//! updated D on the same fakes (Eq. 2). Losses are means per member, summed over members only
+//! D, WGAN-GP's critic and gradient penalty): one D update on real images and detached fakes
+//! (Eq. 1), then one G update through the updated D on the same fakes (Eq. 2; WGAN-GP: on its
+//! critic's turns only). Losses are means per member, summed over members only
 //! for the backward pass, so no gradient crosses members.
 
 use crate::config::{Model, RunConfig};
 use ebgan_core::{
-    began, gan_loss, loss, member_wise, pulling_away::pulling_away, Energy, MemberOptim,
+    began, gan_loss, loss, member_wise, pulling_away::pulling_away, wgan_gp, Energy, MemberOptim,
 };
 use tch::Tensor;
 
@@ -22,7 +23,13 @@ impl EnergyOf {
     pub fn of_run(c: &RunConfig) -> Self {
         match c.model {
             Model::Began => EnergyOf::Began { eta: c.began_eta },
-            _ => EnergyOf::Norm(c.energy),
+            // GAN's and WGAN-GP's D have no energy; the field is unused there.
+            Model::Ebgan
+            | Model::Magan
+            | Model::EbganLn
+            | Model::Gan
+            | Model::WganGp
+            | Model::Ladder => EnergyOf::Norm(c.energy),
         }
     }
 
@@ -41,6 +48,8 @@ pub enum Critique {
     Energy { energy: Tensor, code: Tensor },
     /// Logistic D: logits `[K, B]`.
     Logit(Tensor),
+    /// WGAN-GP's critic: unbounded scores `[K, B]`.
+    Value(Tensor),
 }
 
 /// A discriminator as the step sees it: D in training mode on a batch (dropout masks, where D
@@ -62,6 +71,18 @@ pub struct Objective<'a> {
     pub energy: EnergyLoss<'a>,
     /// PT weights; None when no member uses the pulling-away term.
     pub pulling_away: Option<&'a Tensor>,
+    /// WGAN-GP's terms (a critic's objective has them).
+    pub wasserstein: Option<Wasserstein<'a>>,
+}
+
+/// WGAN-GP's part of a step.
+pub struct Wasserstein<'a> {
+    /// Penalty weights lambda `[K]`.
+    pub lambda: &'a Tensor,
+    /// Interpolation weights eps `[K, B]`, uniform in [0, 1).
+    pub eps: &'a Tensor,
+    /// Whether G updates after this critic step (every n_critic-th step).
+    pub g_turn: bool,
 }
 
 /// Per-member results of one step, all `[K]` on the device.
@@ -73,12 +94,16 @@ pub struct StepOutput {
     pub fake: Tensor,
     /// `alive` and-ed with "both losses finite".
     pub alive: Tensor,
+    /// WGAN-GP's gradient penalty (before its weight).
+    pub penalty: Option<Tensor>,
 }
 
 impl StepOutput {
-    /// `[4, K]`: loss D, loss G, real, fake (the rows of a loss log).
+    /// `[4, K]`: loss D, loss G, real, fake (the rows of a loss log), then WGAN-GP's penalty.
     pub fn stats(&self) -> Tensor {
-        Tensor::stack(&[&self.loss_d, &self.loss_g, &self.real, &self.fake], 0)
+        let mut rows = vec![&self.loss_d, &self.loss_g, &self.real, &self.fake];
+        rows.extend(&self.penalty);
+        Tensor::stack(&rows, 0)
     }
 }
 
@@ -96,6 +121,7 @@ pub fn step(
     // D step: fakes detached, so L_D does not update G.
     let fake_d = fake.detach();
     let (on_real, on_fake) = (critic.critique(x), critic.critique(&fake_d));
+    let mut penalty = None;
     let (loss_d, real, fake_stat) = match (on_real, on_fake) {
         (Critique::Energy { energy: e_real, .. }, Critique::Energy { energy: e_fake, .. }) => (
             match objective.energy {
@@ -111,10 +137,40 @@ pub fn step(
             member_wise(&l_real, Tensor::sigmoid).mean_dim(1, false, None),
             member_wise(&l_fake, Tensor::sigmoid).mean_dim(1, false, None),
         ),
+        (Critique::Value(v_real), Critique::Value(v_fake)) => {
+            let w = objective
+                .wasserstein
+                .as_ref()
+                .expect("a critic's objective has WGAN-GP's terms");
+            let x_hat = wgan_gp::interpolates(x, &fake_d, w.eps);
+            let Critique::Value(v_hat) = critic.critique(&x_hat) else {
+                unreachable!("a critic answers with one kind of critique")
+            };
+            let gp = wgan_gp::gradient_penalty(&v_hat, &x_hat);
+            let loss = wgan_gp::critic(&v_real, &v_fake, &gp, w.lambda);
+            penalty = Some(gp.detach());
+            (
+                loss,
+                v_real.mean_dim(1, false, None),
+                v_fake.mean_dim(1, false, None),
+            )
+        }
         _ => unreachable!("a critic answers with one kind of critique"),
     };
     let alive_d = alive.logical_and(&loss_d.isfinite());
     opt_d.backward_step(&loss_d.sum(None), &alive_d);
+
+    // WGAN-GP between G's turns: no G step; its loss -D(G(z)) as the critic saw the fakes.
+    if let Some(Wasserstein { g_turn: false, .. }) = objective.wasserstein {
+        return StepOutput {
+            loss_d: loss_d.detach(),
+            loss_g: wgan_gp::generator(&fake_stat.detach().unsqueeze(1)),
+            real: real.detach(),
+            fake: fake_stat.detach(),
+            alive: alive_d,
+            penalty,
+        };
+    }
 
     // G step through the updated D; the gradient flows through D's reconstruction AND its
     // target G(z) (no detach). L_G does not update D: only G's gradients are taken.
@@ -127,6 +183,7 @@ pub fn step(
             }
         }
         Critique::Logit(logit) => gan_loss::generator(&logit),
+        Critique::Value(value) => wgan_gp::generator(&value),
     };
     let alive = alive_d.logical_and(&loss_g.isfinite());
     opt_g.backward_step(&loss_g.sum(None), &alive);
@@ -136,6 +193,7 @@ pub fn step(
         real: real.detach(),
         fake: fake_stat.detach(),
         alive,
+        penalty,
     }
 }
 
@@ -160,5 +218,6 @@ pub fn pretrain_step(
         real: loss_d.shallow_clone(),
         loss_d,
         alive,
+        penalty: None,
     }
 }

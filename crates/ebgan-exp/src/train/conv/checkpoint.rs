@@ -5,7 +5,8 @@
 
 use super::{ConvGan, ConvRun, CHECKPOINT};
 use crate::train::checkpoint;
-use crate::train::outcome::{LogWindow, LossLog};
+use crate::results::LossLog;
+use crate::train::outcome::LogWindow;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;

@@ -5,17 +5,21 @@
 //! streams are functions of (seed, step) and the data order of (seed, epoch)).
 
 use super::adaptive::Adaptive;
-use super::outcome::{LogWindow, LossLog, RunOutcome, LOG_EVERY};
-use super::step::{pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput};
+use super::outcome::{LogWindow, LOG_EVERY};
+use crate::results::{LossLog, RunOutcome};
+use super::step::{
+    pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
+};
 use super::stop::Stop;
-use crate::config::{Model, RunConfig};
+use crate::config::RunConfig;
+use crate::family::DKind;
 use crate::data::image_set::ImageSet;
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::{bail, Result};
 use ebgan_core::{Layout, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
-use ebgan_models::rng::{normal, stream as stream_rng, Stream};
+use ebgan_models::rng::{normal, stream as stream_rng, uniform, Stream};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -64,6 +68,8 @@ impl Latent {
 enum ConvD {
     Energy(AutoEncoder),
     Logistic(Discriminator),
+    /// WGAN-GP: DCGAN's D without batch norm, its output a score.
+    Critic(Discriminator),
 }
 
 /// D of one run as the shared step sees it: a cohort of one (K = 1) for ebgan-core's losses.
@@ -85,6 +91,7 @@ impl Critic for ConvCritic {
                 }
             }
             ConvD::Logistic(d) => Critique::Logit(one(&d.forward(x, true))),
+            ConvD::Critic(d) => Critique::Value(one(&d.forward(x, true))),
         }
     }
 }
@@ -102,8 +109,10 @@ pub struct ConvGan {
     pulling_away: Option<Tensor>,
     alive: Tensor,
     margin: (f64, Tensor),
-    /// BEGAN's k_t, MAGAN's margin.
+    /// BEGAN's k_t, MAGAN's margin, WGAN-GP's penalty weight.
     adaptive: Adaptive,
+    /// The run's seed (WGAN-GP draws its interpolation weights from it, per step).
+    seed: u64,
 }
 
 /// Per-step statistics `[4]` on the device: D loss, G loss, real and fake energy (EBGAN) or
@@ -125,9 +134,11 @@ impl ConvGan {
         let g_vs = nn::VarStore::new(device);
         let d_vs = nn::VarStore::new(device);
         let g = Generator::new(&g_vs.root(), &spec);
-        let d = match c.model {
-            Model::Gan => ConvD::Logistic(Discriminator::new(&d_vs.root(), &spec)),
-            _ => ConvD::Energy(AutoEncoder::new(&d_vs.root(), &spec)),
+        let d = match c.model.d_kind() {
+            DKind::AutoEncoder => ConvD::Energy(AutoEncoder::new(&d_vs.root(), &spec)),
+            DKind::Logistic => ConvD::Logistic(Discriminator::new(&d_vs.root(), &spec)),
+            DKind::Critic => ConvD::Critic(Discriminator::critic(&d_vs.root(), &spec)),
+            DKind::Ladder => panic!("ladder models train in train::ladder"),
         };
         let mut rng = stream_rng(c.seed, Stream::Init, 0);
         dcgan::init(&g_vs, c.init_std_g, &mut rng);
@@ -151,6 +162,7 @@ impl ConvGan {
             alive: Tensor::ones([1], (Kind::Bool, device)),
             margin: (f64::NAN, Tensor::zeros([1], (Kind::Float, device))),
             adaptive: Adaptive::new(std::slice::from_ref(c), device),
+            seed: c.seed,
         }
     }
 
@@ -172,7 +184,7 @@ impl ConvGan {
         };
         self.adaptive.after_step(&out);
         self.adaptive.after_epoch(done + 1, per_epoch);
-        let stats = out.stats().view([4]);
+        let stats = out.stats().view([-1]);
         match self.adaptive.extra_stats() {
             Some(extra) => Tensor::cat(&[stats, extra.view([-1])], 0),
             None => stats,
@@ -196,15 +208,31 @@ impl ConvGan {
     /// the shared [`step`] for a cohort of one. No host synchronisation: the statistics stay on
     /// the device.
     pub fn step(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepStats {
-        self.step_output(x, latent, margin).stats().view([4])
+        self.step_output(x, latent, margin).stats().view([-1])
     }
 
     fn step_output(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepOutput {
         let fake = self.g.forward(&latent.z, &latent.planes, true);
         let margin = self.margin(margin);
+        let eps;
+        let wasserstein = match self.adaptive.wgan_gp() {
+            Some(w) => {
+                // D's optimizer has taken one step per step so far: the steps done.
+                let done = self.opt_d.steps_taken();
+                let rng = &mut stream_rng(self.seed, Stream::Interpolate, done);
+                eps = uniform(rng, &[x.size()[0]], x.device());
+                Some(Wasserstein {
+                    lambda: &w.lambda,
+                    eps: &eps,
+                    g_turn: w.g_turn(done),
+                })
+            }
+            None => None,
+        };
         let objective = Objective {
             energy: self.adaptive.energy_loss(&margin),
             pulling_away: self.pulling_away.as_ref(),
+            wasserstein,
         };
         step(
             &mut self.critic,
@@ -399,6 +427,7 @@ pub fn train_run(
                 step as f64 / per_epoch as f64,
                 &mean,
                 margin,
+                c.model.log_columns(),
             ));
             let secs = clock.0.elapsed().as_secs_f64();
             message = format!(
@@ -449,7 +478,7 @@ pub fn train_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Dataset, Network};
+    use crate::config::{Dataset, Model, Network};
     use crate::train::checkpoint;
     use rand::{Rng, SeedableRng};
     use std::collections::HashMap;
@@ -569,6 +598,30 @@ mod tests {
     }
 
     #[test]
+    fn wgan_gp_trains_its_critic_without_batch_norm_and_resumes_bit_for_bit() {
+        // 12 steps, n_critic 5: G's turns after steps 5 and 10; stopped after 7, between them.
+        let data = images();
+        let c = RunConfig {
+            beta1: 0.0,
+            beta2: 0.9,
+            ..tiny(Model::WganGp, Network::Dcgan)
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = train(&c, &data, a.path(), None).unwrap().unwrap();
+        assert!(train(&c, &data, b.path(), Some(7)).unwrap().is_none());
+        let resumed = train(&c, &data, b.path(), None).unwrap().unwrap();
+        assert_eq!(whole.log, resumed.log);
+        let (wa, wb) = (weights(a.path()), weights(b.path()));
+        assert_eq!(wa, wb, "weights differ after resuming");
+        assert!(wa.iter().any(|(n, _)| n.starts_with("d/conv1")));
+        assert!(!wa.iter().any(|(n, _)| n.starts_with("d/bn")), "a critic with batch norm");
+        for l in &whole.log {
+            assert!(l.gradient_penalty.is_some_and(|p| p.is_finite() && p > 0.0), "{l:?}");
+            assert_eq!(l.margin, None);
+        }
+    }
+
+    #[test]
     fn resume_after_n_steps_equals_an_uninterrupted_run_of_2n() {
         let data = images();
         let c = tiny(Model::Ebgan, Network::Dcgan);
@@ -617,6 +670,7 @@ mod tests {
                 margin: Some(value()),
                 k_t: Some(value()),
                 m_global: None,
+                gradient_penalty: Some(value()),
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();

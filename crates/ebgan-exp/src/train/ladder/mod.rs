@@ -5,7 +5,8 @@
 mod checkpoint;
 use checkpoint::{resume, save, sorted};
 
-use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
+use super::outcome::{Trained, LOG_EVERY};
+use crate::results::{LossLog, RunOutcome};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
@@ -448,7 +449,7 @@ pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) 
             let means = at.sums.map(|s| s / at.window as f64);
             let epoch = step as f64 / c.steps_per_epoch() as f64;
             at.log
-                .push(LossLog::from_means(step, epoch, &means, Some(margin)));
+                .push(LossLog::from_means(step, epoch, &means, Some(margin), &[]));
             at.sums = [0.0; 4];
             at.window = 0;
         }

@@ -5,7 +5,8 @@
 
 use super::{Cohort, DataOrder};
 use crate::train::checkpoint::{self, Loaded};
-use crate::train::outcome::{LogWindow, LossLog};
+use crate::results::LossLog;
+use crate::train::outcome::LogWindow;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,10 @@ pub(super) fn save(
             positions(&cohort.critic.masks.positions())?,
         ),
         ("epoch_start".to_string(), positions(&at.epoch_start)?),
+        (
+            "interpolation".to_string(),
+            positions(&cohort.interpolation.positions())?,
+        ),
     ]);
     checkpoint::save(path, &tensors, meta)
 }
@@ -151,6 +156,12 @@ pub(super) fn resume(
         .map_err(bad)?;
     cohort.noise.seek(&read_positions(&ck, "noise", k)?);
     cohort.critic.masks.seek(&read_positions(&ck, "masks", k)?);
+    // WGAN-GP's stream; checkpoints written before it existed never drew from it.
+    if ck.meta_opt("interpolation").is_some() {
+        cohort
+            .interpolation
+            .seek(&read_positions(&ck, "interpolation", k)?);
+    }
     let epoch_start = read_positions(&ck, "epoch_start", k)?;
     order.seek(&epoch_start);
     let tensor = |name: &str, shape: &[i64]| -> Result<Tensor> {

@@ -11,11 +11,15 @@ pub use data::DeviceImages;
 
 use super::adaptive::Adaptive;
 use super::cohort::CohortKey;
-use super::outcome::{LossLog, RunOutcome, Trained, LOG_EVERY};
-use super::step::{pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput};
+use super::outcome::{Trained, LOG_EVERY};
+use crate::results::{LossLog, RunOutcome};
+use super::step::{
+    pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
+};
 use super::stop::Stop;
-use crate::config::{Model, RunConfig};
+use crate::config::RunConfig;
 use crate::data::mnist::PIXELS;
+use crate::family::DKind;
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::Result;
@@ -32,6 +36,8 @@ use tch::{Device, Kind, Tensor};
 enum Discriminator {
     Energy(AutoEncoder),
     Logistic(Logistic),
+    /// WGAN-GP: the logistic network without batch norm, its output a score.
+    Critic(Logistic),
 }
 
 /// D of a cohort as the shared step sees it: member-batched nets, dropout masks from each
@@ -53,6 +59,7 @@ impl Critic for MlpCritic {
                 }
             }
             Discriminator::Logistic(net) => Critique::Logit(net.forward(x, Some(&mut self.masks))),
+            Discriminator::Critic(net) => Critique::Value(net.forward(x, Some(&mut self.masks))),
         }
     }
 }
@@ -70,6 +77,8 @@ pub struct Cohort {
     opt_g: MemberOptim,
     opt_d: MemberOptim,
     noise: MemberRng,
+    /// WGAN-GP's interpolation weights.
+    interpolation: MemberRng,
     pt_weight: Option<Tensor>,
     /// BEGAN's k_t, MAGAN's margin.
     adaptive: Adaptive,
@@ -94,12 +103,12 @@ impl Cohort {
         let spec = members[0].mlp_spec(members, PIXELS as i64);
         let mut vars = Vars::new(&seeds, device);
         let g = Generator::new(&mut vars, &spec);
-        let d = match key.model {
-            Model::Ebgan | Model::Began | Model::Magan => {
-                Discriminator::Energy(AutoEncoder::new(&mut vars, &spec))
-            }
-            Model::Gan => Discriminator::Logistic(Logistic::new(&mut vars, &spec)),
-            Model::Ladder | Model::EbganLn => panic!("ladder models train in train::ladder"),
+        let d = match key.model.d_kind() {
+            DKind::AutoEncoder => Discriminator::Energy(AutoEncoder::new(&mut vars, &spec)),
+            DKind::Logistic => Discriminator::Logistic(Logistic::new(&mut vars, &spec)),
+            // `spec` has no batch norm in D for a critic (RunConfig::mlp_spec).
+            DKind::Critic => Discriminator::Critic(Logistic::new(&mut vars, &spec)),
+            DKind::Ladder => panic!("ladder models train in train::ladder"),
         };
         let opt_g = MemberOptim::with_layout(
             vars.tensors_under("g."),
@@ -131,6 +140,7 @@ impl Cohort {
             opt_g,
             opt_d,
             noise: MemberRng::new(&seeds, Stream::Noise, device),
+            interpolation: MemberRng::new(&seeds, Stream::Interpolate, device),
             pt_weight,
             adaptive: Adaptive::new(members, device),
             steps_per_epoch: members[0].steps_per_epoch(),
@@ -178,14 +188,17 @@ impl Cohort {
     pub fn record_draws(&mut self) {
         self.noise.record();
         self.critic.masks.record();
+        self.interpolation.record();
     }
 
-    /// (noise, dropout masks) drawn since the last call, in draw order.
-    pub fn take_draws(&mut self) -> (Vec<Tensor>, Vec<Tensor>) {
-        (
-            self.noise.take_recorded(),
-            self.critic.masks.take_recorded(),
-        )
+    /// Noise, dropout masks and WGAN-GP's interpolation weights drawn since the last call, in
+    /// draw order.
+    pub fn take_draws(&mut self) -> Draws {
+        Draws {
+            noise: self.noise.take_recorded(),
+            masks: self.critic.masks.take_recorded(),
+            interpolation: self.interpolation.take_recorded(),
+        }
     }
 
     /// The training step after `done` steps on real images `x` `[K, B, 784]` with scheduled
@@ -214,9 +227,23 @@ impl Cohort {
         let b = x.size()[1];
         let z = self.noise.normal(&[b, self.key.z_dim], 1.0);
         let fake = self.g.forward(&z);
+        let eps;
+        let wasserstein = match self.adaptive.wgan_gp() {
+            Some(w) => {
+                eps = self.interpolation.uniform(&[b]);
+                Some(Wasserstein {
+                    lambda: &w.lambda,
+                    eps: &eps,
+                    // D's optimizer has taken one step per step so far: the steps done.
+                    g_turn: w.g_turn(self.opt_d.steps_taken()),
+                })
+            }
+            None => None,
+        };
         let objective = Objective {
             energy: self.adaptive.energy_loss(margin),
             pulling_away: self.pt_weight.as_ref(),
+            wasserstein,
         };
         step(
             &mut self.critic,
@@ -228,6 +255,13 @@ impl Cohort {
             alive,
         )
     }
+}
+
+/// What a cohort drew in its steps since [`Cohort::take_draws`] (the parity harness).
+pub struct Draws {
+    pub noise: Vec<Tensor>,
+    pub masks: Vec<Tensor>,
+    pub interpolation: Vec<Tensor>,
 }
 
 /// Each member's margin schedule, uploaded once when every margin is constant.
@@ -359,7 +393,8 @@ pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Tra
                         None if !cohort.adaptive.has_margin() => None,
                         None => Some(margins.schedules[i].margin_at(step)),
                     };
-                    at.logs[i].push(LossLog::from_means(step, epoch, &means, margin));
+                    let columns = cohort.key.model.log_columns();
+                    at.logs[i].push(LossLog::from_means(step, epoch, &means, margin, columns));
                 }
             }
         }
@@ -440,7 +475,7 @@ fn sample_and_score(
 mod tests {
     use super::*;
     use crate::config::Model;
-    use crate::train::outcome::Status;
+    use crate::results::Status;
     use ebgan_core::OptimKind;
     use rand::RngCore;
     use rand::SeedableRng;
@@ -550,7 +585,12 @@ mod tests {
         // transcendental functions applied per member, so no member's bits depend on K or on
         // its position. Batch 16 and widths 16 / 32 put members' values in the vector kernels'
         // scalar tails differently alone and in the cohort.
-        for (model, pt) in [(Model::Ebgan, 0.0), (Model::Ebgan, 0.1), (Model::Gan, 0.0)] {
+        for (model, pt) in [
+            (Model::Ebgan, 0.0),
+            (Model::Ebgan, 0.1),
+            (Model::Gan, 0.0),
+            (Model::WganGp, 0.0),
+        ] {
             let target = RunConfig {
                 dropout_d: true,
                 pulling_away: pt,
@@ -679,6 +719,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn wgan_gp_updates_g_on_critic_turns_logs_its_penalty_and_resumes_bit_for_bit() {
+        // 16 steps an epoch, n_critic 5: G updates after steps 5, 10, 15, ... A stop after
+        // step 7 falls between G's turns.
+        let members = [
+            RunConfig {
+                dropout_d: true,
+                ..config(Model::WganGp, 1)
+            },
+            RunConfig {
+                wgan_lambda: 1.0,
+                beta1: 0.0,
+                beta2: 0.9,
+                lr: 1e-4,
+                ..config(Model::WganGp, 2)
+            },
+        ];
+        let whole = train(&members);
+        for r in &whole {
+            assert_eq!(r.status(), Status::Finished);
+            for l in &r.log {
+                let p = l.gradient_penalty.expect("WGAN-GP logs its penalty");
+                assert!(p.is_finite() && p > 0.0, "{l:?}");
+                assert_eq!((l.margin, l.k_t), (None, None), "{l:?}");
+            }
+        }
+        // Another lambda: another critic loss, the same first critic scores (nothing has moved).
+        assert_ne!(whole[0].log, whole[1].log);
+        let dir = tempfile::tempdir().unwrap();
+        match train_until(&members, &dir, Some(7), Duration::MAX) {
+            Trained::Stopped { step, .. } => assert_eq!(step, 7),
+            other => panic!("{other:?}"),
+        }
+        let resumed = train_in(&members, &dir);
+        for (a, b) in whole.iter().zip(&resumed) {
+            assert_eq!(bits(a), bits(b), "after a stop at step 7");
+        }
+        // G does not move between its turns: one critic step less than a turn leaves G's
+        // samples as they were, and the turn moves them.
+        let turns = |n_critic: u64, steps: u64| {
+            let c = RunConfig {
+                wgan_n_critic: n_critic,
+                steps,
+                ..config(Model::WganGp, 3)
+            };
+            train(&[c])[0].scores.unwrap().i_prime.to_bits()
+        };
+        assert_eq!(turns(5, 4), turns(5, 1), "G moved before its turn");
+        assert_ne!(turns(5, 5), turns(5, 4), "G did not move on its turn");
     }
 
     #[test]

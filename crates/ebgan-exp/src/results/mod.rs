@@ -9,9 +9,11 @@
 //! A run counts as done when its row is in any runs*.csv; everything in its folder is written
 //! before the row is appended. Deleting a row therefore re-runs exactly that run.
 
+mod outcome;
+pub use outcome::{LossLog, RunOutcome, Status};
+
 use crate::config::{Experiment, Family, RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
-use crate::train::outcome::{LossLog, Status};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,0 +1,17 @@
+//! The semi-supervised families of Table 2 (paper §4.2): the ladder network (LN) and EBGAN-LN,
+//! the ladder as EBGAN's D with its bottom-layer cost as the energy. Trained one run at a time
+//! by train::ladder, which logs test error beside the losses.
+
+use super::{DKind, LogColumn};
+
+pub const D: DKind = DKind::Ladder;
+/// The learning-rate decay is the ladder trainer's; G's settings are EBGAN-LN's.
+pub const LN_FIELDS: &[&str] = &["lr_decay_start"];
+pub const EBGAN_LN_FIELDS: &[&str] = &["lr_decay_start", "g_lr_decay", "g_fresh_noise"];
+pub const LOG_COLUMNS: &[LogColumn] = &[];
+pub const LN_HAS_MARGIN: bool = false;
+pub const EBGAN_LN_HAS_MARGIN: bool = true;
+pub const LN_LABEL: &str = "LN";
+pub const EBGAN_LN_LABEL: &str = "EBGAN-LN";
+pub const LN_COLOR: (u8, u8, u8) = (127, 127, 127);
+pub const EBGAN_LN_COLOR: (u8, u8, u8) = (227, 119, 194);
