@@ -82,7 +82,9 @@ mod tests {
         // derivative in a is 4 (2a - 1) = 12 at a = 2. A penalty computed without a graph
         // would give no gradient at all.
         let a = Tensor::from_slice(&[2f32]).set_requires_grad(true);
-        let x_hat = Tensor::from_slice(&[2f32]).view([1, 1, 1]).set_requires_grad(true);
+        let x_hat = Tensor::from_slice(&[2f32])
+            .view([1, 1, 1])
+            .set_requires_grad(true);
         let d = (&a * x_hat.square() / 2.0).view([1, 1]);
         let p = gradient_penalty(&d, &x_hat);
         assert!((values(&p)[0] - 9.0).abs() < 1e-5);
@@ -94,7 +96,9 @@ mod tests {
     fn a_sample_with_zero_gradient_gives_a_finite_penalty_gradient() {
         // D(v) = a * relu(v) at v = -1: grad 0, penalty (0 - 1)^2 = 1, d/da = 0 (not NaN).
         let a = Tensor::from_slice(&[2f32]).set_requires_grad(true);
-        let x_hat = Tensor::from_slice(&[-1f32]).view([1, 1, 1]).set_requires_grad(true);
+        let x_hat = Tensor::from_slice(&[-1f32])
+            .view([1, 1, 1])
+            .set_requires_grad(true);
         let d = (&a * x_hat.relu()).view([1, 1]);
         let p = gradient_penalty(&d, &x_hat);
         assert_eq!(values(&p), [1.0]);

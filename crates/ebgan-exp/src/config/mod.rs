@@ -258,7 +258,11 @@ mod tests {
                 "wgan_lambda = 5",
                 "wgan_lambda is a setting of WGAN-GP (model = \"wgan-gp\") only",
             ),
-            ("wgan-gp", "wgan_n_critic = 0", "wgan_n_critic must be in [1, 1000]"),
+            (
+                "wgan-gp",
+                "wgan_n_critic = 0",
+                "wgan_n_critic must be in [1, 1000]",
+            ),
             ("wgan-gp", "wgan_lambda = -1", "wgan_lambda must be >= 0"),
             (
                 "wgan-gp",

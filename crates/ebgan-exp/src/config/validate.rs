@@ -4,8 +4,8 @@
 use super::kinds::{Dataset, Model};
 use super::run_config::RunConfig;
 use crate::family;
-pub use crate::family::Invalid;
 use crate::family::check;
+pub use crate::family::Invalid;
 
 /// `[lo, hi)` for a probability-like field.
 fn unit_interval(v: f64) -> bool {

@@ -101,8 +101,13 @@ impl State {
         if done == pretrain_steps {
             self.margin = real;
         } else if done > pretrain_steps {
-            self.margin =
-                magan::adapt_margin(&self.margin, &real, &fake, &self.previous_fake, &self.strict);
+            self.margin = magan::adapt_margin(
+                &self.margin,
+                &real,
+                &fake,
+                &self.previous_fake,
+                &self.strict,
+            );
             self.previous_fake = fake;
         }
         let _ = self.sum_real.zero_();
@@ -128,4 +133,3 @@ impl State {
         ]
     }
 }
-

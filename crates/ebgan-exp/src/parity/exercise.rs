@@ -65,11 +65,10 @@ pub fn exercised(
             Exercise::PenaltyAndCriticTurns => (
                 "a non-zero gradient penalty in every step, G updated on some steps only"
                     .to_string(),
-                (0..members).all(|j| series("penalty", j).iter().all(|&p| p > 1e-3))
-                    && {
-                        let turns = series("g_turn", 0);
-                        turns.contains(&1.0) && turns.contains(&0.0)
-                    },
+                (0..members).all(|j| series("penalty", j).iter().all(|&p| p > 1e-3)) && {
+                    let turns = series("g_turn", 0);
+                    turns.contains(&1.0) && turns.contains(&0.0)
+                },
             ),
             Exercise::MarginDecaying => (
                 "every member's margin strictly inside its decay in some step".to_string(),

@@ -359,7 +359,10 @@ fn wgan_gp_answers(
     }
     let k = interpolation.first().map_or(0, |e| e.size()[0] as usize);
     let turn = f32::from(u8::from(w.g_turn(t as u64)));
-    ours.insert(format!("out/g_turn/{t}"), Tensor::from_slice(&vec![turn; k]));
+    ours.insert(
+        format!("out/g_turn/{t}"),
+        Tensor::from_slice(&vec![turn; k]),
+    );
 }
 
 /// What the reference needs of the case besides its tensors.

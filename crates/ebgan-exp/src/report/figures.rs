@@ -1,11 +1,11 @@
 //! PNG figures with plotters: Figure 2 and 3 histograms, best samples (Figure 4), the margin
 //! sweep (Figure 9) and loss curves.
 
+use super::gan_setting::GanSetting;
 use super::{best_of, i_primes, outcomes, shares_of_runs, FAMILIES};
 use crate::config::{Family, Model};
-use crate::results::{ResultsDir, RunRecord};
-use super::gan_setting::GanSetting;
 use crate::results::LossLog;
+use crate::results::{ResultsDir, RunRecord};
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -196,9 +196,10 @@ pub fn figure3(rows: &[RunRecord], out: &Path) -> Result<Option<PathBuf>> {
     draw_png(out, (420 * cols as u32, 320 * nrows as u32), |root| {
         root.fill(&WHITE).map_err(err)?;
         for (area, setting) in root.split_evenly((nrows, cols)).iter().zip(&settings) {
-            let gan = outcomes(rows.iter().filter(|r| {
-                r.family == Family::Gan && GanSetting::of(&r.config) == *setting
-            }));
+            let gan = outcomes(
+                rows.iter()
+                    .filter(|r| r.family == Family::Gan && GanSetting::of(&r.config) == *setting),
+            );
             let series = vec![
                 ("GAN".to_string(), family_color(Family::Gan), gan),
                 (

@@ -8,9 +8,9 @@ mod summary;
 mod table2;
 
 use crate::config::{Experiment, Family};
+use crate::results::Status;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
-use crate::results::Status;
 use anyhow::{bail, Result};
 use std::path::Path;
 

@@ -5,10 +5,10 @@
 //! ([`super::outcomes`]). Families are those present in the rows, in [`Family`]'s order.
 
 use super::fmt3;
+use super::gan_setting::GanSetting;
 use super::is_outcome;
 use crate::config::{Family, RunConfig};
 use crate::results::RunRecord;
-use super::gan_setting::GanSetting;
 use crate::results::Status;
 use anyhow::Result;
 use serde_json::{Map, Value};

@@ -1,12 +1,12 @@
 //! results/<experiment>/summary.md.
 
+use super::gan_setting::GanSetting;
 use super::{fmt3, i_primes, outcomes, quantile, shares_of_runs, FAMILIES};
 use crate::config::{Family, Model};
 use crate::fsutil::write_atomic;
+use crate::results::{LossLog, Status};
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
-use super::gan_setting::GanSetting;
-use crate::results::{LossLog, Status};
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 use super::progress::Progress;
 use crate::config::Run;
 use crate::device;
-use crate::results::{ResultColumns, ResultsDir, RunRecord};
 use crate::results::RunOutcome;
+use crate::results::{ResultColumns, ResultsDir, RunRecord};
 use crate::train::Trainer;
 use anyhow::Result;
 use std::path::{Path, PathBuf};

@@ -22,12 +22,19 @@ impl Adaptive {
             members.iter().map(slice).collect()
         }
         match members[0].model {
-            Model::Began => Adaptive::Began(began::State::new(&of(members, RunConfig::began), device)),
-            Model::Magan => Adaptive::Magan(magan::State::new(&of(members, RunConfig::magan), device)),
-            Model::WganGp => {
-                Adaptive::WganGp(wgan_gp::State::new(&of(members, RunConfig::wgan_gp), device))
+            Model::Began => {
+                Adaptive::Began(began::State::new(&of(members, RunConfig::began), device))
             }
-            Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Adaptive::Fixed(members[0].model),
+            Model::Magan => {
+                Adaptive::Magan(magan::State::new(&of(members, RunConfig::magan), device))
+            }
+            Model::WganGp => Adaptive::WganGp(wgan_gp::State::new(
+                &of(members, RunConfig::wgan_gp),
+                device,
+            )),
+            Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => {
+                Adaptive::Fixed(members[0].model)
+            }
         }
     }
 

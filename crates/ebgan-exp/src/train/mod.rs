@@ -19,8 +19,8 @@ pub mod sample;
 pub mod step;
 pub mod stop;
 
-pub use cohort::{CohortKey, CohortSize};
 pub use crate::results::{LossLog, RunOutcome, Status};
+pub use cohort::{CohortKey, CohortSize};
 pub use outcome::Trained;
 pub use stop::Stop;
 

@@ -4,8 +4,8 @@
 //! to resume bit for bit.
 
 use super::{ConvGan, ConvRun, CHECKPOINT};
-use crate::train::checkpoint;
 use crate::results::LossLog;
+use crate::train::checkpoint;
 use crate::train::outcome::LogWindow;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;

@@ -6,15 +6,15 @@
 
 use super::adaptive::Adaptive;
 use super::outcome::{LogWindow, LOG_EVERY};
-use crate::results::{LossLog, RunOutcome};
 use super::step::{
     pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
 };
 use super::stop::Stop;
 use crate::config::RunConfig;
-use crate::family::DKind;
 use crate::data::image_set::ImageSet;
+use crate::family::DKind;
 use crate::png::{image_grid, save_rgb_png};
+use crate::results::{LossLog, RunOutcome};
 use crate::scoring::Scorer;
 use anyhow::{bail, Result};
 use ebgan_core::{Layout, MemberOptim};
@@ -614,9 +614,15 @@ mod tests {
         let (wa, wb) = (weights(a.path()), weights(b.path()));
         assert_eq!(wa, wb, "weights differ after resuming");
         assert!(wa.iter().any(|(n, _)| n.starts_with("d/conv1")));
-        assert!(!wa.iter().any(|(n, _)| n.starts_with("d/bn")), "a critic with batch norm");
+        assert!(
+            !wa.iter().any(|(n, _)| n.starts_with("d/bn")),
+            "a critic with batch norm"
+        );
         for l in &whole.log {
-            assert!(l.gradient_penalty.is_some_and(|p| p.is_finite() && p > 0.0), "{l:?}");
+            assert!(
+                l.gradient_penalty.is_some_and(|p| p.is_finite() && p > 0.0),
+                "{l:?}"
+            );
             assert_eq!(l.margin, None);
         }
     }

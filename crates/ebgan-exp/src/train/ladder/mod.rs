@@ -6,11 +6,11 @@ mod checkpoint;
 use checkpoint::{resume, save, sorted};
 
 use super::outcome::{Trained, LOG_EVERY};
-use crate::results::{LossLog, RunOutcome};
 use super::stop::Stop;
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
 use crate::png::{image_grid, save_rgb_png};
+use crate::results::{LossLog, RunOutcome};
 use anyhow::Result;
 use ebgan_core::{upload, MemberOptim};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};

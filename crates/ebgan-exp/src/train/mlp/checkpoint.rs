@@ -4,8 +4,8 @@
 //! cohort's rows are committed.
 
 use super::{Cohort, DataOrder};
-use crate::train::checkpoint::{self, Loaded};
 use crate::results::LossLog;
+use crate::train::checkpoint::{self, Loaded};
 use crate::train::outcome::LogWindow;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;

@@ -12,7 +12,6 @@ pub use data::DeviceImages;
 use super::adaptive::Adaptive;
 use super::cohort::CohortKey;
 use super::outcome::{Trained, LOG_EVERY};
-use crate::results::{LossLog, RunOutcome};
 use super::step::{
     pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
 };
@@ -21,6 +20,7 @@ use crate::config::RunConfig;
 use crate::data::mnist::PIXELS;
 use crate::family::DKind;
 use crate::png::{image_grid, save_rgb_png};
+use crate::results::{LossLog, RunOutcome};
 use crate::scoring::Scorer;
 use anyhow::Result;
 use checkpoint::CohortProgress;
