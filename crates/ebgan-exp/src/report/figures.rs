@@ -26,12 +26,10 @@ const BINS: usize = 24;
 const DIVERGED_AT: f64 = I_MAX + 0.1;
 const X_MAX: f64 = DIVERGED_AT + 0.2;
 
+/// A family's colour in every figure (its family file's; no two families share one).
 pub(super) fn family_color(family: Family) -> RGBColor {
-    match family {
-        Family::Gan => RGBColor(214, 39, 40),
-        Family::Ebgan => RGBColor(31, 119, 180),
-        _ => RGBColor(44, 160, 44),
-    }
+    let (r, g, b) = family.color();
+    RGBColor(r, g, b)
 }
 
 /// Draws a `size` PNG in memory, then writes it atomically: a killed report never leaves a

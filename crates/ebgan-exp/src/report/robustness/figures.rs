@@ -43,19 +43,9 @@ fn fresh_colors(taken: &[RGBColor], count: usize) -> Vec<RGBColor> {
     (0..count).map(|i| free[i % free.len()]).collect()
 }
 
-/// Each family's figure colour; a family whose colour an earlier one has gets a fresh one.
+/// Each family's figure colour (distinct by construction: `Family::color`).
 fn family_colors(families: &[Family]) -> Vec<RGBColor> {
-    let mut used: Vec<RGBColor> = vec![];
-    for f in families {
-        let c = family_color(*f);
-        let c = if used.contains(&c) {
-            fresh_colors(&used, 1)[0]
-        } else {
-            c
-        };
-        used.push(c);
-    }
-    used
+    families.iter().map(|f| family_color(*f)).collect()
 }
 
 /// A figure series: legend label, colour, line width, points.
