@@ -33,6 +33,8 @@ enum Command {
     Slurm(cluster::SlurmArgs),
     /// Per shard: runs done / diverged / failed / remaining, and Slurm's queued or running tasks.
     Status(cluster::StatusArgs),
+    /// Write a Kubernetes Indexed Job: one pod per shard of FILE (`--shard env/N`).
+    K8s(cluster::K8sArgs),
     /// Decode and preprocess the image dataset of an experiment file once into its uint8 cache
     /// (training does this itself when the cache is missing); prints its size and images/s.
     CacheImages(data::image_set::CacheImagesArgs),
@@ -73,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => a.run(&data),
         Command::Slurm(a) => a.run(&data),
         Command::Status(a) => a.run(),
+        Command::K8s(a) => a.run(),
         Command::CacheImages(a) => a.run(&data),
         Command::Sample(a) => a.run(),
         Command::Interpolate(a) => a.run(),

@@ -1,7 +1,12 @@
-//! Running a grid on a cluster: `ebgan slurm` (an array job, one task per shard) and
-//! `ebgan status` (per-shard progress and the queue).
+//! Running a grid on a cluster: `ebgan slurm` (an array job, one task per shard), `ebgan k8s`
+//! (a Kubernetes Indexed Job, one pod per shard) and `ebgan status` (per-shard progress and
+//! the queue). Elsewhere (submitit, other schedulers) `ebgan run --shard env` reads the task's
+//! index from the environment.
 
+pub mod k8s;
 pub mod slurm;
+
+pub use k8s::K8sArgs;
 
 use crate::config::{Experiment, SlurmSettings};
 use crate::results::ResultsDir;

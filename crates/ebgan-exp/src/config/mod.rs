@@ -21,7 +21,7 @@ pub use experiment::{DatasetSpec, Experiment, Run, SlurmSettings};
 pub use grid::OneOrMany;
 pub use kinds::{Dataset, Family, MarginDecay, Model, Network};
 pub use run_config::{GridSpec, RunConfig};
-pub use shard::Shard;
+pub use shard::{Shard, ShardArg};
 
 /// `ebgan plan`: the runs an experiment file expands to, per family and in total.
 #[derive(clap::Args)]

@@ -5,7 +5,7 @@ mod commit;
 pub mod progress;
 pub mod workers;
 
-use crate::config::{Experiment, Run, Shard};
+use crate::config::{Experiment, Run, Shard, ShardArg};
 use crate::data::image_set::ImageSets;
 use crate::data::mnist;
 use crate::device;
@@ -58,9 +58,11 @@ impl std::error::Error for RunsFailed {}
 #[derive(clap::Args)]
 pub struct RunArgs {
     file: PathBuf,
-    /// Run shard I of N (0-based): disjoint shards whose union is the grid.
+    /// Run shard I of N (0-based): disjoint shards whose union is the grid. `env`: I and N
+    /// from a Slurm array task (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT); `env/N`: I from
+    /// Slurm or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX), N given (docs/cluster.md).
     #[arg(long, default_value = "0/1")]
-    shard: Shard,
+    shard: ShardArg,
     /// auto (CUDA when available), cpu, cuda or cuda:K.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -103,8 +105,12 @@ impl RunArgs {
     pub fn run(&self, data: &Path) -> Result<()> {
         anyhow::ensure!(self.workers >= 1, "--workers 0: expected at least 1");
         let device = device::parse(&self.device)?;
+        let shard = self
+            .shard
+            .resolve(|name| std::env::var(name).ok())
+            .map_err(anyhow::Error::msg)?;
         let opts = RunOptions {
-            shard: self.shard,
+            shard,
             device,
             jobs: self.jobs,
             cohort: self.cohort.parse().map_err(anyhow::Error::msg)?,
@@ -155,7 +161,7 @@ impl RunArgs {
             }
             let done = workers::run(
                 &self.file,
-                self.shard,
+                shard,
                 self.workers,
                 data,
                 &self.results,
