@@ -58,9 +58,8 @@ impl std::error::Error for RunsFailed {}
 #[derive(clap::Args)]
 pub struct RunArgs {
     file: PathBuf,
-    /// Run shard I of N (0-based): disjoint shards whose union is the grid. `env`: I and N
-    /// from a Slurm array task (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT); `env/N`: I from
-    /// Slurm or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX), N given (docs/cluster.md).
+    /// Run shard I of N (0-based): disjoint shards whose union is the grid; `env` / `env/N`:
+    /// from a Slurm array task or a Kubernetes Indexed Job (docs/cluster.md).
     #[arg(long, default_value = "0/1")]
     shard: ShardArg,
     /// auto (CUDA when available), cpu, cuda or cuda:K.
@@ -105,10 +104,8 @@ impl RunArgs {
     pub fn run(&self, data: &Path) -> Result<()> {
         anyhow::ensure!(self.workers >= 1, "--workers 0: expected at least 1");
         let device = device::parse(&self.device)?;
-        let shard = self
-            .shard
-            .resolve(|name| std::env::var(name).ok())
-            .map_err(anyhow::Error::msg)?;
+        let shard = self.shard.resolve(|v| std::env::var(v).ok());
+        let shard = shard.map_err(anyhow::Error::msg)?;
         let opts = RunOptions {
             shard,
             device,
