@@ -9,6 +9,7 @@
 //! A run counts as done when its row is in any runs*.csv; everything in its folder is written
 //! before the row is appended. Deleting a row therefore re-runs exactly that run.
 
+pub mod events;
 mod outcome;
 pub use outcome::{LossLog, RunOutcome, Status};
 
@@ -314,7 +315,7 @@ impl ResultsDir {
         )
     }
 
-    /// Writes the run's losses and result file, then commits its row.
+    /// Writes the run's losses, result file and TensorBoard events, then commits its row.
     pub fn finish_run(&self, record: &RunRecord, log: &[LossLog], csv: &Path) -> Result<()> {
         let dir = self.run_dir(&record.run_id);
         let mut w = csv::Writer::from_writer(vec![]);
@@ -326,6 +327,7 @@ impl ResultsDir {
             &dir.join("result.json"),
             serde_json::to_string_pretty(record)?.as_bytes(),
         )?;
+        events::write_run(&dir, record, log)?;
         self.append_row(csv, record)
     }
 
