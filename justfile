@@ -19,9 +19,9 @@ torch:
       "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.11.0 numpy
     fi
     # The parity references: pytorch-fid's Inception (with the torchvision of torch 2.11), scipy
-    # torch-fidelity's KID, and TensorBoard's reader of our event files.
-    if ! "$EBGAN_VENV/bin/python" -c 'import torchvision, pytorch_fid, scipy, torch_fidelity, tensorboard' 2>/dev/null; then
-      "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torchvision==0.26.0 pytorch-fid==0.3.0 scipy torch-fidelity==0.4.0 tensorboard==2.21.0
+    # torch-fidelity's KID, TensorBoard's reader of our event files, selenium (the browser test).
+    if ! "$EBGAN_VENV/bin/python" -c 'import torchvision, pytorch_fid, scipy, torch_fidelity, tensorboard, selenium' 2>/dev/null; then
+      "$EBGAN_VENV/bin/pip" install --quiet --disable-pip-version-check torchvision==0.26.0 pytorch-fid==0.3.0 scipy torch-fidelity==0.4.0 tensorboard==2.21.0 selenium==4.51.0
     fi
 
 # release build of the `ebgan` binary (tests share it)

@@ -3,6 +3,7 @@
 
 pub mod figures;
 mod gan_setting;
+pub mod html;
 mod robustness;
 mod summary;
 mod table2;
@@ -12,7 +13,7 @@ use crate::results::Status;
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
 use anyhow::{bail, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The comparison families in the order the paper shows them.
 pub const FAMILIES: [Family; 6] = Family::GENERATIVE;
@@ -109,7 +110,36 @@ pub fn write(dir: &Path) -> Result<()> {
             made.push(best);
         }
     }
-    summary::write(dir, &rows, stale, classifier.as_ref(), &made)
+    summary::write(dir, &rows, stale, classifier.as_ref(), &made)?;
+    browser(dir, &res, &rows, &made)
+}
+
+/// The results browser: a page for every run whose folder is here, then the folder's index.
+fn browser(dir: &Path, res: &ResultsDir, rows: &[RunRecord], figures: &[PathBuf]) -> Result<()> {
+    for r in rows {
+        if let Ok(log) = res.read_losses(&r.run_id) {
+            html::write_run_page(res, r, &log)?;
+        }
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string());
+    html::write_index(dir, &name.unwrap_or_default(), rows, figures)?;
+    Ok(())
+}
+
+/// Redraws only the results browser's index over every row committed so far (a grid in
+/// progress; its figures are those the folder has).
+pub fn refresh_index(dir: &Path) -> Result<()> {
+    let res = ResultsDir::new(dir.to_path_buf());
+    let rows = res.rows()?;
+    let mut figures: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    figures.sort();
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string());
+    html::write_index(dir, &name.unwrap_or_default(), &rows, &figures)?;
+    Ok(())
 }
 
 /// EBGAN-LN's generated samples: the run with the lowest test error.

@@ -21,6 +21,8 @@ pub struct Committer<'a> {
     /// The scoring classifier's hash prefix, when this invocation scores runs.
     classifier: String,
     lock: Mutex<()>,
+    /// When the results browser's index was last redrawn (once a minute while rows come in).
+    index_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// The text of a caught panic.
@@ -41,6 +43,7 @@ impl<'a> Committer<'a> {
             machine: device::machine(),
             classifier,
             lock: Mutex::new(()),
+            index_at: Mutex::new(None),
         }
     }
 
@@ -137,6 +140,10 @@ impl<'a> Committer<'a> {
                 progress.say(format!("{}: loss curves not drawn: {e:#}", r.id));
             }
         }
+        // The row is committed: a page that fails to write must not stop the grid either.
+        if let Err(e) = self.browse(&record, &outcome.log) {
+            progress.say(format!("{}: results browser not updated: {e:#}", r.id));
+        }
         let done = progress.committed(outcome.diverged_at.is_some());
         let score = match (record.test_error, record.i_prime, outcome.diverged_at) {
             (_, _, Some(step)) => format!("diverged at step {step}"),
@@ -149,6 +156,17 @@ impl<'a> Committer<'a> {
             progress.runs(),
             r.id
         ));
+        Ok(())
+    }
+
+    /// The run's page in the results browser, and the folder's index once a minute.
+    fn browse(&self, record: &RunRecord, log: &[crate::results::LossLog]) -> Result<()> {
+        crate::report::html::write_run_page(self.res, record, log)?;
+        let mut at = self.index_at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+            crate::report::refresh_index(&self.res.root)?;
+            *at = Some(std::time::Instant::now());
+        }
         Ok(())
     }
 

@@ -1,0 +1,89 @@
+//! The results browser in a real browser: a tiny grid trained by `ebgan run`, its index.html
+//! opened in headless Chromium (Debian's chromium and chromium-driver, driven by selenium from
+//! the torch environment) by scripts/browser_check.py, which sorts by I', filters to one family
+//! and checks the count against runs.csv, opens a run's page, and checks that every image loaded
+//! and that the console shows no errors. CI installs the browser (.ci/run); elsewhere the test
+//! says it was skipped when /usr/bin/chromium is missing.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::{mnist_dir, ok};
+
+const TINY: &str = r#"
+name = "browse"
+[common]
+size_g = 32
+size_d = 16
+batch_size = 32
+train_images = 256
+epochs = 1
+score_samples = 128
+
+[[grid]]
+model = "ebgan"
+n_layer_g = [2, 3]
+
+[[grid]]
+model = "gan"
+optim_d = ["adam", "sgd"]
+
+[[grid]]
+model = "gan"
+optim_d = "sgd"
+optim_g = "sgd"
+lr = 1e12
+"#;
+
+#[test]
+fn the_results_page_sorts_filters_and_opens_runs_in_a_real_browser() {
+    let browser = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+    if browser.iter().any(|b| !Path::new(b).exists()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver (.ci/run)"
+        );
+        eprintln!("SKIPPED: no {browser:?} (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("browse.toml");
+    std::fs::write(&exp, TINY).unwrap();
+    let (results, classifier) = (tmp.path().join("results"), tmp.path().join("classifier"));
+    let data = mnist_dir();
+    let env = [("EBGAN_DATA", data.as_path())];
+    let c = classifier.to_str().unwrap();
+    ok(common::ebgan_env(
+        &["classifier", "--device", "cpu", "--classifier", c],
+        &env,
+    ));
+    let r = results.to_str().unwrap();
+    let args = [
+        "run",
+        exp.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--results",
+        r,
+        "--classifier",
+        c,
+    ];
+    ok(common::ebgan_env(&args, &env));
+    let root = results.join("browse");
+    assert!(root.join("index.html").is_file());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/browser_check.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&root)
+        .arg("gan")
+        .output()
+        .expect("python3 (the torch environment's, via scripts/with-torch)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("10 passed, 0 failed"), "{text}");
+}
