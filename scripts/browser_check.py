@@ -1,6 +1,7 @@
 """Opens a results folder's index.html in headless Chromium (Debian's chromium and
 chromium-driver, driven by selenium) as a person would, and checks what they would see:
-the table holds every row of runs*.csv; a click on I''s title sorts by it; typing a family in
+the table holds every row of runs*.csv; a click on the score's title (I', or a Table 2
+folder's test error) sorts by it; typing a family in
 its filter box leaves exactly that family's rows; a run's page opens from its link with every
 image loaded; and the browser console shows no errors on either page. Prints one line per check
 and exits 1 if any fails. With --screenshot PATH, saves the index as a PNG.
@@ -69,16 +70,22 @@ def main(folder, family, screenshot):
                 return False
             total = driver.execute_script("return window.runsTable.getDataCount()")
             check("every row of runs*.csv is in the table", total == len(rows), f"{total} of {len(rows)}")
-            # Sort by I': a click on its column title (descending on the second click).
-            title = driver.find_element(By.XPATH, "//div[contains(@class,'tabulator-col-title') and text()=\"I'\"]")
-            title.click()
-            title.click()
+            # Sort by the folder's score, a click on its column title: I' highest first (a second
+            # click), or a Table 2 folder's test error lowest first.
+            if any(r["i_prime"] for r in rows):
+                title, field, clicks, best = "I'", "i_prime", 2, max
+            else:
+                title, field, clicks, best = "test error %", "test_error", 1, min
+            head = driver.find_element(
+                By.XPATH, f"//div[contains(@class,'tabulator-col-title') and text()=\"{title}\"]")
+            for _ in range(clicks):
+                head.click()
             time.sleep(0.3)
             shown = driver.execute_script(
-                "return window.runsTable.getRows('active').map(r => r.getData().i_prime)")
-            scored = [float(r["i_prime"]) for r in rows if r["i_prime"]]
-            check("a click on I' sorts the rows by it (highest first)",
-                  shown and shown[0] == max(scored), f"first {shown[:1]}, best {max(scored):.6f}")
+                f"return window.runsTable.getRows('active').map(r => r.getData().{field})")
+            scored = [float(r[field]) for r in rows if r[field]]
+            check(f"a click on {title} sorts the rows by it ({best.__name__} first)",
+                  shown and shown[0] == best(scored), f"first {shown[:1]}, {best.__name__} {best(scored):.6f}")
             # Filter to one family through its filter box.
             box = driver.find_element(
                 By.XPATH, "//div[@tabulator-field='family']//input")

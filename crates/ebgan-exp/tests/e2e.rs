@@ -532,6 +532,9 @@ fn a_budget_or_sigterm_stop_checkpoints_and_the_resumed_grid_equals_an_uninterru
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Into the next cohort's training (each takes seconds): a stop between cohorts would leave
+    // nothing in flight to checkpoint, which is not what this part tests.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

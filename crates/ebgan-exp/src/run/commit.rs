@@ -43,7 +43,8 @@ impl<'a> Committer<'a> {
             machine: device::machine(),
             classifier,
             lock: Mutex::new(()),
-            index_at: Mutex::new(None),
+            // The first redraw a minute in: a short grid's index comes with its report.
+            index_at: Mutex::new(Some(std::time::Instant::now())),
         }
     }
 
