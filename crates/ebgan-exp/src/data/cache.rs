@@ -64,9 +64,13 @@ const VERSION: u32 = 1;
 /// Records decoded per parallel batch: bounds the encoded bytes held at once.
 const CHUNK: usize = 4096;
 
+/// WebP (LSUN) through libwebp, for speed; anything else, or WebP that libwebp refuses
+/// (animated), through `image` as before.
 fn decode(bytes: &[u8], p: Preprocess) -> Option<Vec<u8>> {
-    image::load_from_memory(bytes)
-        .ok()
+    super::webp::is_webp(bytes)
+        .then(|| super::webp::decode(bytes))
+        .flatten()
+        .or_else(|| image::load_from_memory(bytes).ok())
         .map(|img| preprocess(&img, p))
 }
 

@@ -7,6 +7,7 @@ pub mod imagenet;
 pub mod lsun;
 pub mod mnist;
 pub mod source;
+pub mod webp;
 
 use std::path::PathBuf;
 
