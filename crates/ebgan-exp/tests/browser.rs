@@ -6,10 +6,8 @@
 //! says it was skipped when /usr/bin/chromium is missing.
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
-use common::{mnist_dir, ok};
 
 const TINY: &str = r#"
 name = "browse"
@@ -47,38 +45,9 @@ fn the_results_page_sorts_filters_and_opens_runs_in_a_real_browser() {
         eprintln!("SKIPPED: no {browser:?} (apt-get install chromium chromium-driver)");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let exp = tmp.path().join("browse.toml");
-    std::fs::write(&exp, TINY).unwrap();
-    let (results, classifier) = (tmp.path().join("results"), tmp.path().join("classifier"));
-    let data = mnist_dir();
-    let env = [("EBGAN_DATA", data.as_path())];
-    let c = classifier.to_str().unwrap();
-    ok(common::ebgan_env(
-        &["classifier", "--device", "cpu", "--classifier", c],
-        &env,
-    ));
-    let r = results.to_str().unwrap();
-    let args = [
-        "run",
-        exp.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--results",
-        r,
-        "--classifier",
-        c,
-    ];
-    ok(common::ebgan_env(&args, &env));
-    let root = results.join("browse");
+    let (_tmp, root) = common::train_grid(TINY, "browse");
     assert!(root.join("index.html").is_file());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/browser_check.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&root)
-        .arg("gan")
-        .output()
-        .expect("python3 (the torch environment's, via scripts/with-torch)");
+    let out = common::python("scripts/browser_check.py", &[&root, Path::new("gan")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -4,10 +4,9 @@
 //! losses.csv and runs.csv row; then a flipped byte, which TensorBoard's CRC check refuses.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
-use common::{mnist_dir, ok, rows};
+use common::rows;
 use ebgan_exp::results::{events, LossLog, Status};
 
 const TINY: &str = r#"
@@ -36,12 +35,7 @@ lr = 1e12
 
 /// What TensorBoard read from `path`.
 fn read(path: &Path) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../parity/events.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(path)
-        .output()
-        .expect("python3 (the torch environment's, via scripts/with-torch)");
+    let out = common::python("parity/events.py", &[path]);
     assert!(
         out.status.success(),
         "{}",
@@ -69,30 +63,7 @@ fn series(tb: &serde_json::Value, tag: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn tensorboard_reads_every_runs_scalars_images_and_settings_and_refuses_a_flipped_byte() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exp = tmp.path().join("tb.toml");
-    std::fs::write(&exp, TINY).unwrap();
-    let (results, classifier) = (tmp.path().join("results"), tmp.path().join("classifier"));
-    let data = mnist_dir();
-    let env = [("EBGAN_DATA", data.as_path())];
-    let c = classifier.to_str().unwrap();
-    ok(common::ebgan_env(
-        &["classifier", "--device", "cpu", "--classifier", c],
-        &env,
-    ));
-    let r = results.to_str().unwrap();
-    let args = [
-        "run",
-        exp.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--results",
-        r,
-        "--classifier",
-        c,
-    ];
-    ok(common::ebgan_env(&args, &env));
-    let root = results.join("tb");
+    let (tmp, root) = common::train_grid(TINY, "tb");
     let rows = rows(&root.join("runs.csv"));
     assert_eq!(rows.len(), 3);
     let mut families = vec![];

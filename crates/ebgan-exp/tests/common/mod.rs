@@ -63,3 +63,48 @@ pub fn planned_ids(plan_output: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Trains the grid of experiment text `toml` (named `name`) on the CPU with the shipped
+/// classifier, as a user runs it, in a temporary folder; returns that folder (kept alive by the
+/// caller) and the experiment's results folder.
+pub fn train_grid(toml: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join(format!("{name}.toml"));
+    std::fs::write(&exp, toml).unwrap();
+    let (results, classifier) = (tmp.path().join("results"), tmp.path().join("classifier"));
+    let data = mnist_dir();
+    let env = [("EBGAN_DATA", data.as_path())];
+    let c = classifier.to_str().unwrap();
+    ok(ebgan_env(
+        &["classifier", "--device", "cpu", "--classifier", c],
+        &env,
+    ));
+    let r = results.to_str().unwrap();
+    let exp = exp.to_str().unwrap();
+    let args = [
+        "run",
+        exp,
+        "--device",
+        "cpu",
+        "--results",
+        r,
+        "--classifier",
+        c,
+    ];
+    ok(ebgan_env(&args, &env));
+    let root = results.join(name);
+    (tmp, root)
+}
+
+/// A python script of the repository (the torch environment's python, via scripts/with-torch)
+/// with `args`.
+pub fn python(script: &str, args: &[&Path]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(script);
+    Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("python3 (the torch environment's, via scripts/with-torch)")
+}
