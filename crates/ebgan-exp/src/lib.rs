@@ -11,7 +11,7 @@
 //!   -> results  run folders, runs.csv rows (the commit point)
 //!   -> report   figures and tables from results alone
 //! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier), fid (FID and
-//! KID with the FID-Inception network),
+//! KID with the FID-Inception network; fid_command: `ebgan fid`),
 //! cluster (Slurm), bench, gpu_check (the checks of a GPU session), parity (our steps against PyTorch references), png (image sheets), device, fsutil
 //! ```
 //! A module imports only modules below it in this list (or beside it), never one above.
@@ -23,6 +23,7 @@ pub mod data;
 pub mod device;
 pub mod family;
 pub mod fid;
+pub mod fid_command;
 pub mod fsutil;
 pub mod gpu_check;
 pub mod parity;

@@ -2,7 +2,9 @@
 //! library (`ebgan_exp`), where each command's arguments live beside the code that runs it.
 
 use clap::{Parser, Subcommand};
-use ebgan_exp::{bench, cluster, config, data, gpu_check, parity, report, run, scoring, train};
+use ebgan_exp::{
+    bench, cluster, config, data, fid_command, gpu_check, parity, report, run, scoring, train,
+};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -55,7 +57,7 @@ enum Command {
     /// FID and KID between two image sets (folders of images, run checkpoints' samples, an
     /// experiment's dataset) with the FID-Inception network; weights by --inception or
     /// $EBGAN_INCEPTION.
-    Fid(train::sample::FidArgs),
+    Fid(fid_command::FidArgs),
     /// Our training steps against independent PyTorch references from the same weights, data,
     /// noise and dropout masks: losses, final weights and optimizer moments.
     Parity(parity::ParityArgs),
