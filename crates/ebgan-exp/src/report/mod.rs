@@ -9,7 +9,7 @@ mod summary;
 mod table2;
 
 use crate::config::{Experiment, Family};
-use crate::results::Status;
+use crate::results::{LossLog, Status};
 use crate::results::{ResultsDir, RunRecord};
 use crate::scoring::ClassifierInfo;
 use anyhow::{bail, Result};
@@ -123,6 +123,17 @@ fn browser(dir: &Path, res: &ResultsDir, rows: &[RunRecord], figures: &[PathBuf]
     }
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string());
     html::write_index(dir, &name.unwrap_or_default(), rows, figures)?;
+    Ok(())
+}
+
+/// A committed run's own figures and page: a convolutional run's curves.png (MLP runs have
+/// their family's best in curves-<family>.png), then its page in the results browser.
+pub fn run_figures(res: &ResultsDir, record: &RunRecord, log: &[LossLog]) -> Result<()> {
+    if record.config.network.is_conv() {
+        let out = res.run_dir(&record.run_id).join("curves.png");
+        figures::loss_curves(log, &record.run_id, &out)?;
+    }
+    html::write_run_page(res, record, log)?;
     Ok(())
 }
 

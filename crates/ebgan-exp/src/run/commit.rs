@@ -6,7 +6,6 @@ use crate::config::Run;
 use crate::device;
 use crate::results::RunOutcome;
 use crate::results::{ResultColumns, ResultsDir, RunRecord};
-use crate::train::Trainer;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -133,17 +132,9 @@ impl<'a> Committer<'a> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.res.finish_run(&record, &outcome.log, self.csv)?;
         let dir = self.res.run_dir(&r.id);
-        if Trainer::of(&r.config) == Trainer::Conv {
-            // The row is committed: a figure that fails to draw must not stop the grid.
-            if let Err(e) =
-                crate::report::figures::loss_curves(&outcome.log, &r.id, &dir.join("curves.png"))
-            {
-                progress.say(format!("{}: loss curves not drawn: {e:#}", r.id));
-            }
-        }
-        // The row is committed: a page that fails to write must not stop the grid either.
+        // The row is committed: a figure or page that fails to draw must not stop the grid.
         if let Err(e) = self.browse(&record, &outcome.log) {
-            progress.say(format!("{}: results browser not updated: {e:#}", r.id));
+            progress.say(format!("{}: run figures or page not drawn: {e:#}", r.id));
         }
         let done = progress.committed(outcome.diverged_at.is_some());
         let score = match (record.test_error, record.i_prime, outcome.diverged_at) {
@@ -160,9 +151,9 @@ impl<'a> Committer<'a> {
         Ok(())
     }
 
-    /// The run's page in the results browser, and the folder's index once a minute.
+    /// The run's own figures and page (report draws them), and the folder's index once a minute.
     fn browse(&self, record: &RunRecord, log: &[crate::results::LossLog]) -> Result<()> {
-        crate::report::html::write_run_page(self.res, record, log)?;
+        crate::report::run_figures(self.res, record, log)?;
         let mut at = self.index_at.lock().unwrap_or_else(|e| e.into_inner());
         if at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
             crate::report::refresh_index(&self.res.root)?;
