@@ -1,9 +1,9 @@
 """Opens a results folder's index.html in headless Chromium (Debian's chromium and
 chromium-driver, driven by selenium) as a person would, and checks what they would see:
 the table holds every row of runs*.csv; a click on the score's title (I', or a Table 2
-folder's test error) sorts by it; typing a family in
-its filter box leaves exactly that family's rows; a run's page opens from its link with every
-image loaded; and the browser console shows no errors on either page. Prints one line per check
+folder's test error) sorts by it; typing a family in its filter box leaves exactly that family's
+rows, and a threshold typed under the score exactly the rows past it; a run's page opens from its
+link with every image loaded; and the browser console shows no errors on either page. Prints one line per check
 and exits 1 if any fails. With --screenshot PATH, saves the index as a PNG.
 
 Usage: python scripts/browser_check.py RESULTS_DIR FAMILY [--screenshot PATH]
@@ -18,6 +18,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 
 def rows_of(folder):
@@ -97,6 +98,23 @@ def main(folder, family, screenshot):
                 "return window.runsTable.getRows('active').map(r => r.getData().family)"))
             check(f"the family filter leaves exactly the {family} rows of runs*.csv",
                   active == want and families == {family}, f"{active} shown, {want} in runs.csv")
+            # A number filter, as typed into the score's box after clearing the family's.
+            box.send_keys(Keys.CONTROL, "a")
+            box.send_keys(Keys.BACKSPACE)
+            op, cut = (">", 0.5) if field == "i_prime" else ("<", 50.0)
+            driver.find_element(By.XPATH, f"//div[@tabulator-field='{field}']//input").send_keys(f"{op}{cut}")
+            time.sleep(0.5)
+            active = driver.execute_script("return window.runsTable.getDataCount('active')")
+            want = sum(bool(r[field]) and (float(r[field]) > cut if op == ">" else float(r[field]) < cut)
+                       for r in rows)
+            check(f"typing {op}{cut} under {title} leaves exactly those rows of runs*.csv", active == want,
+                  f"{active} shown, {want} in runs.csv")
+            # Back to the family's rows (the run page below is one of them).
+            score_box = driver.find_element(By.XPATH, f"//div[@tabulator-field='{field}']//input")
+            score_box.send_keys(Keys.CONTROL, "a")
+            score_box.send_keys(Keys.BACKSPACE)
+            box.send_keys(family)
+            time.sleep(0.5)
             figures = driver.execute_script(
                 "return [...document.querySelectorAll('figure img')].map(i => [i.src, i.complete && i.naturalWidth > 0])")
             check("every figure of the index loaded", figures and all(ok for _, ok in figures),

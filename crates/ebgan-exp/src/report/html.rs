@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 const TABULATOR_JS: &[u8] = include_bytes!("../../assets/tabulator-6.5.3/tabulator.min.js");
 const TABULATOR_CSS: &[u8] = include_bytes!("../../assets/tabulator-6.5.3/tabulator.min.css");
 const TABULATOR_LICENSE: &[u8] = include_bytes!("../../assets/tabulator-6.5.3/LICENSE");
+/// The index's own code: columns' formatters and filters, the table, the row count.
+const BROWSER_JS: &[u8] = include_bytes!("../../assets/results-browser.js");
 /// Where a folder keeps its copy of the table's code.
 pub const ASSETS: &str = "assets/tabulator-6.5.3";
 
@@ -76,14 +78,14 @@ pub fn write_index(
     rows: &[RunRecord],
     figures: &[PathBuf],
 ) -> Result<PathBuf> {
-    let assets = dir.join(ASSETS);
-    std::fs::create_dir_all(&assets)?;
+    std::fs::create_dir_all(dir.join(ASSETS))?;
     for (file, bytes) in [
-        ("tabulator.min.js", TABULATOR_JS),
-        ("tabulator.min.css", TABULATOR_CSS),
-        ("LICENSE", TABULATOR_LICENSE),
+        (format!("{ASSETS}/tabulator.min.js"), TABULATOR_JS),
+        (format!("{ASSETS}/tabulator.min.css"), TABULATOR_CSS),
+        (format!("{ASSETS}/LICENSE"), TABULATOR_LICENSE),
+        ("assets/results-browser.js".to_string(), BROWSER_JS),
     ] {
-        let path = assets.join(file);
+        let path = dir.join(file);
         if std::fs::read(&path).ok().as_deref() != Some(bytes) {
             write_atomic(&path, bytes)?;
         }
@@ -218,49 +220,8 @@ figure img { max-width: 48vw; }
 <script>
 const COLUMNS = {{COLUMNS}};
 const RUNS = {{DATA}};
-const exact = new Set(["family", "status"]);
-// A number as the table shows it: 4 significant digits, no trailing zeros.
-const shown = (v) => Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
-for (const c of COLUMNS) {
-  if (c.formatter === "run") {
-    c.formatter = (cell) => cell.getData().has_page
-      ? `<a href="${cell.getValue()}/index.html">${cell.getValue()}</a>` : cell.getValue();
-    c.headerFilter = "input";
-  } else if (c.formatter === "thumb") {
-    c.formatter = (cell) => cell.getData().has_samples
-      ? `<img class="thumb" loading="lazy" src="${cell.getValue()}/samples.png" alt="samples">` : "";
-  } else if (RUNS.some((r) => typeof r[c.field] === "number")) {
-    // Numbers: shown to 4 significant digits, filtered by "1.5", ">1.5", "<=0.01".
-    c.sorter = "number";
-    c.formatter = (cell) => { const v = cell.getValue();
-      return typeof v === "number" ? shown(v) : (v ?? ""); };
-    c.headerFilter = "input";
-    c.headerFilterFunc = (want, value) => {
-      if (typeof value !== "number") return false;
-      const m = want.trim().match(/^(<=|>=|<|>|=)?\s*(-?[0-9.e+-]+)$/);
-      if (!m) return false;
-      const x = Number(m[2]);
-      switch (m[1]) {
-        case "<": return value < x; case ">": return value > x;
-        case "<=": return value <= x; case ">=": return value >= x;
-        default: return value === x || shown(value) === m[2];
-      }
-    };
-  } else {
-    c.headerFilter = "input";
-    c.headerFilterFunc = (want, value) => exact.has(c.field)
-      ? String(value) === want.trim() : String(value ?? "").includes(want);
-  }
-}
-window.runsTable = new Tabulator("#runs", {
-  data: RUNS, columns: COLUMNS, height: "65vh", layout: "fitDataFill",
-  renderVertical: "virtual", index: "run_id",
-});
-const count = () => { document.getElementById("shown").textContent =
-  `${window.runsTable.getDataCount("active")} of ${RUNS.length} runs shown`; };
-window.runsTable.on("dataFiltered", () => setTimeout(count));
-window.runsTable.on("tableBuilt", count);
 </script>
+<script src="assets/results-browser.js"></script>
 </body></html>
 "##;
 
