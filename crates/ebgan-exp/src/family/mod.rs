@@ -144,15 +144,6 @@ impl Model {
     pub fn is_ladder(self) -> bool {
         self.d_kind() == DKind::Ladder
     }
-
-    /// Models whose D scores energies (an auto-encoder, or the ladder of EBGAN-LN).
-    pub fn is_energy(self) -> bool {
-        match self.d_kind() {
-            DKind::AutoEncoder => true,
-            DKind::Ladder => self == Model::EbganLn,
-            DKind::Logistic | DKind::Critic => false,
-        }
-    }
 }
 
 impl fmt::Display for Model {
