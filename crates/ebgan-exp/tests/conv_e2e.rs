@@ -28,9 +28,9 @@ fn encoded(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
     buf.into_inner()
 }
 
-/// The `[common]` table of these experiments: tiny widths and the given run length, sample-grid
-/// and checkpoint intervals.
-fn tiny_common(network: &str, steps: u64, sample_every: u64, checkpoint_every: u64) -> String {
+/// The `[common]` table of these experiments: tiny widths and the given run length and
+/// sample-grid interval.
+fn tiny_common(network: &str, steps: u64, sample_every: u64) -> String {
     format!(
         r#"[common]
 network = "{network}"
@@ -43,7 +43,6 @@ lr = 0.0002
 init_std_d = 0.02
 steps = {steps}
 sample_every = {sample_every}
-checkpoint_every = {checkpoint_every}
 "#
     )
 }
@@ -62,7 +61,7 @@ pulling_away = [0.1, 0.0]
 [[grid]]
 model = "gan"
 "#,
-        tiny_common(network, 4, 2, 2)
+        tiny_common(network, 4, 2)
     );
     let p = dir.join("exp.toml");
     std::fs::write(&p, text).unwrap();
@@ -321,7 +320,7 @@ model = "ebgan"
 margin = 20
 pulling_away = 0.1
 "#,
-            tiny_common("dcgan", 150, 100, 5)
+            tiny_common("dcgan", 150, 100)
         ),
     )
     .unwrap();
@@ -329,10 +328,12 @@ pulling_away = 0.1
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     ok(run(&exp, &a, &env));
 
-    // The same run, killed (SIGKILL) as soon as its first checkpoint exists.
+    // The same run, checkpointing after every step, killed (SIGKILL) as soon as its first
+    // checkpoint exists.
     let (data, results) = (b.join("data"), b.join("results"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_ebgan"))
         .args(["run", exp.to_str().unwrap(), "--device", "cpu"])
+        .args(["--checkpoint-minutes", "0"])
         .args([
             "--data",
             data.to_str().unwrap(),

@@ -582,7 +582,7 @@ fn a_budget_or_sigterm_stop_checkpoints_and_the_resumed_grid_equals_an_uninterru
             assert!(!root
                 .join("tiny")
                 .join(&r.run_id)
-                .join("cohort.safetensors")
+                .join("checkpoint.safetensors")
                 .exists());
         }
     }
@@ -655,7 +655,7 @@ fn sigkills_during_a_grid_and_its_checkpoint_writes_lose_and_repeat_nothing() {
         let dir = killed.join("tiny").join(&r.run_id);
         let json = std::fs::read_to_string(dir.join("result.json")).unwrap();
         serde_json::from_str::<serde_json::Value>(&json).unwrap();
-        assert!(!dir.join("cohort.safetensors").exists());
+        assert!(!dir.join("checkpoint.safetensors").exists());
     }
     assert!(
         kills >= 3,

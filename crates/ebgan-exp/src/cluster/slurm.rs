@@ -377,19 +377,16 @@ fn checkpointed(exp: &Experiment, res: &ResultsDir) -> Result<String> {
         for path in crate::train::checkpoints_in(&dir) {
             // Read whole and checked (size, SHA-256): a damaged file is named, never listed as
             // a resume point.
-            let meta = match crate::train::checkpoint::load(&path) {
-                Ok(l) => l.metadata,
+            let at = crate::train::checkpoint::load(&path)
+                .and_then(|ck| crate::train::train_loop::Position::of(&ck));
+            let (members, step) = match at {
+                Ok(at) => (at.runs.len(), at.step),
                 Err(e) => {
                     damaged.push(format!("  {}: {e:#}", r.id));
                     continue;
                 }
             };
-            let members = meta
-                .get("members")
-                .and_then(|m| serde_json::from_str::<Vec<String>>(m).ok())
-                .map_or(1, |m| m.len());
             runs += members;
-            let step = meta.get("step").map_or("?", String::as_str);
             let total = exp
                 .runs
                 .iter()
@@ -513,20 +510,16 @@ mod tests {
         let res = ResultsDir::new(dir.path().to_path_buf());
         let ids: Vec<String> = exp.runs.iter().map(|r| r.id.clone()).collect();
         let t = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
-        let save = |id: &str, members: &[String], step: &str| {
-            let meta = std::collections::HashMap::from([
-                (
-                    "members".to_string(),
-                    serde_json::to_string(members).unwrap(),
-                ),
-                ("step".to_string(), step.to_string()),
-            ]);
-            let path = res.run_dir(id).join(crate::train::mlp::checkpoint::FILE);
+        let save = |id: &str, members: &[String], step: u64| {
+            let header = serde_json::json!({ "runs": members, "step": step });
+            let meta =
+                std::collections::HashMap::from([("header".to_string(), header.to_string())]);
+            let path = res.run_dir(id).join(crate::train::train_loop::CHECKPOINT);
             checkpoint::save(&path, &[("t".into(), t.shallow_clone())], meta).unwrap();
         };
         assert_eq!(checkpointed(&exp, &res).unwrap(), "");
         // A cohort of runs 0 and 1 stopped at step 700 of 2 x 938.
-        save(&ids[0], &ids[..2], "700");
+        save(&ids[0], &ids[..2], 700);
         let out = checkpointed(&exp, &res).unwrap();
         assert!(
             out.starts_with("checkpointed: 2 unfinished run(s)")
@@ -534,10 +527,10 @@ mod tests {
             "{out}"
         );
         // Half truncated, or zeroed: named as damaged, not listed as a resume point.
-        save(&ids[2], &ids[2..], "136");
+        save(&ids[2], &ids[2..], 136);
         let path = res
             .run_dir(&ids[2])
-            .join(crate::train::mlp::checkpoint::FILE);
+            .join(crate::train::train_loop::CHECKPOINT);
         let bytes = std::fs::read(&path).unwrap();
         for broken in [bytes[..bytes.len() / 2].to_vec(), vec![0u8; bytes.len()]] {
             std::fs::write(&path, &broken).unwrap();

@@ -73,8 +73,11 @@ run_config! {
     random_crop: bool = false,
     /// Train for exactly this many steps (0: `epochs` passes over the data).
     steps: u64 = 0,
-    /// Convolutional runs: fixed-noise sample grid every N steps, checkpoint every N steps.
+    /// Convolutional runs: fixed-noise sample grid every N steps.
     sample_every: u64 = 500,
+    /// No longer read: every run checkpoints on one wall-time cadence (`ebgan run
+    /// --checkpoint-minutes`), when stopped and (convolutional runs) at the end. Kept so that
+    /// the experiment files that set it keep their run ids.
     checkpoint_every: u64 = 500,
     /// Table 1 nLayerG: linear layers in G.
     #[serde(alias = "nLayerG")]

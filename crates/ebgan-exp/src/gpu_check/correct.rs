@@ -200,7 +200,7 @@ pub fn train_members(
         stop: &stop,
         checkpoint_every: Duration::MAX,
     };
-    match train_cohort(&run, &mut |_| {})? {
+    match train_cohort(&run, &mut |_, _| {})? {
         Trained::Done(outcomes) => Ok(outcomes),
         other => bail!("nothing asked it to stop, yet: {other:?}"),
     }
@@ -284,7 +284,6 @@ fn conv_config(big: bool) -> RunConfig {
         pulling_away: 0.1,
         steps,
         sample_every: 1_000_000,
-        checkpoint_every: 1_000_000,
         ..Default::default()
     }
 }
@@ -313,14 +312,19 @@ fn conv_round_trip(big: bool, device: Device, out: &std::path::Path) -> Result<(
             scorer: None,
             fid: None,
             stop: &stop,
+            checkpoint_every: Duration::MAX,
         };
-        train_run(&run, device, &mut |s, _| {
+        let trained = train_run(&run, device, &mut |s, _| {
             if first.get().is_none() {
                 first.set(Some(s));
             }
             if Some(s) == stop_at {
                 stop.request()
             }
+        })?;
+        Ok(match trained {
+            Trained::Done(mut outcomes) => Some(outcomes.remove(0)),
+            Trained::Stopped { .. } => None,
         })
     };
     let (a, b) = (root.path().join("straight"), root.path().join("resumed"));

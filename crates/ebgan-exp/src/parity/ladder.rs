@@ -112,7 +112,9 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
         let labels: Vec<i64> = (0..b).map(|_| rng.random_range(0..10)).collect();
         let yl = Tensor::from_slice(&labels).to_device(device);
         let lr = lr_at(c, t as u64 + 1, total);
-        let out = nets.step(c, (&xl, &yl, &xu), c.margin, lr);
+        let alive = Tensor::ones([1], (tch::Kind::Bool, device));
+        let (out, _) = nets.step(c, (&xl, &yl, &xu), c.margin, lr, &alive);
+        let out = out.to_device(tch::Device::Cpu);
         let (noise, z) = nets.take_draws();
         for (name, t_) in [("xl", &xl), ("yl", &yl), ("xu", &xu)] {
             inputs.push((format!("{name}/{t}"), t_.shallow_clone()));
@@ -123,10 +125,9 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
         for (i, n) in z.into_iter().enumerate() {
             inputs.push((format!("z/{t}/{i}"), n));
         }
-        let one = |v: f64| Tensor::from_slice(&[v as f32]);
-        ours.insert(format!("out/loss_d/{t}"), one(out[0]));
+        ours.insert(format!("out/loss_d/{t}"), out.narrow(0, 0, 1));
         if c.model == Model::EbganLn {
-            ours.insert(format!("out/loss_g/{t}"), one(out[1]));
+            ours.insert(format!("out/loss_g/{t}"), out.narrow(0, 1, 1));
         }
     }
     let state: BTreeMap<String, Tensor> = nets.state().into_iter().collect();

@@ -11,7 +11,7 @@
 
 pub mod events;
 mod outcome;
-pub use outcome::{LossLog, RunOutcome, Status};
+pub use outcome::{LossLog, Measured, RunOutcome, Status};
 
 use crate::config::{Experiment, Family, RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};

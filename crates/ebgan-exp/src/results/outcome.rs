@@ -82,19 +82,44 @@ impl LossLog {
     }
 }
 
-/// One run's result, as its trainer hands it to the runner.
+/// What a finished run measured, as its trainer's finish hands it over: every score column of
+/// its row ([`Measured::columns`] fills them, in one place).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    /// I', IS and FID of generated samples (runs scored by the MNIST classifier).
+    pub scores: Option<Scores>,
+    /// FID and KID against the dataset with the FID-Inception network (image runs).
+    pub inception: Option<crate::fid::Distances>,
+    /// Test error in % (semi-supervised runs).
+    pub test_error: Option<f64>,
+}
+
+impl Measured {
+    /// `row` with its score columns set from these measures.
+    pub fn columns(&self, row: super::ResultColumns) -> super::ResultColumns {
+        let s = self.scores;
+        super::ResultColumns {
+            i_prime: s.map(|s| s.i_prime),
+            i_prime_printed: s.map(|s| s.i_prime_printed),
+            inception_score: s.map(|s| s.inception_score),
+            fid: s.and_then(|s| s.fid),
+            inception_fid: self.inception.map(|d| d.fid),
+            inception_kid: self.inception.map(|d| d.kid),
+            test_error: self.test_error,
+            ..row
+        }
+    }
+}
+
+/// One run's result, as the training loop hands it to the runner.
 #[derive(Debug)]
 pub struct RunOutcome {
     /// The step (1-based) at which a loss became NaN or infinite; None if it finished.
     pub diverged_at: Option<u64>,
     pub log: Vec<LossLog>,
     pub epochs_done: usize,
-    /// I', IS of generated samples (runs scored by the MNIST classifier).
-    pub scores: Option<Scores>,
-    /// FID and KID against the dataset with the FID-Inception network (image runs).
-    pub inception: Option<crate::fid::Distances>,
-    /// Test error in % (semi-supervised models only).
-    pub test_error: Option<f64>,
+    /// Its scores (none for a diverged run).
+    pub measured: Measured,
 }
 
 impl RunOutcome {

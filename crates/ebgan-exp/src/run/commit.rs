@@ -98,35 +98,27 @@ impl<'a> Committer<'a> {
         progress: &Progress,
     ) -> Result<()> {
         let last = outcome.log.last();
-        let scores = outcome.scores;
-        let record = RunRecord {
-            result: ResultColumns {
-                run_id: r.id.clone(),
-                family: r.config.family(),
-                status: outcome.status(),
-                i_prime: scores.map(|s| s.i_prime),
-                i_prime_printed: scores.map(|s| s.i_prime_printed),
-                inception_score: scores.map(|s| s.inception_score),
-                fid: scores.and_then(|s| s.fid),
-                inception_fid: outcome.inception.map(|d| d.fid),
-                inception_kid: outcome.inception.map(|d| d.kid),
-                test_error: outcome.test_error,
-                final_loss_d: last.map(|e| e.loss_d),
-                final_loss_g: last.map(|e| e.loss_g),
-                epochs_done: outcome.epochs_done,
-                diverged_step: outcome.diverged_at,
-                wall_s,
-                cohort_size,
-                device: self.device.clone(),
-                // Called on the thread that trained the run, which set its own count.
-                threads: tch::get_num_threads().max(1) as usize,
-                machine: self.machine.clone(),
-                classifier: match scores {
-                    Some(_) => self.classifier.clone(),
-                    None => String::new(),
-                },
-                finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        let scored = outcome.measured.scores.is_some();
+        let row = ResultColumns {
+            final_loss_d: last.map(|e| e.loss_d),
+            final_loss_g: last.map(|e| e.loss_g),
+            epochs_done: outcome.epochs_done,
+            diverged_step: outcome.diverged_at,
+            wall_s,
+            cohort_size,
+            device: self.device.clone(),
+            // Called on the thread that trained the run, which set its own count.
+            threads: tch::get_num_threads().max(1) as usize,
+            machine: self.machine.clone(),
+            classifier: match scored {
+                true => self.classifier.clone(),
+                false => String::new(),
             },
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ..ResultColumns::new(r.id.clone(), r.config.family(), outcome.status())
+        };
+        let record = RunRecord {
+            result: outcome.measured.columns(row),
             config: r.config.clone(),
         };
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());

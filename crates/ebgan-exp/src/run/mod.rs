@@ -90,7 +90,7 @@ pub struct RunArgs {
     /// started, and what is in flight when it ends is checkpointed (exit status 3).
     #[arg(long, value_parser = humantime::parse_duration)]
     time_budget: Option<std::time::Duration>,
-    /// Minutes between an MLP cohort's checkpoints (one is also written on a stop).
+    /// Minutes between checkpoints, for every trainer (one is also written on a stop).
     #[arg(long, default_value_t = 10.0)]
     checkpoint_minutes: f64,
     /// FID-Inception weights (safetensors) for the FID and KID of image runs; default the

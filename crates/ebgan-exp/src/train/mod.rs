@@ -3,9 +3,11 @@
 //! (samples, checkpoints, ...) are written into its folder, and one [`RunOutcome`] per run comes
 //! back for the runner to commit.
 //!
+//! - `train_loop`: the one loop every trainer runs (log windows, divergence, checkpoints, stop)
 //! - `step`: the paper's D-then-G step, shared by the MLP cohorts and the conv runs;
 //!   `adaptive`: what BEGAN (k_t) and MAGAN (its margin) carry from step to step
-//! - `mlp` (cohorts), `conv`, `ladder`: the trainers; `checkpoint`, `sample` beside them
+//! - `mlp` (cohorts), `conv`, `ladder`: the trainers (step, state, finish); `checkpoint`,
+//!   `sample` beside them
 //! - `cohort`: which runs may train together and how many; `outcome`: what comes back
 
 pub mod adaptive;
@@ -18,6 +20,7 @@ pub mod outcome;
 pub mod sample;
 pub mod step;
 pub mod stop;
+pub mod train_loop;
 
 pub use crate::results::{LossLog, RunOutcome, Status};
 pub use cohort::{CohortKey, CohortSize};
@@ -29,7 +32,9 @@ use crate::data::image_set::ImageSets;
 use crate::data::mnist::Mnist;
 use crate::scoring::Scorer;
 use anyhow::Result;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use tch::Device;
 
 /// Which trainer a run goes to.
@@ -82,7 +87,7 @@ pub struct Inputs<'a> {
     pub device: Device,
     /// When to stop early (time budget, signals); trainers checkpoint and return Stopped.
     pub stop: &'a Stop,
-    /// Wall time between an MLP cohort's checkpoints.
+    /// Wall time between checkpoints, for every trainer.
     pub checkpoint_every: std::time::Duration,
     /// CPU cores this invocation may use (`--threads`, or every core).
     pub cores: usize,
@@ -118,7 +123,11 @@ pub fn train_group(
     // also reads it back for the row.
     tch::set_num_threads(Trainer::of(c).threads(inputs.device, inputs.cores) as i32);
     let scorer = match is_scored(c, inputs.dataset) {
-        true => Some(Scorer::load(inputs.classifier, inputs.device)?),
+        true => Some(cached(
+            &SCORER,
+            (inputs.classifier.to_path_buf(), inputs.device),
+            || Scorer::load(inputs.classifier, inputs.device),
+        )?),
         false => None,
     };
     match Trainer::of(c) {
@@ -129,25 +138,14 @@ pub fn train_group(
                 id: &runs[0].id,
                 data: &set,
                 dir: &dirs[0],
-                scorer: scorer.as_ref(),
+                scorer: scorer.as_deref(),
                 fid: inputs.fid,
                 stop: inputs.stop,
+                checkpoint_every: inputs.checkpoint_every,
             };
-            let mut step = 0;
-            let mut on_step = |s: u64, msg: &str| {
-                step = s;
-                progress(s, msg)
-            };
-            Ok(match conv::train_run(&run, inputs.device, &mut on_step)? {
-                Some(outcome) => Trained::Done(vec![outcome]),
-                None => Trained::Stopped {
-                    step,
-                    checkpointed: true,
-                },
-            })
+            conv::train_run(&run, inputs.device, progress)
         }
         Trainer::Ladder => {
-            let mut on_step = |s: u64| progress(s, "");
             let run = ladder::LadderRun {
                 config: c,
                 id: &runs[0].id,
@@ -156,12 +154,19 @@ pub fn train_group(
                 stop: inputs.stop,
                 checkpoint_every: inputs.checkpoint_every,
             };
-            ladder::train_run(&run, inputs.device, &mut on_step)
+            ladder::train_run(&run, inputs.device, progress)
         }
         Trainer::MlpCohort => {
             let configs: Vec<RunConfig> = runs.iter().map(|r| r.config.clone()).collect();
             let n = c.train_images.min(inputs.mnist.train_len());
-            let images = mlp::DeviceImages::new(&inputs.mnist.train_images, n, inputs.device);
+            let source = inputs.mnist.train_images.as_ptr() as usize;
+            let images = cached(&IMAGES, (source, n, inputs.device), || {
+                Ok(mlp::DeviceImages::new(
+                    &inputs.mnist.train_images,
+                    n,
+                    inputs.device,
+                ))
+            })?;
             let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
             let cohort = mlp::CohortRun {
                 members: &configs,
@@ -172,34 +177,59 @@ pub fn train_group(
                 stop: inputs.stop,
                 checkpoint_every: inputs.checkpoint_every,
             };
-            mlp::train_cohort(&cohort, &mut |s| progress(s, ""))
+            mlp::train_cohort(&cohort, progress)
         }
     }
 }
 
-/// The checkpoints any trainer left in run folder `dir` (`ebgan status` lists them): an MLP
-/// cohort's (in its first member's folder), a ladder run's or a convolutional run's.
+type Cache<K, T> = RefCell<Option<(K, Rc<T>)>>;
+
+thread_local! {
+    // The scorer and the cohorts' training images (keyed by their source, size and device),
+    // loaded once per training thread and kept while the next group asks for the same (a
+    // tensor is Send but not Sync: threads cannot share one).
+    static SCORER: Cache<(PathBuf, Device), Scorer> = const { RefCell::new(None) };
+    static IMAGES: Cache<(usize, usize, Device), mlp::DeviceImages> = const { RefCell::new(None) };
+}
+
+/// This thread's `T` for `key`, loaded by `load` unless the last one asked for was the same.
+fn cached<K: PartialEq, T>(
+    cache: &'static std::thread::LocalKey<Cache<K, T>>,
+    key: K,
+    load: impl FnOnce() -> Result<T>,
+) -> Result<Rc<T>> {
+    cache.with(|cell| {
+        if let Some((k, t)) = &*cell.borrow() {
+            if *k == key {
+                return Ok(t.clone());
+            }
+        }
+        // Drop the old one before loading the next (device memory).
+        *cell.borrow_mut() = None;
+        let t = Rc::new(load()?);
+        *cell.borrow_mut() = Some((key, t.clone()));
+        Ok(t)
+    })
+}
+
+/// The checkpoint a trainer left in run folder `dir` (`ebgan status` lists it): a cohort's is
+/// in its first member's folder.
 pub fn checkpoints_in(dir: &Path) -> Vec<PathBuf> {
-    [mlp::checkpoint::FILE, ladder::CHECKPOINT, conv::CHECKPOINT]
-        .into_iter()
-        .map(|file| dir.join(file))
-        .filter(|path| path.exists())
-        .collect()
+    let path = dir.join(train_loop::CHECKPOINT);
+    path.exists().then_some(path).into_iter().collect()
 }
 
 /// Removes what only resuming needed, once the runs' rows are committed: an MLP cohort's or a
 /// ladder run's checkpoint (convolutional runs keep theirs, for `ebgan sample`).
 pub fn discard_checkpoint(runs: &[Run], dirs: &[PathBuf]) -> Result<()> {
-    let path = match Trainer::of(&runs[0].config) {
-        Trainer::MlpCohort => Some(mlp::checkpoint::path(dirs)),
-        Trainer::Ladder => Some(dirs[0].join(ladder::CHECKPOINT)),
-        Trainer::Conv => None,
+    let keep = match Trainer::of(&runs[0].config) {
+        Trainer::MlpCohort | Trainer::Ladder => false,
+        Trainer::Conv => true,
     };
-    if let Some(path) = path {
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
-        }
+    let path = dirs[0].join(train_loop::CHECKPOINT);
+    if !keep && path.exists() {
+        std::fs::remove_file(&path)
+            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
     }
     Ok(())
 }

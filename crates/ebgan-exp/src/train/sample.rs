@@ -2,7 +2,7 @@
 //! the loader `ebgan fid` samples runs through, fid_command.rs).
 
 use super::checkpoint;
-use super::conv::{interpolations, ConvGan, Latent};
+use super::conv::{self, interpolations, ConvGan, Latent};
 use crate::config::RunConfig;
 use crate::device;
 use crate::png::{image_grid, save_rgb_png};
@@ -72,15 +72,34 @@ impl InterpolateArgs {
 /// The generator of a checkpoint, for `ebgan sample` and `ebgan interpolate`.
 pub fn from_checkpoint(path: &Path, device: Device) -> Result<(ConvGan, RunConfig)> {
     let ck = checkpoint::load(path)?;
-    let config: RunConfig = serde_json::from_str(ck.meta("config")?)
-        .with_context(|| format!("checkpoint {}: unreadable config", path.display()))?;
-    let channels: i64 = ck
-        .meta("channels")?
-        .parse()
-        .with_context(|| format!("checkpoint {}: `channels` is not a number", path.display()))?;
-    let gan = ConvGan::new(&config, channels, device);
+    let meta = conv_meta(&ck)?;
+    let gan = ConvGan::new(&meta.config, meta.channels, device);
     ck.restore("g", &gan.g_vs.variables())?;
-    Ok((gan, config))
+    Ok((gan, meta.config))
+}
+
+/// A convolutional run's config and data shape from its checkpoint's header (or, in one
+/// written before the header, its own entries).
+fn conv_meta(ck: &checkpoint::Loaded) -> Result<conv::Meta> {
+    let unreadable = || {
+        format!(
+            "checkpoint {}: not a convolutional run's",
+            ck.path.display()
+        )
+    };
+    if let Some(header) = ck.meta_opt("header") {
+        #[derive(serde::Deserialize)]
+        struct Header {
+            trainer: conv::Meta,
+        }
+        let header: Header = serde_json::from_str(header).with_context(unreadable)?;
+        return Ok(header.trainer);
+    }
+    Ok(conv::Meta {
+        config: serde_json::from_str(ck.meta("config")?).with_context(unreadable)?,
+        channels: ck.meta("channels")?.parse().with_context(unreadable)?,
+        images: 0,
+    })
 }
 
 /// `ebgan sample`: `n` samples of a checkpoint's G as a PNG grid.

@@ -5,65 +5,34 @@
 //! streams are functions of (seed, step) and the data order of (seed, epoch)).
 
 use super::adaptive::Adaptive;
-use super::outcome::{LogWindow, LOG_EVERY};
+use super::checkpoint::Loaded;
+use super::outcome::Trained;
 use super::step::{
     pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
 };
 use super::stop::Stop;
+use super::train_loop::{self, Measured, Named, Runs, Schedule, Stepped, Training};
 use crate::config::RunConfig;
 use crate::data::image_set::ImageSet;
-use crate::family::DKind;
+use crate::family::{DKind, LogColumn};
 use crate::png::{image_grid, save_rgb_png};
-use crate::results::{LossLog, RunOutcome};
 use crate::scoring::Scorer;
 use anyhow::{bail, Result};
-use ebgan_core::{Layout, MemberOptim};
+use ebgan_core::{Layout, MarginSchedule, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
-use ebgan_models::rng::{normal, stream as stream_rng, uniform, Stream};
+use ebgan_models::rng::{stream as stream_rng, uniform, Stream};
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use std::time::Instant;
+use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
 
 mod checkpoint;
 mod finish;
-use checkpoint::{resume, save_checkpoint, Progress};
+mod latent;
+pub use super::train_loop::CHECKPOINT;
+pub use checkpoint::Meta;
 pub use finish::sample_features;
-
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-
-/// G's input for `n` samples: z `[n, z_dim]` and the noise planes of the ImageNet generator.
-pub struct Latent {
-    pub z: Tensor,
-    pub planes: Vec<Tensor>,
-}
-
-impl Latent {
-    pub fn draw(spec: &ConvSpec, n: i64, rng: &mut ChaCha8Rng, device: Device) -> Latent {
-        Latent {
-            z: normal(rng, &[n, spec.z_dim], device),
-            planes: spec
-                .noise_sides()
-                .iter()
-                .map(|&r| normal(rng, &[n, spec.noise_planes, r, r], device))
-                .collect(),
-        }
-    }
-
-    fn lerp(a: &Latent, b: &Latent, t: f64) -> Latent {
-        let mix = |x: &Tensor, y: &Tensor| x * (1.0 - t) + y * t;
-        Latent {
-            z: mix(&a.z, &b.z),
-            planes: a
-                .planes
-                .iter()
-                .zip(&b.planes)
-                .map(|(x, y)| mix(x, y))
-                .collect(),
-        }
-    }
-}
+pub use latent::{interpolations, Latent};
 
 enum ConvD {
     Energy(AutoEncoder),
@@ -177,18 +146,35 @@ impl ConvGan {
         done: u64,
         per_epoch: u64,
     ) -> StepStats {
+        let alive = self.alive.shallow_clone();
+        self.train_step_alive(x, latent, margin, done, per_epoch, &alive)
+            .0
+    }
+
+    /// [`ConvGan::train_step`] for a run `alive` (`[1]` bool; not updated when false): its
+    /// statistics and whether it is alive after the step.
+    fn train_step_alive(
+        &mut self,
+        x: &Tensor,
+        latent: &Latent,
+        margin: f64,
+        done: u64,
+        per_epoch: u64,
+        alive: &Tensor,
+    ) -> (StepStats, Tensor) {
         let out = if self.adaptive.pretraining(done, per_epoch) {
-            pretrain_step(&mut self.critic, &mut self.opt_d, x, &self.alive)
+            pretrain_step(&mut self.critic, &mut self.opt_d, x, alive)
         } else {
-            self.step_output(x, latent, margin)
+            self.step_output(x, latent, margin, alive)
         };
         self.adaptive.after_step(&out);
         self.adaptive.after_epoch(done + 1, per_epoch);
         let stats = out.stats().view([-1]);
-        match self.adaptive.extra_stats() {
+        let stats = match self.adaptive.extra_stats() {
             Some(extra) => Tensor::cat(&[stats, extra.view([-1])], 0),
             None => stats,
-        }
+        };
+        (stats, out.alive)
     }
 
     /// BEGAN's k_t, MAGAN's margin.
@@ -208,10 +194,19 @@ impl ConvGan {
     /// the shared [`step`] for a cohort of one. No host synchronisation: the statistics stay on
     /// the device.
     pub fn step(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepStats {
-        self.step_output(x, latent, margin).stats().view([-1])
+        let alive = self.alive.shallow_clone();
+        self.step_output(x, latent, margin, &alive)
+            .stats()
+            .view([-1])
     }
 
-    fn step_output(&mut self, x: &Tensor, latent: &Latent, margin: f64) -> StepOutput {
+    fn step_output(
+        &mut self,
+        x: &Tensor,
+        latent: &Latent,
+        margin: f64,
+        alive: &Tensor,
+    ) -> StepOutput {
         let fake = self.g.forward(&latent.z, &latent.planes, true);
         let margin = self.margin(margin);
         let eps;
@@ -241,7 +236,7 @@ impl ConvGan {
             x,
             &fake,
             &objective,
-            &self.alive,
+            alive,
         )
     }
 
@@ -304,24 +299,12 @@ pub struct ConvRun<'a> {
     pub fid: Option<&'a std::sync::Mutex<crate::fid::Reference>>,
     /// Stop (with a checkpoint) when this is requested: a time budget's end, SIGTERM.
     pub stop: &'a Stop,
+    /// Wall time between checkpoints.
+    pub checkpoint_every: Duration,
 }
 
 pub(super) fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Result<()> {
     save_rgb_png(&image_grid(&gan.generate(latent), 8), path)
-}
-
-/// Rows of linear latent interpolations between pairs of random latents.
-pub fn interpolations(gan: &ConvGan, rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
-    let device = gan.g_vs.device();
-    let (a, b) = (
-        Latent::draw(&gan.spec, rows, rng, device),
-        Latent::draw(&gan.spec, rows, rng, device),
-    );
-    let steps: Vec<Tensor> = (0..cols)
-        .map(|j| gan.generate(&Latent::lerp(&a, &b, j as f64 / (cols - 1).max(1) as f64)))
-        .collect();
-    // [rows, cols, C, S, S] -> row-major grid of rows x cols.
-    Tensor::stack(&steps, 1).flatten(0, 1)
 }
 
 /// The batch of `step`: data order from (seed, epoch), crops from (seed, step).
@@ -354,12 +337,13 @@ impl Batches<'_> {
     }
 }
 
-/// Trains (or resumes) one run. Returns None when stopped on request (with a checkpoint).
+/// Trains (or resumes) one run: its sample sheets every `sample_every` steps, its checkpoint on
+/// the loop's cadence and at the end (kept for `ebgan sample`).
 pub fn train_run(
     run: &ConvRun,
     device: Device,
     progress: &mut dyn FnMut(u64, &str),
-) -> Result<Option<RunOutcome>> {
+) -> Result<Trained> {
     let c = run.config;
     let len = run.data.usable(c);
     if len < c.batch_size as usize {
@@ -369,10 +353,7 @@ pub fn train_run(
             c.batch_size
         );
     }
-    let total = c.total_steps_over(len);
-    let per_epoch = c.steps_per_epoch_over(len);
-    let schedule = c.margin_schedule_over(total);
-    let mut gan = ConvGan::new(c, run.data.channels, device);
+    let gan = ConvGan::new(c, run.data.channels, device);
     let fixed = Latent::draw(
         &gan.spec,
         64,
@@ -380,107 +361,128 @@ pub fn train_run(
         device,
     );
     std::fs::create_dir_all(run.dir.join("samples"))?;
-    let ck_path = run.dir.join(CHECKPOINT);
-    let mut at = if ck_path.exists() {
-        let at = resume(&mut gan, run, &ck_path)?;
-        progress(at.step, &format!("resumed at step {}", at.step));
-        at
-    } else {
-        Progress {
-            step: 0,
-            log: vec![],
-            window: LogWindow::new(gan.adaptive.log_rows(), 1, device),
-        }
+    let total = c.total_steps_over(len);
+    let per_epoch = c.steps_per_epoch_over(len);
+    let mut training = ConvTraining {
+        batches: Batches {
+            c,
+            data: run.data,
+            len,
+            per_epoch,
+            perm: (u64::MAX, vec![]),
+        },
+        schedule: Schedule {
+            total,
+            per_epoch,
+            pretrain: c.pretrain_steps_over(len),
+            images_per_step: c.batch_size as u64,
+        },
+        margins: c.margin_schedule_over(total),
+        run,
+        gan,
+        fixed,
     };
-    let mut batches = Batches {
-        c,
-        data: run.data,
-        len,
-        per_epoch,
-        perm: (u64::MAX, vec![]),
+    let (path, ids) = (run.dir.join(CHECKPOINT), [run.id.to_string()]);
+    let runs = Runs {
+        ids: &ids,
+        checkpoint: &path,
+        checkpoint_every: run.checkpoint_every,
+        final_checkpoint: true,
+        stop: run.stop,
     };
-    let mut clock = (Instant::now(), at.step);
-    let mut diverged_at = None;
-    let mut message = String::new();
-    while at.step < total {
-        let x = batches.at(at.step);
-        let noise = &mut stream_rng(c.seed, Stream::Noise, at.step);
-        let latent = Latent::draw(&gan.spec, c.batch_size, noise, device);
-        let margin = schedule.margin_at(at.step);
-        // MAGAN's pretraining steps (D alone) stay out of the loss log.
-        let pretraining = gan.adaptive.pretraining(at.step, per_epoch);
-        let stats = gan.train_step(&x, &latent, margin, at.step, per_epoch);
-        if !pretraining {
-            at.window.add(&stats.view([-1, 1]));
-        }
-        at.step += 1;
-        let step = at.step;
-        if at.window.steps() > 0 && (at.window.steps() == LOG_EVERY || step == total) {
-            let mean = at.window.close().swap_remove(0); // the one host sync
-            let margin = match gan.adaptive.margins() {
-                Some(m) => Some(f64::try_from(m.get(0))?),
-                None if !gan.adaptive.has_margin() => None,
-                None => Some(margin),
-            };
-            at.log.push(LossLog::from_means(
-                step,
-                step as f64 / per_epoch as f64,
-                &mean,
-                margin,
-                c.model.log_columns(),
-            ));
-            let secs = clock.0.elapsed().as_secs_f64();
-            message = format!(
-                "{:.0} img/s · D {:.3} · G {:.3} · real {:.3} · fake {:.3}",
-                (step - clock.1) as f64 * c.batch_size as f64 / secs.max(1e-9),
-                mean[0],
-                mean[1],
-                mean[2],
-                mean[3]
-            );
-            clock = (Instant::now(), step);
-            if mean.iter().any(|v| !v.is_finite()) {
-                diverged_at = Some(step);
-                break;
-            }
-        }
-        if step % c.sample_every == 0 || step == total {
-            write_samples(
-                &gan,
-                &fixed,
-                &run.dir.join(format!("samples/step-{step:07}.png")),
-            )?;
-        }
-        progress(step, &message);
-        let stop = step < total && run.stop.requested();
-        if stop || step % c.checkpoint_every == 0 || step == total {
-            save_checkpoint(&gan, run, &at)?;
-        }
-        if stop {
-            return Ok(None);
-        }
+    train_loop::train(&mut training, &runs, progress)
+}
+
+/// A convolutional run in the one training loop.
+struct ConvTraining<'a> {
+    run: &'a ConvRun<'a>,
+    gan: ConvGan,
+    batches: Batches<'a>,
+    schedule: Schedule,
+    margins: MarginSchedule,
+    /// The latents of every sample sheet.
+    fixed: Latent,
+}
+
+impl Training for ConvTraining<'_> {
+    type Meta = checkpoint::Meta;
+
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
-    let (scores, inception) = match diverged_at {
-        None => finish::finish(&gan, run, &fixed)?,
-        Some(_) => (None, None),
-    };
-    Ok(Some(RunOutcome {
-        diverged_at,
-        log: at.log,
-        epochs_done: ((at.step - c.pretrain_steps_over(len)) / per_epoch) as usize,
-        scores,
-        inception,
-        test_error: None,
-    }))
+    fn device(&self) -> Device {
+        self.gan.g_vs.device()
+    }
+
+    fn log_columns(&self) -> &'static [LogColumn] {
+        self.run.config.model.log_columns()
+    }
+
+    fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped> {
+        let c = self.run.config;
+        let x = self.batches.at(done);
+        let noise = &mut stream_rng(c.seed, Stream::Noise, done);
+        let latent = Latent::draw(&self.gan.spec, c.batch_size, noise, self.device());
+        let margin = self.margins.margin_at(done);
+        let per_epoch = self.schedule.per_epoch;
+        // MAGAN's pretraining steps (D alone) stay out of the loss log.
+        let pretraining = self.gan.adaptive.pretraining(done, per_epoch);
+        let (stats, alive) = self
+            .gan
+            .train_step_alive(&x, &latent, margin, done, per_epoch, alive);
+        let step = done + 1;
+        if step.is_multiple_of(c.sample_every) || step == self.schedule.total {
+            let path = self.run.dir.join(format!("samples/step-{step:07}.png"));
+            write_samples(&self.gan, &self.fixed, &path)?;
+        }
+        Ok(Stepped {
+            stats: (!pretraining).then(|| stats.view([-1, 1])),
+            alive,
+        })
+    }
+
+    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
+        Ok(vec![match self.gan.adaptive.margins() {
+            Some(m) => Some(f64::try_from(m.get(0))?),
+            None if !self.gan.adaptive.has_margin() => None,
+            // The margin the window's last step trained with.
+            None => Some(self.margins.margin_at(step - 1)),
+        }])
+    }
+
+    fn state(&self) -> Result<(Named, checkpoint::Meta)> {
+        Ok((self.gan.tensors(), checkpoint::Meta::of(self.run)))
+    }
+
+    fn restore(&mut self, ck: &Loaded, meta: checkpoint::Meta) -> Result<()> {
+        meta.check(ck, self.run)?;
+        self.gan.restore(ck)
+    }
+
+    fn finish(&mut self, finished: &[bool]) -> Result<Vec<Measured>> {
+        Ok(vec![match finished[0] {
+            true => {
+                let (scores, inception) = finish::finish(&self.gan, self.run, &self.fixed)?;
+                Measured {
+                    scores,
+                    inception,
+                    test_error: None,
+                }
+            }
+            false => Measured::default(),
+        }])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Dataset, Model, Network};
+    use crate::results::{LossLog, RunOutcome};
     use crate::train::checkpoint;
     use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
     use std::collections::HashMap;
 
     /// 40 random RGB images of 24x24: training on 16x16 random crops of them.
@@ -506,7 +508,6 @@ mod tests {
             pulling_away: if model == Model::Ebgan { 0.1 } else { 0.0 },
             steps: 12,
             sample_every: 6,
-            checkpoint_every: 6,
             ..Default::default()
         }
     }
@@ -537,11 +538,16 @@ mod tests {
             scorer: None,
             fid,
             stop: &stop,
+            checkpoint_every: Duration::MAX,
         };
-        train_run(&run, Device::Cpu, &mut |s, _| {
+        let trained = train_run(&run, Device::Cpu, &mut |s, _| {
             if Some(s) == stop_at {
                 stop.request();
             }
+        })?;
+        Ok(match trained {
+            Trained::Done(mut outcomes) => Some(outcomes.remove(0)),
+            Trained::Stopped { .. } => None,
         })
     }
 
@@ -590,8 +596,11 @@ mod tests {
                     .iter()
                     .all(|l| l.k_t.is_some_and(|k| (0.0..=1.0).contains(&k))));
             } else {
-                // Pretraining is out of the log: the one window is the 20 adversarial steps.
-                assert_eq!(whole.log.iter().map(|l| l.step).collect::<Vec<_>>(), [30]);
+                // Pretraining is out of the log: windows close at the adversarial epochs' ends.
+                assert_eq!(
+                    whole.log.iter().map(|l| l.step).collect::<Vec<_>>(),
+                    [20, 30]
+                );
                 assert!(last.margin > Some(0.0) && last.k_t.is_none());
             }
         }
@@ -752,13 +761,13 @@ mod tests {
         let r = train_with(&c, &data, dir.path(), None, Some(&reference))
             .unwrap()
             .unwrap();
-        let d = r.inception.expect("FID and KID of a finished run");
+        let d = r.measured.inception.expect("FID and KID of a finished run");
         assert!(
             d.fid.is_finite() && d.fid > 0.0 && d.kid.is_finite(),
             "{d:?}"
         );
         let plain = train(&c, &data, tempfile::tempdir().unwrap().path(), None).unwrap();
-        assert!(plain.unwrap().inception.is_none());
+        assert!(plain.unwrap().measured.inception.is_none());
     }
 
     #[test]

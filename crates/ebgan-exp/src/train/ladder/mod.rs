@@ -3,165 +3,30 @@
 //! reconstruction cost of a sample is that sample's energy. One run at a time.
 
 mod checkpoint;
-use checkpoint::{resume, save, sorted};
+mod data;
+use checkpoint::sorted;
+pub use data::balanced_labels;
+use data::{test_error, DataDraws, Draws, LadderData};
 
-use super::outcome::{Trained, LOG_EVERY};
+use super::checkpoint::Loaded;
+use super::outcome::Trained;
 use super::stop::Stop;
+pub use super::train_loop::CHECKPOINT;
+use super::train_loop::{self, Measured, Named, Runs, Schedule, Stepped, Training};
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
+use crate::family::LogColumn;
 use crate::png::{image_grid, save_rgb_png};
-use crate::results::{LossLog, RunOutcome};
 use anyhow::Result;
-use ebgan_core::{upload, MemberOptim};
+use ebgan_core::{MarginSchedule, MemberOptim};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::Generator;
 use ebgan_models::rng::{stream, MemberRng, Stream};
 use ebgan_models::Vars;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
-
-/// `n` labelled training indices, n/10 per class, chosen by a seeded shuffle of the training set.
-pub fn balanced_labels(labels: &[u8], n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..labels.len()).collect();
-    order.shuffle(&mut stream(seed, Stream::Labels, 0));
-    let mut taken = [0usize; 10];
-    let mut out = vec![];
-    for i in order {
-        let c = labels[i] as usize;
-        if taken[c] < n / 10 {
-            taken[c] += 1;
-            out.push(i);
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
-fn images(pixels: &[u8], device: Device) -> Tensor {
-    let n = (pixels.len() / PIXELS) as i64;
-    Tensor::from_slice(pixels)
-        .view([n, PIXELS as i64])
-        .to_device(device)
-        .to_kind(Kind::Float)
-        / 255.0
-}
-
-/// Population statistics of the clean path over the training images (mean of batch means and of
-/// batch variances, batches of 1,000).
-fn population_stats(net: &Ladder, x: &Tensor) -> PopulationStats {
-    tch::no_grad(|| {
-        let n = x.size()[0];
-        let layers = WIDTHS.len();
-        let mut mean: Vec<Tensor> = (0..layers)
-            .map(|_| Tensor::zeros([1], (Kind::Float, x.device())))
-            .collect();
-        let mut var: Vec<Tensor> = mean.iter().map(|t| t.zeros_like()).collect();
-        let batches = (n / 1000).max(1);
-        for b in 0..batches {
-            let pass = net.encode(&x.narrow(0, b * 1000, 1000.min(n)), None, None);
-            for l in 1..layers {
-                mean[l] = &mean[l] + &pass.mean[l] / batches as f64;
-                var[l] = &var[l] + pass.std[l].square() / batches as f64;
-            }
-        }
-        PopulationStats {
-            std: var.iter().map(|v| v.sqrt()).collect(),
-            mean,
-        }
-    })
-}
-
-/// Test error (%) on the 10,000 test images: clean path, population statistics, argmax.
-fn test_error(net: &Ladder, train_x: &Tensor, test_x: &Tensor, test_y: &Tensor) -> f64 {
-    let stats = population_stats(net, train_x);
-    tch::no_grad(|| {
-        let pred = net
-            .encode(test_x, None, Some(&stats))
-            .probs
-            .argmax(-1, false);
-        100.0 * f64::try_from(pred.ne_tensor(test_y).to_kind(Kind::Double).mean(None)).unwrap()
-    })
-}
-
-/// MNIST on the device for the ladder: pixels in [0, 1], labels, and the labelled subset.
-struct LadderData {
-    train_x: Tensor,
-    train_y: Tensor,
-    test_x: Tensor,
-    test_y: Tensor,
-    labelled: Vec<usize>,
-    images: usize,
-}
-
-impl LadderData {
-    fn new(c: &RunConfig, mnist: &Mnist, device: Device) -> Self {
-        let n = c.train_images.min(mnist.train_len());
-        let labels = |l: &[u8]| Tensor::from_slice(l).to_kind(Kind::Int64).to_device(device);
-        LadderData {
-            train_x: images(&mnist.train_images[..n * PIXELS], device),
-            train_y: labels(&mnist.train_labels[..n]),
-            test_x: images(&mnist.test_images, device),
-            test_y: labels(&mnist.test_labels),
-            labelled: balanced_labels(&mnist.train_labels[..n], c.labels, c.seed),
-            images: n,
-        }
-    }
-}
-
-impl LadderData {
-    /// A labelled batch (images, labels) and an unlabelled one, each of `b`.
-    fn batch(
-        &self,
-        labelled: &mut Draws,
-        unlabelled: &mut Draws,
-        b: usize,
-        rng: &mut ChaCha8Rng,
-    ) -> (Tensor, Tensor, Tensor) {
-        let device = self.train_x.device();
-        let li = upload(Tensor::from_slice(&labelled.take(b, rng)), device);
-        let ui = upload(Tensor::from_slice(&unlabelled.take(b, rng)), device);
-        (
-            self.train_x.index_select(0, &li),
-            self.train_y.index_select(0, &li),
-            self.train_x.index_select(0, &ui),
-        )
-    }
-}
-
-/// Batches of indices drawn without replacement from a pool, reshuffled each time it runs out.
-struct Draws {
-    pool: Vec<usize>,
-    order: Vec<usize>,
-    pos: usize,
-}
-
-impl Draws {
-    fn new(pool: Vec<usize>) -> Self {
-        Draws {
-            pool,
-            order: vec![],
-            pos: 0,
-        }
-    }
-
-    fn take(&mut self, b: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
-        (0..b)
-            .map(|_| {
-                if self.pos == self.order.len() {
-                    self.order = self.pool.clone();
-                    self.order.shuffle(rng);
-                    self.pos = 0;
-                }
-                self.pos += 1;
-                self.order[self.pos - 1] as i64
-            })
-            .collect()
-    }
-}
 
 /// EBGAN-LN's generator: Table 1's MLP generator (tanh) mapped to the LN's [0, 1] inputs, with
 /// its own Adam.
@@ -247,9 +112,6 @@ pub struct LadderRun<'a> {
     pub checkpoint_every: Duration,
 }
 
-/// The checkpoint of an unfinished ladder run, in its folder; removed once its row is committed.
-pub const CHECKPOINT: &str = "ladder.safetensors";
-
 /// The networks and optimizers of a run, and the random streams that run through it.
 pub struct LadderNets {
     vs: nn::VarStore,
@@ -259,31 +121,22 @@ pub struct LadderNets {
     noise: MemberRng,
 }
 
-/// Where a run stands: steps done, its loss log and the open window, and its data draws.
-struct LadderProgress {
-    step: u64,
-    log: Vec<LossLog>,
-    sums: [f64; 4],
-    window: u64,
-    labelled: Draws,
-    unlabelled: Draws,
-    order: ChaCha8Rng,
-}
-
 impl LadderNets {
     /// One step at learning rate `lr` and margin `margin` on labelled images `xl` with labels
     /// `yl` and unlabelled images `xu`: the LN cost (cross-entropy of the corrupted path on the
     /// labelled half, lambda_0 x the bottom-layer reconstruction cost on the unlabelled half),
     /// for EBGAN-LN plus lambda_0 x the hinge on G's samples' energies; then (EBGAN-LN) one G
-    /// step through the updated ladder. Returns (loss D, loss G, real energy, fake energy).
+    /// step through the updated ladder. Nothing is updated unless `alive` (`[1]` bool) and the
+    /// loss is finite. Returns (loss D, loss G, real energy, fake energy) `[4]` and whether the
+    /// run is alive after the step, on the device.
     pub fn step(
         &mut self,
         c: &RunConfig,
         (xl, yl, xu): (&Tensor, &Tensor, &Tensor),
         margin: f64,
         lr: f64,
-    ) -> [f64; 4] {
-        let alive = Tensor::ones([1], (Kind::Bool, xl.device()));
+        alive: &Tensor,
+    ) -> (Tensor, Tensor) {
         self.opt.set_lr(lr);
         let (net, noise) = (&self.net, &mut self.noise);
         let ce = -net
@@ -306,22 +159,30 @@ impl LadderNets {
             energy_fake = Some(e.detach());
             z_d = Some(z);
         }
+        let mut alive = alive.logical_and(&loss_d.isfinite());
         self.opt.backward_step(&loss_d, &alive);
         let mut loss_g = Tensor::zeros([], (Kind::Float, xl.device()));
         if let (Some(g), Some(z_d)) = (self.generator.as_mut(), z_d) {
             let z = if c.g_fresh_noise { g.draw() } else { z_d };
             loss_g = net.energy(&g.forward(&z), noise).mean(None);
+            alive = alive.logical_and(&loss_g.isfinite());
             g.opt.set_lr(if c.g_lr_decay { lr } else { c.lr });
             g.opt.backward_step(&loss_g, &alive);
         }
-        [
-            loss_d.double_value(&[]),
-            loss_g.double_value(&[]),
-            energy_real.mean(None).double_value(&[]),
-            energy_fake
-                .map(|e| e.mean(None).double_value(&[]))
-                .unwrap_or(0.0),
-        ]
+        let fake = match energy_fake {
+            Some(e) => e.mean(None),
+            None => loss_g.zeros_like(),
+        };
+        let stats = Tensor::stack(
+            &[
+                loss_d.detach(),
+                loss_g.detach(),
+                energy_real.mean(None).detach(),
+                fake,
+            ],
+            0,
+        );
+        (stats, alive)
     }
 
     /// The ladder's variables (`vars/..`, in name order = its optimizer's order), G's (`g/..`),
@@ -406,83 +267,118 @@ impl LadderNets {
 
 /// Trains (or resumes) one LN or EBGAN-LN run, measures its test error and (EBGAN-LN) writes its
 /// samples.png into its folder.
-pub fn train_run(run: &LadderRun, device: Device, on_step: &mut dyn FnMut(u64)) -> Result<Trained> {
+pub fn train_run(
+    run: &LadderRun,
+    device: Device,
+    progress: &mut dyn FnMut(u64, &str),
+) -> Result<Trained> {
     let c = run.config;
     assert!(c.model.is_ladder());
-    let mut nets = LadderNets::new(c, device);
     let data = LadderData::new(c, run.mnist, device);
-    let schedule = c.margin_schedule();
-    let b = c.batch_size as usize;
-    let total = c.total_steps();
-    let mut at = LadderProgress {
-        step: 0,
-        log: vec![],
-        sums: [0.0; 4],
-        window: 0,
-        labelled: Draws::new(data.labelled.clone()),
-        unlabelled: Draws::new((0..data.images).collect()),
-        order: stream(c.seed, Stream::Data, 0),
+    let mut training = LadderTraining {
+        nets: LadderNets::new(c, device),
+        draws: DataDraws {
+            labelled: Draws::new(data.labelled.clone()),
+            unlabelled: Draws::new((0..data.images).collect()),
+            order: stream(c.seed, Stream::Data, 0),
+        },
+        margins: c.margin_schedule(),
+        data,
+        run,
     };
-    if resume(run, &mut nets, &mut at)? {
-        on_step(at.step);
-    }
-    let mut diverged_at = None;
-    let mut saved = Instant::now();
+    let (path, ids) = (run.dir.join(CHECKPOINT), [run.id.to_string()]);
+    let runs = Runs {
+        ids: &ids,
+        checkpoint: &path,
+        checkpoint_every: run.checkpoint_every,
+        final_checkpoint: false,
+        stop: run.stop,
+    };
+    train_loop::train(&mut training, &runs, progress)
+}
 
-    while at.step < total {
-        let step = at.step + 1;
-        let lr = lr_at(c, step, total);
-        let (xl, yl, xu) = data.batch(&mut at.labelled, &mut at.unlabelled, b, &mut at.order);
-        let margin = schedule.margin_at(step - 1);
-        let vals = nets.step(c, (&xl, &yl, &xu), margin, lr);
-        if vals.iter().any(|v| !v.is_finite()) {
-            diverged_at = Some(step);
-            break;
-        }
-        for (s, v) in at.sums.iter_mut().zip(vals) {
-            *s += v;
-        }
-        at.window += 1;
-        at.step = step;
-        on_step(step);
-        if step.is_multiple_of(LOG_EVERY) || step == total {
-            let means = at.sums.map(|s| s / at.window as f64);
-            let epoch = step as f64 / c.steps_per_epoch() as f64;
-            at.log
-                .push(LossLog::from_means(step, epoch, &means, Some(margin), &[]));
-            at.sums = [0.0; 4];
-            at.window = 0;
-        }
-        let stop = step < total && run.stop.requested();
-        if stop || (step < total && saved.elapsed() >= run.checkpoint_every) {
-            save(run, &nets, &at)?;
-            saved = Instant::now();
-        }
-        if stop {
-            return Ok(Trained::Stopped {
-                step,
-                checkpointed: true,
-            });
+/// A ladder run in the one training loop.
+struct LadderTraining<'a> {
+    run: &'a LadderRun<'a>,
+    nets: LadderNets,
+    data: LadderData,
+    draws: DataDraws,
+    margins: MarginSchedule,
+}
+
+impl Training for LadderTraining<'_> {
+    type Meta = checkpoint::Meta;
+
+    fn schedule(&self) -> Schedule {
+        let c = self.run.config;
+        Schedule {
+            total: c.total_steps(),
+            per_epoch: c.steps_per_epoch(),
+            pretrain: 0,
+            images_per_step: 2 * c.batch_size as u64,
         }
     }
-    let finished = diverged_at.is_none();
-    if let (Some(g), true) = (&nets.generator, finished) {
-        g.write_samples(c.seed, run.dir)?;
+
+    fn device(&self) -> Device {
+        self.data.train_x.device()
     }
-    let net = &nets.net;
-    Ok(Trained::Done(vec![RunOutcome {
-        epochs_done: if finished { c.epochs } else { 0 },
-        test_error: finished.then(|| test_error(net, &data.train_x, &data.test_x, &data.test_y)),
-        diverged_at,
-        log: at.log,
-        scores: None,
-        inception: None,
-    }]))
+
+    fn log_columns(&self) -> &'static [LogColumn] {
+        &[]
+    }
+
+    fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped> {
+        let c = self.run.config;
+        let lr = lr_at(c, done + 1, c.total_steps());
+        let d = &mut self.draws;
+        let b = c.batch_size as usize;
+        let batch = self
+            .data
+            .batch(&mut d.labelled, &mut d.unlabelled, b, &mut d.order);
+        let margin = self.margins.margin_at(done);
+        let (stats, alive) = self
+            .nets
+            .step(c, (&batch.0, &batch.1, &batch.2), margin, lr, alive);
+        Ok(Stepped {
+            stats: Some(stats.view([-1, 1])),
+            alive,
+        })
+    }
+
+    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
+        // The margin the window's last step trained with (LN logs it too; it has no hinge).
+        Ok(vec![Some(self.margins.margin_at(step - 1))])
+    }
+
+    fn state(&self) -> Result<(Named, checkpoint::Meta)> {
+        Ok(checkpoint::save(&self.nets, &self.draws))
+    }
+
+    fn restore(&mut self, ck: &Loaded, meta: checkpoint::Meta) -> Result<()> {
+        checkpoint::restore(ck, meta, &mut self.nets, &mut self.draws)
+    }
+
+    fn finish(&mut self, finished: &[bool]) -> Result<Vec<Measured>> {
+        if !finished[0] {
+            return Ok(vec![Measured::default()]);
+        }
+        let c = self.run.config;
+        if let Some(g) = &self.nets.generator {
+            g.write_samples(c.seed, self.run.dir)?;
+        }
+        let d = &self.data;
+        Ok(vec![Measured {
+            test_error: Some(test_error(&self.nets.net, &d.train_x, &d.test_x, &d.test_y)),
+            ..Measured::default()
+        }])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::RunOutcome;
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn label_sampling_is_balanced_deterministic_and_from_the_training_set() {
@@ -572,7 +468,7 @@ mod tests {
             stop: &stop,
             checkpoint_every: Duration::MAX,
         };
-        let mut on_step = |s: u64| {
+        let mut on_step = |s: u64, _: &str| {
             if Some(s) == stop_at {
                 stop.request();
             }
@@ -646,8 +542,8 @@ mod tests {
             let b = train(&c, &mnist, halves.path(), None);
             assert_eq!(a.log, b.log, "{model}");
             assert_eq!(
-                a.test_error.map(f64::to_bits),
-                b.test_error.map(f64::to_bits)
+                a.measured.test_error.map(f64::to_bits),
+                b.measured.test_error.map(f64::to_bits)
             );
             let sheet = |d: &tempfile::TempDir| std::fs::read(d.path().join("samples.png")).ok();
             assert_eq!(sheet(&whole), sheet(&halves));
@@ -666,13 +562,15 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let r = train(&c, &mnist, dir.path(), None);
             assert_eq!(r.diverged_at, None);
-            assert_eq!(r.log.len(), 2, "windows of 100 steps over 200 steps");
+            // 10 steps an epoch: a window closes at each epoch's end.
+            let steps: Vec<u64> = r.log.iter().map(|l| l.step).collect();
+            assert_eq!(steps, (1..=20).map(|e| 10 * e).collect::<Vec<_>>());
             assert!(
-                r.log[1].loss_d < r.log[0].loss_d,
+                r.log[19].loss_d < r.log[0].loss_d,
                 "{model}: {:?}",
                 r.log.iter().map(|l| l.loss_d).collect::<Vec<_>>()
             );
-            let err = r.test_error.unwrap();
+            let err = r.measured.test_error.unwrap();
             assert!(err < 20.0, "{model}: test error {err}% (chance is 90%)");
             let samples = dir.path().join("samples.png").is_file();
             assert_eq!(samples, model == Model::EbganLn);

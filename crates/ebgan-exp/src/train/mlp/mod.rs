@@ -10,27 +10,27 @@ use data::DataOrder;
 pub use data::DeviceImages;
 
 use super::adaptive::Adaptive;
+use super::checkpoint::Loaded;
 use super::cohort::CohortKey;
-use super::outcome::{Trained, LOG_EVERY};
+use super::outcome::Trained;
 use super::step::{
     pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
 };
 use super::stop::Stop;
+use super::train_loop::{self, Measured, Named, Runs, Schedule, Stepped, Training, CHECKPOINT};
 use crate::config::RunConfig;
 use crate::data::mnist::PIXELS;
-use crate::family::DKind;
+use crate::family::{DKind, LogColumn};
 use crate::png::{image_grid, save_rgb_png};
-use crate::results::{LossLog, RunOutcome};
 use crate::scoring::Scorer;
 use anyhow::Result;
-use checkpoint::CohortProgress;
 use ebgan_core::score::Scores;
 use ebgan_core::{upload, Layout, MarginSchedule, MemberOptim};
 use ebgan_models::mlp::{AutoEncoder, Generator, Logistic};
 use ebgan_models::rng::{MemberRng, Stream};
 use ebgan_models::Vars;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
 enum Discriminator {
@@ -63,10 +63,6 @@ impl Critic for MlpCritic {
         }
     }
 }
-
-/// How often (in steps) the host checks for diverged members; between checks a dead member is
-/// already frozen on the device.
-const DIVERGENCE_CHECK_EVERY: u64 = 50;
 
 /// The networks, optimizers and random streams of a cohort, and its training step.
 pub struct Cohort {
@@ -315,131 +311,155 @@ pub struct CohortRun<'a> {
     pub checkpoint_every: Duration,
 }
 
-/// Trains (or resumes from its checkpoint) a cohort and writes each finished member's
-/// samples.png into its folder. `on_step` is called after every step with the steps done.
-pub fn train_cohort(run: &CohortRun, on_step: &mut dyn FnMut(u64)) -> Result<Trained> {
-    let members = run.members;
-    let device = run.data.images.device();
-    let mut cohort = Cohort::new(members, device);
-    let (k, b) = (members.len() as i64, cohort.key.batch_size);
-    let mut order = DataOrder::new(&cohort.seeds, run.data.len);
-    let margins = Margins::new(members, device);
-    let steps_per_epoch = members[0].steps_per_epoch();
-    // MAGAN's pretraining, then `steps` when set, else `epochs` epochs.
-    let total = members[0].total_steps();
-    let path = checkpoint::path(run.dirs);
-    let (mut at, mut perms) = match checkpoint::resume(&path, &mut cohort, &mut order, run.ids)? {
-        // The current epoch's permutations, drawn again from its start.
-        Some(at) => {
-            on_step(at.step);
-            (at, order.next_epoch())
-        }
-        None => (
-            CohortProgress::fresh(cohort.adaptive.log_rows(), k, device),
-            vec![],
-        ),
-    };
-    let mut saved = Instant::now();
+/// The checkpoint of the cohort whose members' folders are `dirs` (in the first member's).
+pub fn checkpoint_path(dirs: &[PathBuf]) -> PathBuf {
+    dirs[0].join(CHECKPOINT)
+}
 
-    while at.step < total {
-        let s = at.step % steps_per_epoch;
-        if s == 0 {
-            at.epoch_start = order.positions();
-            perms = order.next_epoch();
+/// Trains (or resumes from its checkpoint) a cohort and writes each finished member's
+/// samples.png into its folder. `progress(steps done, message)` is called after every step.
+pub fn train_cohort(run: &CohortRun, progress: &mut dyn FnMut(u64, &str)) -> Result<Trained> {
+    let device = run.data.images.device();
+    let cohort = Cohort::new(run.members, device);
+    let mut training = CohortTraining {
+        order: DataOrder::new(&cohort.seeds, run.data.len),
+        margins: Margins::new(run.members, device),
+        perms: vec![],
+        epoch_start: vec![0; run.members.len()],
+        cohort,
+        run,
+    };
+    let path = checkpoint_path(run.dirs);
+    let runs = Runs {
+        ids: run.ids,
+        checkpoint: &path,
+        checkpoint_every: run.checkpoint_every,
+        final_checkpoint: false,
+        stop: run.stop,
+    };
+    train_loop::train(&mut training, &runs, progress)
+}
+
+/// A cohort in the one training loop: its data order and margin schedules beside the networks.
+struct CohortTraining<'a> {
+    run: &'a CohortRun<'a>,
+    cohort: Cohort,
+    order: DataOrder,
+    /// This epoch's permutations, one per member, and the data-order positions they were drawn
+    /// from (a checkpoint draws them again from there).
+    perms: Vec<Vec<i64>>,
+    epoch_start: Vec<u128>,
+    margins: Margins,
+}
+
+impl Training for CohortTraining<'_> {
+    type Meta = checkpoint::Streams;
+
+    fn schedule(&self) -> Schedule {
+        let c = &self.run.members[0];
+        Schedule {
+            // MAGAN's pretraining, then `steps` when set, else `epochs` epochs.
+            total: c.total_steps(),
+            per_epoch: c.steps_per_epoch(),
+            pretrain: c.pretrain_steps_over(c.train_images),
+            images_per_step: (self.run.members.len() as i64 * c.batch_size) as u64,
         }
-        let start = s as usize * b as usize;
-        let idx: Vec<i64> = perms
+    }
+
+    fn device(&self) -> Device {
+        self.run.data.images.device()
+    }
+
+    fn log_columns(&self) -> &'static [LogColumn] {
+        self.cohort.key.model.log_columns()
+    }
+
+    fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped> {
+        let (k, b) = (self.run.members.len() as i64, self.cohort.key.batch_size);
+        let per_epoch = self.cohort.steps_per_epoch;
+        let s = done % per_epoch;
+        if s == 0 {
+            self.epoch_start = self.order.positions();
+            self.perms = self.order.next_epoch();
+        }
+        let (start, len) = (s as usize * b as usize, self.run.data.len);
+        let idx: Vec<i64> = self
+            .perms
             .iter()
-            .flat_map(|p| (0..b as usize).map(move |j| p[(start + j) % run.data.len]))
+            .flat_map(|p| (0..b as usize).map(move |j| p[(start + j) % len]))
             .collect();
-        let x = run
+        let x = self
+            .run
             .data
-            .batch(&upload(Tensor::from_slice(&idx), device), k, b);
+            .batch(&upload(Tensor::from_slice(&idx), self.device()), k, b);
         // MAGAN's pretraining steps (D alone) stay out of the loss log.
-        let pretraining = cohort.adaptive.pretraining(at.step, steps_per_epoch);
-        let out = cohort.train_step(&x, &margins.at(at.step), &at.alive, at.step);
-        at.step += 1;
-        let step = at.step;
-        let stats = match cohort.adaptive.extra_stats() {
+        let pretraining = self.cohort.adaptive.pretraining(done, per_epoch);
+        let out = self
+            .cohort
+            .train_step(&x, &self.margins.at(done), alive, done);
+        let stats = match self.cohort.adaptive.extra_stats() {
             Some(extra) => Tensor::cat(&[out.stats(), extra], 0),
             None => out.stats(),
         };
-        let _ = at
-            .dead_at
-            .masked_fill_(&at.alive.logical_and(&out.alive.logical_not()), step as i64);
-        at.alive = out.alive;
-        if !pretraining {
-            at.window
-                .add(&stats.where_scalarother(&at.alive.unsqueeze(0), 0.0));
-        }
-        on_step(step);
-        let epoch_end = s + 1 == steps_per_epoch || step == total;
-        if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
-            at.host_alive = Vec::<bool>::try_from(&at.alive)?;
-            if at.host_alive.iter().all(|a| !a) {
-                break;
+        Ok(Stepped {
+            stats: (!pretraining).then_some(stats),
+            alive: out.alive,
+        })
+    }
+
+    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
+        let adapted = match self.cohort.adaptive.margins() {
+            Some(m) => Some(Vec::<f64>::try_from(m.to_kind(Kind::Double))?),
+            None => None,
+        };
+        let has_margin = self.cohort.adaptive.has_margin();
+        Ok((0..self.run.members.len())
+            .map(|i| match &adapted {
+                Some(m) => Some(m[i]),
+                None if !has_margin => None,
+                None => Some(self.margins.schedules[i].margin_at(step)),
+            })
+            .collect())
+    }
+
+    fn state(&self) -> Result<(Named, checkpoint::Streams)> {
+        Ok((
+            self.cohort.state(),
+            checkpoint::Streams::of(&self.cohort, &self.epoch_start),
+        ))
+    }
+
+    fn restore(&mut self, ck: &Loaded, streams: checkpoint::Streams) -> Result<()> {
+        streams.restore(ck, &mut self.cohort)?;
+        // The current epoch's permutations, drawn again from its start.
+        self.order.seek(&streams.epoch_start);
+        self.perms = self.order.next_epoch();
+        self.epoch_start = streams.epoch_start;
+        Ok(())
+    }
+
+    fn finish(&mut self, finished: &[bool]) -> Result<Vec<Measured>> {
+        let (cohort, run) = (&self.cohort, self.run);
+        let (samples, scores) = sample_and_score(
+            &cohort.g,
+            &cohort.seeds,
+            &cohort.key,
+            run.scorer,
+            self.device(),
+        );
+        let mut measured = vec![];
+        for (i, &finished) in finished.iter().enumerate() {
+            if finished {
+                let sheet = samples.get(i as i64).view([-1, 1, 28, 28]);
+                save_rgb_png(&image_grid(&sheet, 8), &run.dirs[i].join("samples.png"))?;
             }
-        }
-        if (step.is_multiple_of(LOG_EVERY) || epoch_end) && at.window.steps() > 0 {
-            let epoch = step as f64 / steps_per_epoch as f64;
-            let adapted = match cohort.adaptive.margins() {
-                Some(m) => Some(Vec::<f64>::try_from(m.to_kind(Kind::Double))?),
-                None => None,
-            };
-            for (i, means) in at.window.close().into_iter().enumerate() {
-                if at.host_alive[i] {
-                    let margin = match &adapted {
-                        Some(m) => Some(m[i]),
-                        None if !cohort.adaptive.has_margin() => None,
-                        None => Some(margins.schedules[i].margin_at(step)),
-                    };
-                    let columns = cohort.key.model.log_columns();
-                    at.logs[i].push(LossLog::from_means(step, epoch, &means, margin, columns));
-                }
-            }
-        }
-        if step < total && run.stop.requested() {
-            checkpoint::save(&path, &cohort, run.ids, &at)?;
-            return Ok(Trained::Stopped {
-                step,
-                checkpointed: true,
+            measured.push(Measured {
+                scores: finished.then_some(scores[i]),
+                ..Measured::default()
             });
         }
-        if step < total && saved.elapsed() >= run.checkpoint_every {
-            checkpoint::save(&path, &cohort, run.ids, &at)?;
-            saved = Instant::now();
-        }
+        Ok(measured)
     }
-    finish(run, &cohort, at).map(Trained::Done)
-}
-
-/// Samples and scores of the finished members; their outcomes.
-fn finish(run: &CohortRun, cohort: &Cohort, at: CohortProgress) -> Result<Vec<RunOutcome>> {
-    let host_alive = Vec::<bool>::try_from(&at.alive)?;
-    let dead_at = Vec::<i64>::try_from(&at.dead_at)?;
-    let device = run.data.images.device();
-    let (samples, scores) =
-        sample_and_score(&cohort.g, &cohort.seeds, &cohort.key, run.scorer, device);
-    let c = &run.members[0];
-    let epochs_done =
-        ((at.step - c.pretrain_steps_over(c.train_images)) / c.steps_per_epoch()) as usize;
-    let mut outcomes = vec![];
-    for (i, log) in at.logs.into_iter().enumerate() {
-        let finished = host_alive[i];
-        if finished {
-            let sheet = samples.get(i as i64).view([-1, 1, 28, 28]);
-            save_rgb_png(&image_grid(&sheet, 8), &run.dirs[i].join("samples.png"))?;
-        }
-        outcomes.push(RunOutcome {
-            diverged_at: (!finished).then_some(dead_at[i] as u64),
-            log,
-            epochs_done: if finished { epochs_done } else { 0 },
-            scores: finished.then_some(scores[i]),
-            inception: None,
-            test_error: None,
-        });
-    }
-    Ok(outcomes)
 }
 
 /// 64 fixed-noise samples per member (`[K, 64, 784]`, on the CPU) and the scores of
@@ -476,6 +496,7 @@ mod tests {
     use super::*;
     use crate::config::Model;
     use crate::results::Status;
+    use crate::results::{LossLog, RunOutcome};
     use ebgan_core::OptimKind;
     use rand::RngCore;
     use rand::SeedableRng;
@@ -564,7 +585,7 @@ mod tests {
                 stop: &stop,
                 checkpoint_every,
             };
-            let mut on_step = |s: u64| {
+            let mut on_step = |s: u64, _: &str| {
                 if Some(s) == stop_at {
                     stop.request();
                 }
@@ -575,7 +596,10 @@ mod tests {
 
     /// Loss logs and scores as bits: "the same" below means bit for bit.
     fn bits(r: &RunOutcome) -> (Vec<LossLog>, Option<u64>) {
-        (r.log.clone(), r.scores.map(|s| s.i_prime.to_bits()))
+        (
+            r.log.clone(),
+            r.measured.scores.map(|s| s.i_prime.to_bits()),
+        )
     }
 
     #[test]
@@ -714,8 +738,8 @@ mod tests {
             for (a, b) in whole.iter().zip(&resumed) {
                 assert_eq!(a.log, b.log, "{model} after a stop at {stop_at}");
                 assert_eq!(
-                    a.scores.map(|s| s.i_prime.to_bits()),
-                    b.scores.map(|s| s.i_prime.to_bits())
+                    a.measured.scores.map(|s| s.i_prime.to_bits()),
+                    b.measured.scores.map(|s| s.i_prime.to_bits())
                 );
             }
         }
@@ -766,7 +790,7 @@ mod tests {
                 steps,
                 ..config(Model::WganGp, 3)
             };
-            train(&[c])[0].scores.unwrap().i_prime.to_bits()
+            train(&[c])[0].measured.scores.unwrap().i_prime.to_bits()
         };
         assert_eq!(turns(5, 4), turns(5, 1), "G moved before its turn");
         assert_ne!(turns(5, 5), turns(5, 4), "G did not move on its turn");
@@ -797,7 +821,7 @@ mod tests {
                     stop: &stop,
                     checkpoint_every: Duration::MAX,
                 };
-                match train_cohort(&run, &mut |s| last = s).unwrap() {
+                match train_cohort(&run, &mut |s, _| last = s).unwrap() {
                     Trained::Done(outcomes) => outcomes,
                     other => panic!("{other:?}"),
                 }
@@ -850,7 +874,7 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            assert!(checkpoint::path(&[dir.path().join("run-0")]).is_file());
+            assert!(checkpoint_path(&[dir.path().join("run-0")]).is_file());
             let resumed = train_in(&members, &dir);
             for (i, (a, b)) in whole.iter().zip(&resumed).enumerate() {
                 assert_eq!(a.log, b.log, "member {i} after a stop at {stop_at}");
@@ -859,8 +883,8 @@ mod tests {
                     (b.diverged_at, b.epochs_done)
                 );
                 assert_eq!(
-                    a.scores.map(|s| s.i_prime.to_bits()),
-                    b.scores.map(|s| s.i_prime.to_bits())
+                    a.measured.scores.map(|s| s.i_prime.to_bits()),
+                    b.measured.scores.map(|s| s.i_prime.to_bits())
                 );
             }
             assert_eq!(sheet(&whole_dir, 0), sheet(&dir, 0));
@@ -896,7 +920,7 @@ mod tests {
             None => panic!("lr 1e12 should diverge"),
         }
         assert_eq!(both[0].status(), Status::Diverged);
-        assert!(both[0].scores.is_none());
+        assert!(both[0].measured.scores.is_none());
         assert_eq!(both[1].status(), Status::Finished);
         assert_eq!(bits(&alone[0]), bits(&both[1]));
     }
