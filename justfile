@@ -121,12 +121,13 @@ bench-conv *flags="": build
 gpu-check out *flags="": build
     {{ebgan}} gpu-check {{out}} --python "$EBGAN_VENV/bin/python" {{flags}}
 
-# what a device machine needs in .device/ (carry it): the binary (the scoring classifier is compiled in) and MNIST gzipped
+# what a device machine needs in .device/ (carry it): the binary (the scoring classifier is compiled in), MNIST gzipped, and the pure-Python wheels of the references its python lacks (pytorch-fid, torch-fidelity)
 gpu-pack: mnist
     #!/usr/bin/env bash
     set -euo pipefail
-    mkdir -p .device/mnist
+    mkdir -p .device/mnist .device/wheels
     cp target/release/ebgan .device/
+    "$EBGAN_VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps --dest .device/wheels pytorch-fid==0.3.0 torch-fidelity==0.4.0
     for f in data/mnist/*-ubyte; do gzip -c "$f" > ".device/mnist/$(basename "$f").gz"; done
     du -sh .device
 

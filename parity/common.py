@@ -11,6 +11,18 @@ _DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "U8":
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
+
+def reproducible():
+    """Deterministic kernels in full FP32, as `ebgan parity` and gpu-check run ours
+    (--matmul-precision highest): cuBLAS needs a fixed workspace for deterministic matmuls (set
+    before its first call, or use_deterministic_algorithms raises there), and cuDNN would
+    otherwise use TF32 and search for the fastest, not the same, kernels."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+
 def read_safetensors(path):
     with open(path, "rb") as f:
         data = f.read()

@@ -18,6 +18,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from common import reproducible
 from common import MaganMargin, began_k, load_case, moments, optimizer, paper_step
 from common import write_safetensors
 
@@ -128,5 +129,5 @@ def main(base):
 
 
 if __name__ == "__main__":
-    torch.use_deterministic_algorithms(True)
+    reproducible()
     main(sys.argv[1])

@@ -15,6 +15,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from common import reproducible
 from common import load_case, moments, optimizer, write_safetensors
 
 WIDTHS = [784, 1000, 500, 250, 250, 250, 10]
@@ -152,5 +153,5 @@ def main(base):
 
 
 if __name__ == "__main__":
-    torch.use_deterministic_algorithms(True)
+    reproducible()
     main(sys.argv[1])

@@ -19,6 +19,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from common import reproducible
 from common import MaganMargin, began_k, dropout, load_case, moments, optimizer, scheduled_margin
 from common import paper_step, wgan_gp_step, write_safetensors
 
@@ -153,5 +154,5 @@ def main(base):
 
 
 if __name__ == "__main__":
-    torch.use_deterministic_algorithms(True)
+    reproducible()
     main(sys.argv[1])

@@ -7,12 +7,12 @@ import importlib
 import os
 import sys
 
-import torch
-
 
 def main(args):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    torch.use_deterministic_algorithms(True)
+    import common
+
+    common.reproducible()
     for script, base in zip(args[::2], args[1::2]):
         importlib.import_module(os.path.splitext(script)[0]).main(base)
 

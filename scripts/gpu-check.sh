@@ -8,4 +8,9 @@ set -euo pipefail
 py="${PYTHON:-python3}"
 torch_lib="$("$py" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The references' packages that machine's python lacks, as the pure-Python wheels `just gpu-pack`
+# put in .device/wheels (a wheel on sys.path imports as it is).
+for wheel in "$(dirname "$0")"/../.device/wheels/*.whl; do
+  [[ -e "$wheel" ]] && export PYTHONPATH="$(realpath "$wheel")${PYTHONPATH:+:$PYTHONPATH}"
+done
 exec "${EBGAN_BIN:-.device/ebgan}" gpu-check --python "$py" "$@"

@@ -20,4 +20,4 @@ pub use energy::Energy;
 pub use margin::MarginSchedule;
 pub use member_wise::member_wise;
 pub use optim::{Layout, MemberOptim, OptimHyper, OptimKind};
-pub use upload::upload;
+pub use upload::{read, transfers, upload, Transfers};

@@ -3,10 +3,42 @@
 //! leave the GPU idle while the host catches up. A non-blocking copy from pageable memory is
 //! staged by the driver before the call returns, so the host buffer may be dropped at once.
 
-use tch::{Device, Tensor};
+//!
+//! Training uploads through [`upload`] and reads back through [`read`], so that this thread's
+//! [`transfers`] count every copy a step makes (on the CPU too, where both are plain copies: the
+//! count is the code path's, the same on every device).
+
+use std::cell::Cell;
+use tch::{kind::Element, Device, TchError, Tensor};
+
+thread_local! {
+    static UPLOADS: Cell<u64> = const { Cell::new(0) };
+    static READS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Host-to-device uploads and device-to-host reads made on this thread so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    pub uploads: u64,
+    pub reads: u64,
+}
+
+pub fn transfers() -> Transfers {
+    Transfers {
+        uploads: UPLOADS.with(Cell::get),
+        reads: READS.with(Cell::get),
+    }
+}
+
+/// The values of `t`, read back to the host (on CUDA this waits for every queued kernel).
+pub fn read<T: Element + Copy>(t: &Tensor) -> Result<Vec<T>, TchError> {
+    READS.with(|c| c.set(c.get() + 1));
+    Vec::<T>::try_from(t.flatten(0, -1))
+}
 
 /// `t` (on the host) on `device`, without synchronising the device's stream.
 pub fn upload(t: Tensor, device: Device) -> Tensor {
+    UPLOADS.with(|c| c.set(c.get() + 1));
     if device.is_cuda() {
         t.to_device_(device, t.kind(), true, false)
     } else {

@@ -17,6 +17,7 @@
 //! A module imports only modules below it in this list (or beside it), never one above.
 
 pub mod bench;
+pub mod child;
 pub mod cluster;
 pub mod config;
 pub mod data;
@@ -28,6 +29,7 @@ pub mod fsutil;
 pub mod gpu_check;
 pub mod parity;
 pub mod png;
+pub mod precision;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -8,6 +8,7 @@ use crate::data::cache::{build_cache, Preprocess};
 use crate::data::image_set::ImageSet;
 use crate::data::source::Source;
 use crate::device;
+use crate::precision::MatmulPrecision;
 use crate::train::conv::{ConvGan, Latent};
 use anyhow::Result;
 use rand::{Rng, RngCore, SeedableRng};
@@ -21,6 +22,9 @@ use tch::Kind;
 pub struct BenchConvArgs {
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Float32 precision of CUDA matmuls and convolutions: highest (FP32) or high (TF32).
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::Highest)]
+    matmul_precision: MatmulPrecision,
     #[arg(long, default_value_t = 10)]
     steps: usize,
     #[arg(long, default_value_t = 2)]
@@ -172,6 +176,7 @@ fn python_rates(
 
 pub fn run(args: &BenchConvArgs) -> Result<()> {
     let dev = device::parse(&args.device)?;
+    args.matmul_precision.apply()?;
     let threads = device::cores();
     tch::set_num_threads(threads as i32);
     let batches = if args.batches.is_empty() {
@@ -181,7 +186,7 @@ pub fn run(args: &BenchConvArgs) -> Result<()> {
     };
     let python = python_rates(args, dev, threads, &batches)?;
     let mut t = String::new();
-    writeln!(t, "device: {} ({threads} threads) · EBGAN-PT 64x64, g_base = ae_base = {} · {} timed steps after {} warm-up · both updates per step\n", device::describe(dev), args.base, args.steps, args.warmup)?;
+    writeln!(t, "device: {} ({threads} threads) · EBGAN-PT 64x64, g_base = ae_base = {} · {} timed steps after {} warm-up · both updates per step · matmul precision {}\n", device::describe(dev), args.base, args.steps, args.warmup, args.matmul_precision)?;
     writeln!(
         t,
         "| batch | Rust images/s | PyTorch eager images/s | Rust / PyTorch |"

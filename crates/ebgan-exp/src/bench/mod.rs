@@ -1,13 +1,16 @@
 //! `ebgan bench`: steps/s of one EBGAN and one GAN training step (both updates, batch 64) of
 //! Table 1 MLPs in Rust, and in the same invocation the same step in PyTorch eager
-//! (bench/step_pytorch.py), with the ratio. `grid`: `ebgan bench-grid`; `conv`: `ebgan bench-conv`.
+//! (bench/step_pytorch.py), with the ratio, then each trainer's host transfers per step
+//! (`transfers`). `grid`: `ebgan bench-grid`; `conv`: `ebgan bench-conv`.
 
 pub mod conv;
 pub mod grid;
+pub mod transfers;
 
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::PIXELS;
 use crate::device;
+use crate::precision::MatmulPrecision;
 use crate::train::mlp::{Cohort, DeviceImages};
 use anyhow::{bail, Context, Result};
 use ebgan_core::Layout;
@@ -21,6 +24,9 @@ use tch::{Kind, Tensor};
 pub struct BenchArgs {
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Float32 precision of CUDA matmuls and convolutions: highest (FP32) or high (TF32).
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::Highest)]
+    matmul_precision: MatmulPrecision,
     #[arg(long, default_value_t = 30)]
     steps: usize,
     #[arg(long, default_value_t = 5)]
@@ -197,6 +203,7 @@ pub(crate) fn random_images(dev: tch::Device) -> DeviceImages {
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let dev = device::parse(&args.device)?;
+    args.matmul_precision.apply()?;
     let threads = device::cores();
     tch::set_num_threads(threads as i32);
     let shapes: Vec<[i64; 4]> = if args.shapes.is_empty() {
@@ -214,7 +221,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
 
     let mut table = String::new();
-    writeln!(table, "device: {} ({} threads) · batch 64 · {} timed steps after {} warm-up · both updates per step · optimizer layout {:?}\n", device::describe(dev), threads, args.steps, args.warmup, args.optim_layout.resolve(dev))?;
+    writeln!(table, "device: {} ({} threads) · batch 64 · {} timed steps after {} warm-up · both updates per step · optimizer layout {:?} · matmul precision {}\n", device::describe(dev), threads, args.steps, args.warmup, args.optim_layout.resolve(dev), args.matmul_precision)?;
     writeln!(table, "| nLayerG, sizeG, nLayerD, sizeD | model | Rust steps/s | PyTorch eager steps/s | Rust / PyTorch |")?;
     writeln!(table, "|---|---|---:|---:|---:|")?;
     for shape in &shapes {
@@ -244,6 +251,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             )?;
         }
     }
+    eprintln!("counting host transfers per step of each trainer");
+    writeln!(table, "\n{}", transfers::table(dev)?)?;
     print!("{table}");
     if let Some(out) = &args.out {
         crate::fsutil::write_atomic(out, table.as_bytes())?;

@@ -18,6 +18,7 @@ mod fast;
 pub mod reproduce;
 mod setup;
 
+pub use crate::child::{run_for, OutOfTime};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -213,46 +214,6 @@ impl Ctx {
     }
 }
 
-/// A child stopped because its time slice ran out: the check is skipped, not failed.
-#[derive(Debug)]
-pub struct OutOfTime(pub String);
-
-impl std::fmt::Display for OutOfTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for OutOfTime {}
-
-/// Runs `cmd` for at most `secs`; killed past it. Returns its exit status and stdout + stderr.
-pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, String)> {
-    let dir = tempfile::tempdir()?;
-    let log = dir.path().join("log");
-    let file = std::fs::File::create(&log)?;
-    let mut child = cmd
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    let deadline = Instant::now() + Duration::from_secs_f64(secs.max(1.0));
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(
-                OutOfTime(format!("{cmd:?} ran past its {secs:.0} s and was stopped")).into(),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    Ok((status.code().unwrap_or(-1), text))
-}
-
 /// A panic's message.
 pub fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
@@ -297,6 +258,8 @@ impl GpuCheckArgs {
             ("auto", _) if seen > 0 => Device::Cuda(0),
             _ => Device::Cpu,
         };
+        // Every check and reference in full FP32 (the references are told the same).
+        crate::precision::MatmulPrecision::Highest.apply()?;
         let now = Instant::now();
         let mut ctx = Ctx {
             out: self.out.clone(),

@@ -120,6 +120,7 @@ pub fn train_budgeted(file: &Path, at: &Budgeted) -> Result<Session> {
         stop: Stop::at(Some(at.deadline)),
         checkpoint_every: Duration::from_secs(600),
         inception: None,
+        precision: crate::precision::MatmulPrecision::Highest,
     };
     let tally = crate::run::run(file, &opts)?;
     let dir = ResultsDir::new(at.results.join(&exp.name));

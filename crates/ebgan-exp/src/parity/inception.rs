@@ -32,20 +32,9 @@ fn relative(ours: &Tensor, theirs: &Tensor) -> Result<f64> {
 pub fn check(out: &Path, python: &Path, device: Device) -> Result<Vec<Check>> {
     let dir = out.join("inception");
     let script = super::scripts_dir().join("fid_inception.py");
-    let status = std::process::Command::new(python)
-        .arg(&script)
-        .arg("--out")
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
-    if !status.success() {
-        bail!(
-            "{} {} failed ({status})",
-            python.display(),
-            script.display()
-        );
-    }
+    let mut command = std::process::Command::new(python);
+    command.arg(&script).arg("--out").arg(&dir);
+    super::run_reference(&mut command, &format!("{}", script.display()))?;
     let file = dir.join("inception.safetensors");
     let mut vs = nn::VarStore::new(device);
     let net = FidInception::new(&vs.root());

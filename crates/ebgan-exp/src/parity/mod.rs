@@ -123,6 +123,22 @@ fn to_cpu(t: &Tensor) -> Tensor {
     t.detach().to_device(Device::Cpu).contiguous()
 }
 
+/// Longest a reference process may run (the slowest, every CPU case in one process, takes about
+/// two minutes here).
+pub const REFERENCE_SECS: f64 = 900.0;
+
+/// Runs a reference script for at most [`REFERENCE_SECS`]; when it fails, the error carries the
+/// end of its output (the Python traceback), so a report that ran it says why.
+pub fn run_reference(command: &mut std::process::Command, what: &str) -> Result<()> {
+    let (code, log) = crate::child::run_for(command, REFERENCE_SECS)?;
+    if code != 0 {
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        bail!("{what} failed (exit status {code}):\n{tail}");
+    }
+    Ok(())
+}
+
 /// Writes the case's inputs, runs its reference with `python` and compares the answers.
 pub fn check(export: &Export, out: &Path, python: &Path) -> Result<Vec<Check>> {
     check_all(std::slice::from_ref(export), out, python)
@@ -141,21 +157,11 @@ pub fn check_all(exports: &[Export], out: &Path, python: &Path) -> Result<Vec<Ch
     for (e, base) in exports.iter().zip(&bases) {
         command.arg(e.script).arg(base);
     }
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
-    if !status.success() {
-        bail!(
-            "{} {} failed ({status}) on {}",
-            python.display(),
-            script.display(),
-            exports
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let names: Vec<&str> = exports.iter().map(|e| e.name.as_str()).collect();
+    run_reference(
+        &mut command,
+        &format!("the references of {}", names.join(", ")),
+    )?;
     let mut checks = vec![];
     for (e, base) in exports.iter().zip(&bases) {
         checks.extend(judge(e, base)?);

@@ -55,6 +55,10 @@ pub struct ResultColumns {
     /// libtorch threads the run trained on (0: a row from before this was recorded).
     #[serde(default)]
     pub threads: usize,
+    /// Float32 precision of CUDA matmuls and convolutions in the process that trained it
+    /// (`--matmul-precision`: highest or high; empty: a row from before this was recorded).
+    #[serde(default)]
+    pub matmul_precision: String,
     /// CPU model, cores, vector instructions and libtorch of the machine that trained it.
     #[serde(default)]
     pub machine: String,
@@ -93,6 +97,7 @@ impl ResultColumns {
             cohort_size: 1,
             device: String::new(),
             threads: 0,
+            matmul_precision: String::new(),
             machine: String::new(),
             classifier: String::new(),
             finished_at: String::new(),
@@ -516,6 +521,7 @@ mod tests {
                 cohort_size: 1,
                 device: "cpu".into(),
                 threads: 1,
+                matmul_precision: "highest".into(),
                 machine: "AMD EPYC · 2 cores · AVX-512 · libtorch 2.11.0".into(),
                 classifier: "5615b1c19a98f8a3".into(),
                 finished_at: "2026-01-01T00:00:00Z".into(),

@@ -4,6 +4,7 @@
 use super::progress::Progress;
 use crate::config::Run;
 use crate::device;
+use crate::precision::MatmulPrecision;
 use crate::results::RunOutcome;
 use crate::results::{ResultColumns, ResultsDir, RunRecord};
 use anyhow::Result;
@@ -16,6 +17,7 @@ pub struct Committer<'a> {
     res: &'a ResultsDir,
     csv: &'a Path,
     device: String,
+    matmul_precision: String,
     machine: String,
     /// The scoring classifier's hash prefix, when this invocation scores runs.
     classifier: String,
@@ -34,11 +36,18 @@ pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 }
 
 impl<'a> Committer<'a> {
-    pub fn new(res: &'a ResultsDir, csv: &'a Path, device: Device, classifier: String) -> Self {
+    pub fn new(
+        res: &'a ResultsDir,
+        csv: &'a Path,
+        device: Device,
+        precision: MatmulPrecision,
+        classifier: String,
+    ) -> Self {
         Committer {
             res,
             csv,
             device: device::describe(device),
+            matmul_precision: precision.to_string(),
             machine: device::machine(),
             classifier,
             lock: Mutex::new(()),
@@ -109,6 +118,7 @@ impl<'a> Committer<'a> {
             device: self.device.clone(),
             // Called on the thread that trained the run, which set its own count.
             threads: tch::get_num_threads().max(1) as usize,
+            matmul_precision: self.matmul_precision.clone(),
             machine: self.machine.clone(),
             classifier: match scored {
                 true => self.classifier.clone(),

@@ -1,19 +1,22 @@
 //! `ebgan run`: plan -> pending (the shard's runs minus those in runs*.csv) -> cohorts ->
 //! train (one group at a time per job) -> commit (a runs.csv row per run).
 
+mod args;
 mod commit;
 pub mod progress;
 pub mod workers;
 
-use crate::config::{Experiment, Run, Shard, ShardArg};
+use crate::config::{Experiment, Run, Shard};
 use crate::data::image_set::ImageSets;
 use crate::data::mnist;
 use crate::device;
 use crate::fid;
+use crate::precision::MatmulPrecision;
 use crate::results::ResultsDir;
 use crate::scoring::{self, Scorer};
 use crate::train::{self, CohortKey, CohortSize, Inputs, Stop, Trained, Trainer};
 use anyhow::{Context, Result};
+pub use args::RunArgs;
 use progress::{Progress, Tally};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -54,165 +57,6 @@ impl std::fmt::Display for RunsFailed {
 
 impl std::error::Error for RunsFailed {}
 
-/// Train the runs of an experiment file that are not done yet, then redraw its report.
-#[derive(clap::Args)]
-pub struct RunArgs {
-    file: PathBuf,
-    /// Run shard I of N (0-based): disjoint shards whose union is the grid; `env` / `env/N`:
-    /// from a Slurm array task or a Kubernetes Indexed Job (docs/cluster.md).
-    #[arg(long, default_value = "0/1")]
-    shard: ShardArg,
-    /// auto (CUDA when available), cpu, cuda or cuda:K.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Cohorts trained at once; default: one per core on CPU, 1 on CUDA.
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Most runs of one shape trained together as one batched model: a number (1 = each run
-    /// alone) or auto (2 on CPU; on CUDA from the free GPU memory; docs/performance.md).
-    #[arg(long, default_value = "auto")]
-    cohort: String,
-    /// Split the shard over W `ebgan run` processes on this machine (several cohorts in
-    /// flight on one GPU, each process with its own CUDA context).
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// CPU threads in all (default: every core); Slurm tasks pass their --cpus-per-task.
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long, default_value = "results")]
-    results: PathBuf,
-    #[arg(long)]
-    classifier: Option<PathBuf>,
-    /// Do not redraw the report at the end.
-    #[arg(long)]
-    no_report: bool,
-    /// Stop after this long (e.g. 90m, 2h, 3600s): cohorts that cannot finish in it are not
-    /// started, and what is in flight when it ends is checkpointed (exit status 3).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    time_budget: Option<std::time::Duration>,
-    /// Minutes between checkpoints, for every trainer (one is also written on a stop).
-    #[arg(long, default_value_t = 10.0)]
-    checkpoint_minutes: f64,
-    /// FID-Inception weights (safetensors) for the FID and KID of image runs; default the
-    /// experiment's `inception`, then $EBGAN_INCEPTION. Without them image runs get no FID.
-    #[arg(long)]
-    inception: Option<PathBuf>,
-}
-
-impl RunArgs {
-    /// `ebgan run`, with `data` the global data folder.
-    pub fn run(&self, data: &Path) -> Result<()> {
-        anyhow::ensure!(self.workers >= 1, "--workers 0: expected at least 1");
-        let device = device::parse(&self.device)?;
-        let shard = self.shard.resolve(|v| std::env::var(v).ok());
-        let shard = shard.map_err(anyhow::Error::msg)?;
-        let opts = RunOptions {
-            shard,
-            device,
-            jobs: self.jobs,
-            cohort: self.cohort.parse().map_err(anyhow::Error::msg)?,
-            threads: self.threads,
-            results: self.results.clone(),
-            data: data.to_path_buf(),
-            classifier: self
-                .classifier
-                .clone()
-                .unwrap_or_else(|| scoring::default_dir(data)),
-            stop: Stop::at(self.time_budget.map(|b| Instant::now() + b)).on_signals()?,
-            checkpoint_every: std::time::Duration::from_secs_f64(
-                (self.checkpoint_minutes * 60.0).max(0.0),
-            ),
-            inception: self.inception.clone(),
-        };
-        let mut failed: Option<anyhow::Error> = None;
-        if self.workers > 1 {
-            let mut pass = vec![
-                "--device".to_string(),
-                self.device.clone(),
-                "--cohort".into(),
-                self.cohort.clone(),
-                "--results".into(),
-                self.results.display().to_string(),
-                "--classifier".into(),
-                opts.classifier.display().to_string(),
-            ];
-            if device == Device::Cpu {
-                let threads = self.threads.unwrap_or_else(device::cores);
-                pass.extend([
-                    "--threads".into(),
-                    (threads / self.workers).max(1).to_string(),
-                ]);
-            }
-            if let Some(j) = self.jobs {
-                pass.extend(["--jobs".into(), j.to_string()]);
-            }
-            if let Some(b) = self.time_budget {
-                pass.extend(["--time-budget".into(), format!("{}ms", b.as_millis())]);
-            }
-            pass.extend([
-                "--checkpoint-minutes".into(),
-                self.checkpoint_minutes.to_string(),
-            ]);
-            if let Some(p) = &self.inception {
-                pass.extend(["--inception".into(), p.display().to_string()]);
-            }
-            let done = workers::run(
-                &self.file,
-                shard,
-                self.workers,
-                data,
-                &self.results,
-                &pass,
-                &opts.stop,
-            );
-            match done {
-                Err(e) if e.is::<RunsFailed>() || e.is::<RunsStopped>() => failed = Some(e),
-                other => other?,
-            }
-        } else {
-            let tally = run(&self.file, &opts)?;
-            let (n_failed, n_left, n_elsewhere) = (
-                Tally::get(&tally.failed),
-                Tally::get(&tally.stopped),
-                Tally::get(&tally.elsewhere),
-            );
-            // What the next `ebgan run` still has to do: the stopped runs and the failed ones.
-            let also = match n_failed {
-                0 => String::new(),
-                n => format!(" ({n} of them failed: see failed.log)"),
-            };
-            if n_left > 0 {
-                let why = match opts.stop.seconds_left() {
-                    Some(s) if s <= 0.0 => "the time budget ran out",
-                    _ if opts.stop.requested() => "a stop was requested (SIGTERM or Ctrl-C)",
-                    _ => "the time budget cannot fit the rest",
-                };
-                let msg = format!("stopped: {why}; {} run(s) remain{also}", n_left + n_failed);
-                failed = Some(RunsStopped(msg).into());
-            } else if n_elsewhere > 0 {
-                let msg = format!(
-                    "{n_elsewhere} run(s) were held by another `ebgan run` in this folder; run again once it ends{}",
-                    match n_failed {
-                        0 => String::new(),
-                        n => format!(" ({n} failed here: see failed.log)"),
-                    }
-                );
-                failed = Some(RunsStopped(msg).into());
-            } else if n_failed > 0 {
-                failed =
-                    Some(RunsFailed(format!("{n_failed} run(s) failed (see failed.log)")).into());
-            }
-        }
-        if !self.no_report {
-            let exp = Experiment::load(&self.file)?;
-            let dir = self.results.join(&exp.name);
-            crate::report::write(&dir)?;
-            eprintln!("report: {}", dir.join("summary.md").display());
-        }
-        failed.map_or(Ok(()), Err)
-    }
-}
-
 pub struct RunOptions {
     pub shard: Shard,
     pub device: Device,
@@ -227,8 +71,11 @@ pub struct RunOptions {
     pub classifier: PathBuf,
     /// The time budget and signals.
     pub stop: Stop,
-    /// Wall time between an MLP cohort's checkpoints.
+    /// Wall time between checkpoints, for every trainer.
     pub checkpoint_every: std::time::Duration,
+    /// Float32 precision of CUDA matmuls and convolutions (applied to this process; recorded
+    /// in every row).
+    pub precision: MatmulPrecision,
     /// FID-Inception weights given on the command line.
     pub inception: Option<PathBuf>,
 }
@@ -395,7 +242,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         .map(|r| inputs.total_steps(&r.config))
         .sum();
     let progress = Progress::new(steps, groups.iter().map(|g| g.len()).sum());
-    let commit = commit::Committer::new(&res, &csv, opts.device, classifier);
+    let commit = commit::Committer::new(&res, &csv, opts.device, opts.precision, classifier);
 
     let memory = device::memory_bytes(opts.device);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;

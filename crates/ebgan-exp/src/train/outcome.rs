@@ -2,13 +2,13 @@
 //! back for a group of runs (each run's outcome: `results::RunOutcome`).
 
 use crate::results::RunOutcome;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 /// Loss log window, in steps.
 pub const LOG_EVERY: u64 = 100;
 
-/// Sums of the per-step statistics `[R, K]` (loss D, loss G, real, fake per member, then BEGAN's
-/// k_t and M_global) over one log window, kept on the device: one host read per window.
+/// Sums of the per-step statistics `[R, K]` (loss D, loss G, real, fake per member, then the
+/// family's own columns) over one log window, kept on the device: one host read per window.
 pub struct LogWindow {
     sums: Tensor,
     steps: u64,
@@ -41,21 +41,42 @@ impl LogWindow {
         &self.sums
     }
 
-    /// The window's means, `[member][statistic]`, and a fresh window.
-    pub fn close(&mut self) -> Vec<Vec<f64>> {
+    /// What the host learns at a window's boundary, in ONE read: which members are `alive`
+    /// (`[K]` bool), their `margins` (`[K]` f64, NaN: none) and, when the window has steps, its
+    /// means (then the window starts afresh).
+    pub fn close(&mut self, alive: &Tensor, margins: &Tensor) -> Result<Boundary, TchError> {
         let (rows, k) = (self.sums.size()[0] as usize, self.sums.size()[1] as usize);
-        let means = Vec::<f64>::try_from(
-            (&self.sums / self.steps as f64)
-                .to_kind(Kind::Double)
-                .flatten(0, -1),
-        )
-        .expect("an [R, K] float tensor reads back");
-        let _ = self.sums.zero_();
-        self.steps = 0;
-        (0..k)
-            .map(|i| (0..rows).map(|row| means[row * k + i]).collect())
-            .collect()
+        let row = |t: &Tensor| t.to_kind(Kind::Double).view([1, k as i64]);
+        let mut block = vec![row(alive), row(margins)];
+        let logged = self.steps > 0;
+        if logged {
+            block.push((&self.sums / self.steps as f64).to_kind(Kind::Double));
+        }
+        let v = ebgan_core::read::<f64>(&Tensor::cat(&block, 0))?;
+        let means = logged.then(|| {
+            let _ = self.sums.zero_();
+            self.steps = 0;
+            (0..k)
+                .map(|i| (0..rows).map(|r| v[(2 + r) * k + i]).collect())
+                .collect()
+        });
+        Ok(Boundary {
+            alive: v[..k].iter().map(|&a| a != 0.0).collect(),
+            margins: v[k..2 * k]
+                .iter()
+                .map(|&m| (!m.is_nan()).then_some(m))
+                .collect(),
+            means,
+        })
     }
+}
+
+/// A log window's boundary as the host reads it (one transfer).
+pub struct Boundary {
+    pub alive: Vec<bool>,
+    pub margins: Vec<Option<f64>>,
+    /// The window's means, `[member][statistic]` (None: no step was logged in it).
+    pub means: Option<Vec<Vec<f64>>>,
 }
 
 /// What a trainer hands back for a group of runs.

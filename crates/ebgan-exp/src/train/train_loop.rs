@@ -1,8 +1,9 @@
 //! The one training loop, run by every trainer (MLP cohorts, convolutional runs, ladder runs).
 //! Top to bottom: resume from the checkpoint if there is one; then step until done, freezing
-//! members whose losses stop being finite; close a log window every [`LOG_EVERY`] steps and at
-//! each epoch's end; check on the host for diverged members; checkpoint on one wall-time cadence
-//! and when a stop is requested; and hand over to the trainer's finish. A trainer supplies its
+//! members whose losses stop being finite (on the device); every [`LOG_EVERY`] steps and at each
+//! epoch's end read the log window, the alive flags and the margins back in one transfer (the
+//! only host read: an ordinary step reads nothing); checkpoint on one wall-time cadence and when
+//! a stop is requested; and hand over to the trainer's finish. A trainer supplies its
 //! step, its state and its finish ([`Training`]); everything else lives here, once.
 
 use super::checkpoint::{self, Loaded};
@@ -21,10 +22,6 @@ use tch::{Device, Kind, Tensor};
 
 /// Every trainer's checkpoint file, in its (first) run's folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
-
-/// How often (in steps) the host checks for diverged members, besides every epoch's end; between
-/// checks a dead member is already frozen on the device.
-const DIVERGENCE_CHECK_EVERY: u64 = 50;
 
 /// How long training runs.
 #[derive(Clone, Copy, Debug)]
@@ -61,8 +58,9 @@ pub trait Training {
     fn log_columns(&self) -> &'static [LogColumn];
     /// One training step after `done` steps; members not `alive` (`[K]` bool) are not updated.
     fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped>;
-    /// Each member's margin for the log row closed after `step` steps (None: no margin).
-    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>>;
+    /// `[K]` f64 on the device: each member's margin for the log row closed after `step` steps
+    /// (NaN: no margin; [`margin_row`] makes one from host values).
+    fn margins(&self, step: u64) -> Tensor;
     /// Tensors (weights, optimizer moments, adaptive state) and metadata to checkpoint.
     fn state(&self) -> Result<(Named, Self::Meta)>;
     /// Restores what [`Training::state`] saved.
@@ -82,6 +80,12 @@ pub struct Runs<'a> {
     /// Convolutional runs also checkpoint at the end (`ebgan sample` reads it).
     pub final_checkpoint: bool,
     pub stop: &'a Stop,
+}
+
+/// Margins `[K]` f64 on `device` from host values (None: no margin, NaN).
+pub fn margin_row(margins: impl IntoIterator<Item = Option<f64>>, device: Device) -> Tensor {
+    let v: Vec<f64> = margins.into_iter().map(|m| m.unwrap_or(f64::NAN)).collect();
+    ebgan_core::upload(Tensor::from_slice(&v), device)
 }
 
 /// A checkpoint's metadata, one JSON entry (`header`) beside its tensors.
@@ -154,35 +158,37 @@ pub fn train<T: Training>(
             at.window.add(&stats);
         }
         let epoch_end = step.is_multiple_of(per_epoch) || step == total;
-        if step.is_multiple_of(DIVERGENCE_CHECK_EVERY) || epoch_end {
-            at.host_alive = Vec::<bool>::try_from(&at.alive)?;
+        // The only host read of a step: at a window's boundary, alive flags, margins and the
+        // window's means in one transfer. Ordinary steps read nothing.
+        if step.is_multiple_of(LOG_EVERY) || epoch_end {
+            let read = at.window.close(&at.alive, &t.margins(step))?;
+            at.host_alive = read.alive;
             if at.host_alive.iter().all(|a| !a) {
                 break;
             }
-        }
-        if (step.is_multiple_of(LOG_EVERY) || epoch_end) && at.window.steps() > 0 {
-            let margins = t.margins(step)?;
-            let epoch = step as f64 / per_epoch as f64;
-            let means = at.window.close();
-            for (i, means) in means.iter().enumerate() {
-                if at.host_alive[i] {
-                    let row = LossLog::from_means(step, epoch, means, margins[i], t.log_columns());
-                    at.logs[i].push(row);
+            if let Some(means) = read.means {
+                let epoch = step as f64 / per_epoch as f64;
+                for (i, m) in means.iter().enumerate() {
+                    if at.host_alive[i] {
+                        let margin = read.margins[i];
+                        let row = LossLog::from_means(step, epoch, m, margin, t.log_columns());
+                        at.logs[i].push(row);
+                    }
                 }
+                let secs = clock.0.elapsed().as_secs_f64().max(1e-9);
+                let rate = (step - clock.1) as f64 * images_per_step as f64 / secs;
+                message = match (k, &means[..]) {
+                    (1, [m]) => format!(
+                        "{rate:.0} img/s · D {:.3} · G {:.3} · real {:.3} · fake {:.3}",
+                        m[0], m[1], m[2], m[3]
+                    ),
+                    _ => {
+                        let alive = at.host_alive.iter().filter(|a| **a).count();
+                        format!("{rate:.0} img/s · {alive}/{k} alive")
+                    }
+                };
+                clock = (Instant::now(), step);
             }
-            let secs = clock.0.elapsed().as_secs_f64().max(1e-9);
-            let rate = (step - clock.1) as f64 * images_per_step as f64 / secs;
-            message = match (k, &means[..]) {
-                (1, [m]) => format!(
-                    "{rate:.0} img/s · D {:.3} · G {:.3} · real {:.3} · fake {:.3}",
-                    m[0], m[1], m[2], m[3]
-                ),
-                _ => {
-                    let alive = at.host_alive.iter().filter(|a| **a).count();
-                    format!("{rate:.0} img/s · {alive}/{k} alive")
-                }
-            };
-            clock = (Instant::now(), step);
         }
         progress(step, &message);
         if step < total && runs.stop.requested() {
@@ -198,8 +204,8 @@ pub fn train<T: Training>(
         }
     }
 
-    let finished = Vec::<bool>::try_from(&at.alive)?;
-    let dead_at = Vec::<i64>::try_from(&at.dead_at)?;
+    let finished = ebgan_core::read::<bool>(&at.alive)?;
+    let dead_at = ebgan_core::read::<i64>(&at.dead_at)?;
     if runs.final_checkpoint && finished.iter().any(|&f| f) {
         save(t, runs, &at)?;
     }
@@ -326,6 +332,35 @@ impl Position {
     }
 }
 
+/// The steps after which a training read anything back to the host, and how many reads: fed
+/// from the progress callback, which runs after every step on the training thread.
+#[cfg(test)]
+pub(crate) struct ReadsPerStep {
+    last: Option<u64>,
+    pub reads: Vec<(u64, u64)>,
+}
+
+#[cfg(test)]
+impl ReadsPerStep {
+    pub fn new() -> Self {
+        ReadsPerStep {
+            last: None,
+            reads: vec![],
+        }
+    }
+
+    /// Called after step `step`; the first call only sets the baseline.
+    pub fn after(&mut self, step: u64) {
+        let now = ebgan_core::transfers().reads;
+        if let Some(last) = self.last {
+            if now > last {
+                self.reads.push((step, now - last));
+            }
+        }
+        self.last = Some(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,8 +422,8 @@ mod tests {
             })
         }
 
-        fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
-            Ok(vec![Some(step as f64); self.deaths.len()])
+        fn margins(&self, step: u64) -> Tensor {
+            margin_row(vec![Some(step as f64); self.deaths.len()], Device::Cpu)
         }
 
         fn state(&self) -> Result<(Named, String)> {
@@ -405,12 +440,12 @@ mod tests {
         }
 
         fn finish(&mut self, finished: &[bool]) -> Result<Vec<Measured>> {
-            let trained = Vec::<f64>::try_from(&self.trained)?;
+            let trained = Vec::<f32>::try_from(&self.trained)?;
             Ok(finished
                 .iter()
                 .zip(trained)
                 .map(|(_, t)| Measured {
-                    test_error: Some(t),
+                    test_error: Some(t as f64),
                     ..Measured::default()
                 })
                 .collect())
@@ -483,6 +518,24 @@ mod tests {
         assert_eq!((out[1].diverged_at, out[1].epochs_done), (Some(7), 0));
         assert!(out[1].log.is_empty());
         assert_eq!(out[1].measured.test_error, Some(6.0));
+    }
+
+    #[test]
+    fn the_host_reads_once_per_window_boundary_and_never_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = Stop::never();
+        let path = dir.path().join(CHECKPOINT);
+        let runs = Runs {
+            ids: &ids(2),
+            checkpoint: &path,
+            checkpoint_every: Duration::MAX,
+            final_checkpoint: false,
+            stop: &stop,
+        };
+        let mut reads = ReadsPerStep::new();
+        let mut t = Counting::new(&[None, Some(7)]);
+        train(&mut t, &runs, &mut |s, _| reads.after(s)).unwrap();
+        assert_eq!(reads.reads, [(16, 1), (32, 1), (40, 1)]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::step::{
     pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
 };
 use super::stop::Stop;
-use super::train_loop::{self, Measured, Named, Runs, Schedule, Stepped, Training};
+use super::train_loop::{self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training};
 use crate::config::RunConfig;
 use crate::data::image_set::ImageSet;
 use crate::family::{DKind, LogColumn};
@@ -442,13 +442,15 @@ impl Training for ConvTraining<'_> {
         })
     }
 
-    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
-        Ok(vec![match self.gan.adaptive.margins() {
-            Some(m) => Some(f64::try_from(m.get(0))?),
-            None if !self.gan.adaptive.has_margin() => None,
-            // The margin the window's last step trained with.
-            None => Some(self.margins.margin_at(step - 1)),
-        }])
+    fn margins(&self, step: u64) -> Tensor {
+        match self.gan.adaptive.margins() {
+            Some(m) => m.to_kind(Kind::Double).view([1]),
+            None => {
+                // The margin the window's last step trained with.
+                let m = self.margins.margin_at(step - 1);
+                margin_row([self.gan.adaptive.has_margin().then_some(m)], self.device())
+            }
+        }
     }
 
     fn state(&self) -> Result<(Named, checkpoint::Meta)> {
@@ -603,6 +605,39 @@ mod tests {
                 );
                 assert!(last.margin > Some(0.0) && last.k_t.is_none());
             }
+        }
+    }
+
+    #[test]
+    fn an_ordinary_step_reads_nothing_back() {
+        // 10 steps an epoch (MAGAN: after one of pretraining): one read at each epoch's end.
+        let data = images();
+        for model in [Model::Magan, Model::Ebgan] {
+            let c = RunConfig {
+                steps: 0,
+                epochs: 2,
+                sample_every: 1000,
+                ..tiny(model, Network::Dcgan)
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let stop = Stop::never();
+            let run = ConvRun {
+                config: &c,
+                id: "run-1",
+                data: &data,
+                dir: dir.path(),
+                scorer: None,
+                fid: None,
+                stop: &stop,
+                checkpoint_every: Duration::MAX,
+            };
+            let mut reads = crate::train::train_loop::ReadsPerStep::new();
+            train_run(&run, Device::Cpu, &mut |s, _| reads.after(s)).unwrap();
+            let ends: Vec<(u64, u64)> = match model {
+                Model::Magan => vec![(10, 1), (20, 1), (30, 1)],
+                _ => vec![(10, 1), (20, 1)],
+            };
+            assert_eq!(reads.reads, ends, "{model}");
         }
     }
 

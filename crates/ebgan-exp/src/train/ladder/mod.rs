@@ -12,7 +12,7 @@ use super::checkpoint::Loaded;
 use super::outcome::Trained;
 use super::stop::Stop;
 pub use super::train_loop::CHECKPOINT;
-use super::train_loop::{self, Measured, Named, Runs, Schedule, Stepped, Training};
+use super::train_loop::{self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training};
 use crate::config::{Model, RunConfig};
 use crate::data::mnist::{Mnist, PIXELS};
 use crate::family::LogColumn;
@@ -345,9 +345,9 @@ impl Training for LadderTraining<'_> {
         })
     }
 
-    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
+    fn margins(&self, step: u64) -> Tensor {
         // The margin the window's last step trained with (LN logs it too; it has no hinge).
-        Ok(vec![Some(self.margins.margin_at(step - 1))])
+        margin_row([Some(self.margins.margin_at(step - 1))], self.device())
     }
 
     fn state(&self) -> Result<(Named, checkpoint::Meta)> {
@@ -523,6 +523,32 @@ mod tests {
         });
         assert_ne!(default, reused);
         assert_ne!(default, decayed);
+    }
+
+    #[test]
+    fn an_ordinary_step_reads_nothing_back() {
+        // 10 steps an epoch: one read at each epoch's end, none in between (the step's losses
+        // and NaN check stay on the device).
+        let mnist = synthetic_mnist();
+        for model in [Model::Ladder, Model::EbganLn] {
+            let c = RunConfig {
+                epochs: 3,
+                ..tiny(model)
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let stop = Stop::never();
+            let run = LadderRun {
+                config: &c,
+                id: "ln-run",
+                mnist: &mnist,
+                dir: dir.path(),
+                stop: &stop,
+                checkpoint_every: Duration::MAX,
+            };
+            let mut reads = crate::train::train_loop::ReadsPerStep::new();
+            train_run(&run, Device::Cpu, &mut |s, _| reads.after(s)).unwrap();
+            assert_eq!(reads.reads, [(10, 1), (20, 1), (30, 1)], "{model}");
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@ use super::step::{
     pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
 };
 use super::stop::Stop;
-use super::train_loop::{self, Measured, Named, Runs, Schedule, Stepped, Training, CHECKPOINT};
+use super::train_loop::{
+    self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training, CHECKPOINT,
+};
 use crate::config::RunConfig;
 use crate::data::mnist::PIXELS;
 use crate::family::{DKind, LogColumn};
@@ -287,7 +289,7 @@ impl Margins {
             .iter()
             .map(|s| s.margin_at(step) as f32)
             .collect();
-        Tensor::from_slice(&v).to_device(self.device)
+        upload(Tensor::from_slice(&v), self.device)
     }
 
     /// `[K]` margins at `step`.
@@ -407,19 +409,19 @@ impl Training for CohortTraining<'_> {
         })
     }
 
-    fn margins(&self, step: u64) -> Result<Vec<Option<f64>>> {
-        let adapted = match self.cohort.adaptive.margins() {
-            Some(m) => Some(Vec::<f64>::try_from(m.to_kind(Kind::Double))?),
-            None => None,
-        };
-        let has_margin = self.cohort.adaptive.has_margin();
-        Ok((0..self.run.members.len())
-            .map(|i| match &adapted {
-                Some(m) => Some(m[i]),
-                None if !has_margin => None,
-                None => Some(self.margins.schedules[i].margin_at(step)),
-            })
-            .collect())
+    fn margins(&self, step: u64) -> Tensor {
+        match self.cohort.adaptive.margins() {
+            // MAGAN's, as it adapted them.
+            Some(m) => m.to_kind(Kind::Double),
+            None => {
+                let has_margin = self.cohort.adaptive.has_margin();
+                let scheduled = self.margins.schedules.iter();
+                margin_row(
+                    scheduled.map(|s| has_margin.then(|| s.margin_at(step))),
+                    self.device(),
+                )
+            }
+        }
     }
 
     fn state(&self) -> Result<(Named, checkpoint::Streams)> {
@@ -794,6 +796,47 @@ mod tests {
         };
         assert_eq!(turns(5, 4), turns(5, 1), "G moved before its turn");
         assert_ne!(turns(5, 5), turns(5, 4), "G did not move on its turn");
+    }
+
+    #[test]
+    fn an_ordinary_step_reads_nothing_back() {
+        // 16 steps an epoch; MAGAN pretrains one epoch first and reads its adapted margins back
+        // at each window, BEGAN its k_t: the host reads once at each epoch's end (a log
+        // window's boundary), never between.
+        for model in [Model::Magan, Model::Began, Model::Ebgan, Model::WganGp] {
+            let members = [
+                RunConfig {
+                    dropout_d: true,
+                    margin_decay: crate::config::MarginDecay::Linear,
+                    ..config(model, 1)
+                },
+                config(model, 2),
+            ];
+            let root = tempfile::tempdir().unwrap();
+            let dirs: Vec<PathBuf> = (0..2).map(|i| root.path().join(format!("r{i}"))).collect();
+            dirs.iter()
+                .for_each(|d| std::fs::create_dir_all(d).unwrap());
+            let ids: Vec<String> = members.iter().map(RunConfig::run_id).collect();
+            let mut reads = crate::train::train_loop::ReadsPerStep::new();
+            SCORER.with(|scorer| {
+                let stop = Stop::never();
+                let run = CohortRun {
+                    members: &members,
+                    ids: &ids,
+                    dirs: &dirs,
+                    data: &images(),
+                    scorer,
+                    stop: &stop,
+                    checkpoint_every: Duration::MAX,
+                };
+                train_cohort(&run, &mut |s, _| reads.after(s)).unwrap();
+            });
+            let ends: Vec<(u64, u64)> = match model {
+                Model::Magan => vec![(16, 1), (32, 1), (48, 1), (64, 1)],
+                _ => vec![(16, 1), (32, 1), (48, 1)],
+            };
+            assert_eq!(reads.reads, ends, "{model}");
+        }
     }
 
     #[test]

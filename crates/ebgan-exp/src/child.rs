@@ -1,0 +1,70 @@
+//! Child processes (the PyTorch references, nvidia-smi, a nested `ebgan`) with a time limit and
+//! their output captured, so that a reference that hangs or fails says why in the report that
+//! ran it.
+
+use anyhow::{Context, Result};
+use std::time::{Duration, Instant};
+
+/// A child stopped because its time slice ran out: the check is skipped, not failed.
+#[derive(Debug)]
+pub struct OutOfTime(pub String);
+
+impl std::fmt::Display for OutOfTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutOfTime {}
+
+/// Runs `cmd` for at most `secs`; killed past it. Returns its exit status and stdout + stderr.
+pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, String)> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("log");
+    let file = std::fs::File::create(&log)?;
+    let mut child = cmd
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs.max(1.0));
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(
+                OutOfTime(format!("{cmd:?} ran past its {secs:.0} s and was stopped")).into(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    Ok((status.code().unwrap_or(-1), text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_reference_says_why_and_a_hanging_one_is_stopped() {
+        let mut fails = std::process::Command::new("python3");
+        fails.args(["-c", "import sys; print('working'); sys.exit('the reason')"]);
+        let err = crate::parity::run_reference(&mut fails, "a reference")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exit status 1") && err.contains("the reason"),
+            "{err}"
+        );
+        let mut hangs = std::process::Command::new("sleep");
+        hangs.arg("30");
+        let start = Instant::now();
+        let err = run_for(&mut hangs, 1.0).unwrap_err();
+        assert!(err.downcast_ref::<OutOfTime>().is_some(), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
