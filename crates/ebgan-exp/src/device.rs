@@ -94,29 +94,42 @@ pub fn cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Free memory of CUDA device `index` in bytes, from `nvidia-smi` (tch exposes no memory query) (respecting
-/// CUDA_VISIBLE_DEVICES when it lists plain indices).
+/// Free memory of CUDA device `index` in bytes, from `nvidia-smi` (tch exposes no memory query),
+/// through CUDA_VISIBLE_DEVICES when set: its entries may be indices or GPU UUIDs (or their
+/// prefixes). A MIG instance (`MIG-...`) is not listed by `--query-gpu`: None (unknown).
 pub fn cuda_free_bytes(index: usize) -> Option<u64> {
-    let physical = match std::env::var("CUDA_VISIBLE_DEVICES") {
-        Ok(v) if !v.trim().is_empty() => v.split(',').nth(index)?.trim().parse().ok()?,
-        _ => index,
-    };
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     let out = std::process::Command::new("nvidia-smi")
         .args([
-            "--query-gpu=index,memory.free",
+            "--query-gpu=index,uuid,memory.free",
             "--format=csv,noheader,nounits",
         ])
         .output()
         .ok()?;
-    parse_free(&String::from_utf8_lossy(&out.stdout), physical)
+    parse_free(
+        &String::from_utf8_lossy(&out.stdout),
+        visible.as_deref(),
+        index,
+    )
 }
 
-/// `index, MiB free` lines -> bytes free of GPU `physical`.
-fn parse_free(text: &str, physical: usize) -> Option<u64> {
+/// `index, uuid, MiB free` lines -> bytes free of the `index`-th visible GPU.
+fn parse_free(text: &str, visible: Option<&str>, index: usize) -> Option<u64> {
+    let entry = match visible.map(str::trim) {
+        Some(v) if !v.is_empty() => v.split(',').nth(index)?.trim().to_string(),
+        _ => index.to_string(),
+    };
+    if entry.starts_with("MIG-") {
+        return None;
+    }
     text.lines().find_map(|l| {
-        let (i, mib) = l.split_once(',')?;
-        (i.trim().parse::<usize>().ok()? == physical)
-            .then(|| mib.trim().parse::<u64>().ok().map(|m| m << 20))
+        let mut cols = l.split(',').map(str::trim);
+        let (i, uuid, mib) = (cols.next()?, cols.next()?, cols.next()?);
+        let this = match entry.parse::<usize>() {
+            Ok(n) => i.parse::<usize>().ok()? == n,
+            Err(_) => uuid.starts_with(&entry),
+        };
+        this.then(|| mib.parse::<u64>().ok().map(|m| m << 20))
             .flatten()
     })
 }
@@ -127,10 +140,16 @@ mod tests {
 
     #[test]
     fn nvidia_smi_lines() {
-        let text = "0, 81000\n1, 1024\n";
-        assert_eq!(parse_free(text, 1), Some(1024 << 20));
-        assert_eq!(parse_free(text, 0), Some(81000 << 20));
-        assert_eq!(parse_free(text, 2), None);
-        assert_eq!(parse_free("garbage", 0), None);
+        let text = "0, GPU-aaaa1111-0000, 81000\n1, GPU-bbbb2222-0000, 1024\n";
+        assert_eq!(parse_free(text, None, 1), Some(1024 << 20));
+        assert_eq!(parse_free(text, None, 0), Some(81000 << 20));
+        assert_eq!(parse_free(text, None, 2), None);
+        assert_eq!(parse_free("garbage", None, 0), None);
+        // Through CUDA_VISIBLE_DEVICES: indices, UUIDs and UUID prefixes; MIG: unknown.
+        assert_eq!(parse_free(text, Some("1,0"), 0), Some(1024 << 20));
+        assert_eq!(parse_free(text, Some("GPU-bbbb2222"), 0), Some(1024 << 20));
+        assert_eq!(parse_free(text, Some(" GPU-aaaa, 1"), 0), Some(81000 << 20));
+        assert_eq!(parse_free(text, Some("MIG-3c7d9e10-5f5f"), 0), None);
+        assert_eq!(parse_free(text, Some("GPU-cccc"), 0), None);
     }
 }

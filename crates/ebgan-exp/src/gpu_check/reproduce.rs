@@ -121,6 +121,7 @@ pub fn train_budgeted(file: &Path, at: &Budgeted) -> Result<Session> {
         checkpoint_every: Duration::from_secs(600),
         inception: None,
         precision: crate::precision::MatmulPrecision::Highest,
+        device_memory: None,
     };
     let tally = crate::run::run(file, &opts)?;
     let dir = ResultsDir::new(at.results.join(&exp.name));

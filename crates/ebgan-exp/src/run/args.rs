@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// recorded in every row. The CPU computes in FP32 either way.
     #[arg(long, value_enum, default_value_t = MatmulPrecision::Highest)]
     matmul_precision: MatmulPrecision,
+    /// Bytes of device memory to plan cohorts with (set by `--workers` for each worker: its
+    /// share of what the card had free when they started).
+    #[arg(long, hide = true)]
+    device_memory: Option<u64>,
 }
 
 impl RunArgs {
@@ -87,6 +91,7 @@ impl RunArgs {
             ),
             inception: self.inception.clone(),
             precision: self.matmul_precision,
+            device_memory: self.device_memory,
         };
         let mut failed: Option<anyhow::Error> = None;
         if self.workers > 1 {
@@ -102,6 +107,14 @@ impl RunArgs {
                 "--matmul-precision".into(),
                 self.matmul_precision.to_string(),
             ];
+            // Each worker plans with its share of the card: all of them start at once and
+            // would each see it all free.
+            if let Device::Cuda(i) = device {
+                if let Some(free) = self.device_memory.or_else(|| device::cuda_free_bytes(i)) {
+                    let share = free / self.workers as u64;
+                    pass.extend(["--device-memory".into(), share.to_string()]);
+                }
+            }
             if device == Device::Cpu {
                 let threads = self.threads.unwrap_or_else(device::cores);
                 pass.extend([

@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub precision: MatmulPrecision,
     /// FID-Inception weights given on the command line.
     pub inception: Option<PathBuf>,
+    /// Device memory this process may plan cohorts with (a `--workers` worker's share; None:
+    /// what the card has free).
+    pub device_memory: Option<u64>,
 }
 
 /// Groups runs that share a [`CohortKey`] into cohorts of at most `max(key)` members, in plan
@@ -219,10 +222,12 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
     };
 
     let free = match opts.device {
-        // Cohorts trained at once on one GPU share its memory.
-        Device::Cuda(i) if opts.cohort == CohortSize::Auto => {
-            device::cuda_free_bytes(i).map(|f| f / opts.jobs.unwrap_or(1).max(1) as u64)
-        }
+        // Cohorts trained at once on one GPU share its memory; a worker of `--workers`
+        // plans with the share its parent measured before starting them all.
+        Device::Cuda(i) if opts.cohort == CohortSize::Auto => opts
+            .device_memory
+            .or_else(|| device::cuda_free_bytes(i))
+            .map(|f| f / opts.jobs.unwrap_or(1).max(1) as u64),
         _ => None,
     };
     let groups = cohorts(pending, |key| opts.cohort.resolve(key, opts.device, free));

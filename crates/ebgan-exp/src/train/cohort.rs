@@ -1,6 +1,7 @@
 //! Cohorts: runs that share a network shape train together as one member-batched model.
 //! [`CohortKey`] says which runs may share a cohort; `--cohort auto` how many: on CUDA, as many
-//! as fit in 80% of the free device memory (`device::cuda_free_bytes`), at most [`MAX_CUDA`];
+//! as fit in 80% of the free device memory (`device::cuda_free_bytes`; a `--workers` worker's
+//! share of it, from its parent), at most [`MAX_CUDA`];
 //! on the CPU, 2 (docs/performance.md).
 
 use crate::config::{Model, Network, RunConfig};
@@ -127,8 +128,10 @@ impl CohortKey {
 /// The largest cohort `auto` picks on CUDA: the largest the grid-throughput issue's H100 probe
 /// measured (96 members per step, 43x the run-steps/s of one); not measured here.
 pub const MAX_CUDA: usize = 96;
-/// When nvidia-smi cannot say how much memory is free.
-pub const FALLBACK_CUDA: usize = 32;
+/// Device memory `auto` plans with when nvidia-smi cannot say what is free (a MIG instance, no
+/// nvidia-smi): the smallest MIG slice of an 80 GB card, 10 GB, so a cohort fits wherever it
+/// lands.
+pub const UNKNOWN_CUDA_BYTES: u64 = 10 << 30;
 const CPU: usize = 2;
 
 /// `--cohort K` or `--cohort auto`.
@@ -201,7 +204,7 @@ pub fn bytes_per_member(key: &CohortKey) -> u64 {
 pub fn members(key: &CohortKey, device: Device, free: Option<u64>) -> usize {
     match (device, free) {
         (Device::Cpu, _) => CPU,
-        (_, None) => FALLBACK_CUDA,
+        (_, None) => members(key, device, Some(UNKNOWN_CUDA_BYTES)),
         (_, Some(free)) => {
             ((free as f64 * 0.8) as u64 / bytes_per_member(key)).clamp(1, MAX_CUDA as u64) as usize
         }
@@ -240,7 +243,11 @@ mod tests {
         assert_eq!(members(&k, Device::Cuda(0), Some(per * 10)), 8); // 80% of 10 members
         assert_eq!(members(&k, Device::Cuda(0), Some(per / 2)), 1);
         assert_eq!(members(&k, Device::Cuda(0), Some(u64::MAX / 2)), MAX_CUDA);
-        assert_eq!(members(&k, Device::Cuda(0), None), FALLBACK_CUDA);
+        // Unknown free memory (a MIG instance): planned as a 10 GB slice, not a whole card.
+        assert_eq!(
+            members(&k, Device::Cuda(0), None),
+            members(&k, Device::Cuda(0), Some(UNKNOWN_CUDA_BYTES))
+        );
         assert_eq!(members(&k, Device::Cpu, Some(per * 10)), 2);
     }
 
