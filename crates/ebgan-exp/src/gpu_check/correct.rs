@@ -396,8 +396,11 @@ fn ladder_step(device: Device) -> Result<(bool, String)> {
     ))
 }
 
-/// The same mixed cohort with each optimizer layout, 5 steps on the same batches: every weight
-/// and moment within 1e-6 of the largest magnitude (bit-identical on the CPU).
+/// The same mixed cohort with each optimizer layout, 5 steps on the same batches: the losses of
+/// every step, and every weight and moment but those of biases feeding a batch norm, within 1e-6
+/// of the largest magnitude (bit-identical on the CPU). Those biases' exact gradient is 0; what is
+/// computed is rounding noise that Adam scales up to steps of about lr, so their worst difference
+/// is reported, not judged (parity::Export::unchecked).
 fn layouts_agree(model: Model, big: bool, device: Device) -> Result<(bool, String)> {
     let members = mixed(model, big);
     let data = images(device);
@@ -406,16 +409,38 @@ fn layouts_agree(model: Model, big: bool, device: Device) -> Result<(bool, Strin
         let mut cohort = Cohort::with_layout(&members, device, layout);
         let margin = Tensor::full([k], 10.0, (Kind::Float, device));
         let mut alive = Tensor::ones([k], (Kind::Bool, device));
+        let mut losses = vec![];
         for s in 0..5 {
             let idx: Vec<i64> = (0..k * b).map(|i| (i * 7 + s * 3) % 1024).collect();
             let x = data.batch(&Tensor::from_slice(&idx).to_device(device), k, b);
-            alive = cohort.step(&x, &margin, &alive).alive;
+            let out = cohort.step(&x, &margin, &alive);
+            losses.push((
+                format!("losses/{s}"),
+                Tensor::stack(&[out.loss_d, out.loss_g], 0),
+            ));
+            alive = out.alive;
         }
-        cohort.state()
+        let mut state = cohort.state();
+        state.extend(losses);
+        state
     };
     let (per_tensor, packed) = (state(Layout::PerTensor), state(Layout::Packed));
     let packed: std::collections::HashMap<String, Tensor> = packed.into_iter().collect();
+    // State names: `vars/<param>`, and `opt_g/<moment>.<i>` for G's i-th parameter (D's alike).
+    let named = Cohort::with_layout(&members, Device::Cpu, Layout::PerTensor);
+    let (g, d) = (named.param_names("g."), named.param_names("d."));
+    let param = |name: &str| -> Option<String> {
+        let (group, rest) = name.split_once('/')?;
+        let index = || rest.rsplit_once('.')?.1.parse::<usize>().ok();
+        match group {
+            "vars" => Some(rest.to_string()),
+            "opt_g" => g.get(index()?).cloned(),
+            "opt_d" => d.get(index()?).cloned(),
+            _ => None,
+        }
+    };
     let (mut worst, mut at, mut missing) = (0.0f64, String::new(), 0);
+    let mut noise = 0.0f64;
     for (name, t) in &per_tensor {
         let Some(u) = packed.get(name) else {
             missing += 1;
@@ -425,14 +450,18 @@ fn layouts_agree(model: Model, big: bool, device: Device) -> Result<(bool, Strin
         let scale = f64::try_from(t.abs().max())?.max(1e-30);
         let err = f64::try_from((&t - &u).abs().max())? / scale;
         let err = if err.is_finite() { err } else { f64::INFINITY };
-        if err > worst || at.is_empty() {
+        let bn_fed =
+            param(name).is_some_and(|p| crate::parity::mlp::feeds_batch_norm(&p, &members[0]));
+        if bn_fed {
+            noise = noise.max(err);
+        } else if err > worst || at.is_empty() {
             (worst, at) = (err, name.clone());
         }
     }
     Ok((
         worst <= 1e-6 && missing == 0 && !per_tensor.is_empty(),
         format!(
-            "K = {k}, 5 steps: {} tensors, {missing} missing in the packed state, worst relative difference {worst:.1e} at {at} (tol 1e-6)",
+            "K = {k}, 5 steps: {} tensors with the losses, {missing} missing in the packed state, worst relative difference {worst:.1e} at {at} (tol 1e-6); batch-norm-fed biases (not judged) {noise:.1e}",
             per_tensor.len()
         ),
     ))

@@ -322,15 +322,10 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         }
     }
     let settings = settings(members, steps, &cohort);
-    // G normalises after every hidden layer, D after every one but its input layer.
     let unchecked = cohort
         .param_names("")
         .into_iter()
-        .filter(|n| {
-            c.batch_norm
-                && n.ends_with(".bias")
-                && (n.starts_with("g.l") || (n.starts_with("d.l") && !n.starts_with("d.l0.")))
-        })
+        .filter(|n| feeds_batch_norm(n, c))
         .collect();
     Export {
         name: case.name.to_string(),
@@ -403,4 +398,14 @@ fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json:
             "total_steps": m.total_steps(),
         })).collect::<Vec<_>>(),
     })
+}
+/// Whether parameter `name` of a Table 1 cohort is a bias feeding a batch norm (see
+/// [`super::Export::unchecked`]): G normalises after every hidden layer, D after every one but
+/// its input layer (a WGAN-GP critic has none).
+pub(crate) fn feeds_batch_norm(name: &str, c: &RunConfig) -> bool {
+    let d_norms = c.model.d_kind() != crate::family::DKind::Critic;
+    c.batch_norm
+        && name.ends_with(".bias")
+        && (name.starts_with("g.l")
+            || (d_norms && name.starts_with("d.l") && !name.starts_with("d.l0.")))
 }
