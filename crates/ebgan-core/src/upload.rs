@@ -1,7 +1,7 @@
 //! Host -> device copies inside training steps. tch's `to_device` copies synchronously, and a
 //! synchronous host -> CUDA copy waits for every kernel queued before it: a few per step would
-//! leave the GPU idle while the host catches up. A non-blocking copy from pageable memory is
-//! staged by the driver before the call returns, so the host buffer may be dropped at once.
+//! leave the GPU idle while the host catches up. Uploads here are non-blocking copies from pinned
+//! memory.
 
 //!
 //! Training uploads through [`upload`] and reads back through [`read`], so that this thread's
@@ -36,10 +36,13 @@ pub fn read<T: Element + Copy>(t: &Tensor) -> Result<Vec<T>, TchError> {
     Vec::<T>::try_from(t.flatten(0, -1))
 }
 
-/// `t` (on the host) on `device`, without synchronising the device's stream.
+/// `t` (on the host) on `device`, without synchronising the device's stream: on CUDA from
+/// pinned memory (libtorch's caching host allocator, which keeps the block until the copy has
+/// run), so the copy is truly asynchronous; from pageable memory if pinning fails.
 pub fn upload(t: Tensor, device: Device) -> Tensor {
     UPLOADS.with(|c| c.set(c.get() + 1));
     if device.is_cuda() {
+        let t = t.f_pin_memory(device).unwrap_or(t);
         t.to_device_(device, t.kind(), true, false)
     } else {
         t.to_device(device)

@@ -57,17 +57,25 @@ fn parity_cases(ctx: &mut Ctx) {
     }
     let out = ctx.out.join("parity");
     let device = ctx.device;
-    let exports = match std::panic::catch_unwind(|| parity::exports(device, 5)) {
-        Ok(e) => e,
-        Err(p) => return ctx.line("parity", Outcome::Fail, super::panic_text(&p)),
-    };
     // KID's reference is torch-fidelity's, which a device machine's python may lack: that is
     // not a finding about our code.
     let fidelity = std::process::Command::new(&ctx.python)
         .args(["-c", "import torch_fidelity"])
         .output()
         .is_ok_and(|o| o.status.success());
-    for e in exports {
+    for (name, build) in parity::exporters(device, 5) {
+        // Each case built under its own guard: a panic fails that case only.
+        let e = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
+            Ok(e) => e,
+            Err(p) => {
+                ctx.line(
+                    &format!("parity.{name}"),
+                    Outcome::Fail,
+                    super::panic_text(&p),
+                );
+                continue;
+            }
+        };
         if e.script == "kid.py" && !fidelity {
             let why = "skipped: torch-fidelity is not installed in this python (the test suite runs this case)";
             ctx.line(&format!("parity.{}", e.name), Outcome::Skipped, why);

@@ -309,19 +309,35 @@ pub fn table(checks: &[Check]) -> String {
 
 /// Every case, on `device`.
 pub fn exports(device: Device, steps: usize) -> Vec<Export> {
-    let mut e: Vec<Export> = mlp::cases()
+    exporters(device, steps)
         .into_iter()
-        .map(|c| mlp::export(&c, steps, device))
-        .collect();
-    e.extend(conv::cases().iter().map(|c| conv::export(c, steps, device)));
-    e.extend(
-        ladder::cases()
-            .iter()
-            .map(|c| ladder::export(c, steps, device)),
-    );
-    e.push(scores::export(device));
-    e.push(scoring::classifier_export(device));
-    e.push(scoring::kid_export(device));
+        .map(|(_, build)| build())
+        .collect()
+}
+
+/// A case's name and what builds its export (our side trained or scored), not yet run.
+pub type Exporter = (String, Box<dyn FnOnce() -> Export>);
+
+/// Every case, each built only when asked: gpu-check builds them one at a time, so that one
+/// that fails (a panic on the device) fails only itself.
+pub fn exporters(device: Device, steps: usize) -> Vec<Exporter> {
+    let mut e: Vec<Exporter> = vec![];
+    for c in mlp::cases() {
+        let name = c.name.to_string();
+        e.push((name, Box::new(move || mlp::export(&c, steps, device))));
+    }
+    for c in conv::cases() {
+        let name = c.name.to_string();
+        e.push((name, Box::new(move || conv::export(&c, steps, device))));
+    }
+    for c in ladder::cases() {
+        let name = c.name.to_string();
+        e.push((name, Box::new(move || ladder::export(&c, steps, device))));
+    }
+    e.push(("scores".into(), Box::new(move || scores::export(device))));
+    let classifier = move || scoring::classifier_export(device);
+    e.push(("scoring-classifier".into(), Box::new(classifier)));
+    e.push(("kid".into(), Box::new(move || scoring::kid_export(device))));
     e
 }
 
