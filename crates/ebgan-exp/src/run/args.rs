@@ -95,46 +95,7 @@ impl RunArgs {
         };
         let mut failed: Option<anyhow::Error> = None;
         if self.workers > 1 {
-            let mut pass = vec![
-                "--device".to_string(),
-                self.device.clone(),
-                "--cohort".into(),
-                self.cohort.clone(),
-                "--results".into(),
-                self.results.display().to_string(),
-                "--classifier".into(),
-                opts.classifier.display().to_string(),
-                "--matmul-precision".into(),
-                self.matmul_precision.to_string(),
-            ];
-            // Each worker plans with its share of the card: all of them start at once and
-            // would each see it all free.
-            if let Device::Cuda(i) = device {
-                if let Some(free) = self.device_memory.or_else(|| device::cuda_free_bytes(i)) {
-                    let share = free / self.workers as u64;
-                    pass.extend(["--device-memory".into(), share.to_string()]);
-                }
-            }
-            if device == Device::Cpu {
-                let threads = self.threads.unwrap_or_else(device::cores);
-                pass.extend([
-                    "--threads".into(),
-                    (threads / self.workers).max(1).to_string(),
-                ]);
-            }
-            if let Some(j) = self.jobs {
-                pass.extend(["--jobs".into(), j.to_string()]);
-            }
-            if let Some(b) = self.time_budget {
-                pass.extend(["--time-budget".into(), format!("{}ms", b.as_millis())]);
-            }
-            pass.extend([
-                "--checkpoint-minutes".into(),
-                self.checkpoint_minutes.to_string(),
-            ]);
-            if let Some(p) = &self.inception {
-                pass.extend(["--inception".into(), p.display().to_string()]);
-            }
+            let pass = self.worker_args(device, &opts.classifier);
             let done = workers::run(
                 &self.file,
                 shard,
@@ -189,5 +150,50 @@ impl RunArgs {
             eprintln!("report: {}", dir.join("summary.md").display());
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// The flags every worker of `--workers W` gets from this invocation.
+    fn worker_args(&self, device: Device, classifier: &Path) -> Vec<String> {
+        let mut pass = vec![
+            "--device".to_string(),
+            self.device.clone(),
+            "--cohort".into(),
+            self.cohort.clone(),
+            "--results".into(),
+            self.results.display().to_string(),
+            "--classifier".into(),
+            classifier.display().to_string(),
+            "--matmul-precision".into(),
+            self.matmul_precision.to_string(),
+        ];
+        // Each worker plans with its share of the card: all of them start at once and
+        // would each see it all free.
+        if let Device::Cuda(i) = device {
+            if let Some(free) = self.device_memory.or_else(|| device::cuda_free_bytes(i)) {
+                let share = free / self.workers as u64;
+                pass.extend(["--device-memory".into(), share.to_string()]);
+            }
+        }
+        if device == Device::Cpu {
+            let threads = self.threads.unwrap_or_else(device::cores);
+            pass.extend([
+                "--threads".into(),
+                (threads / self.workers).max(1).to_string(),
+            ]);
+        }
+        if let Some(j) = self.jobs {
+            pass.extend(["--jobs".into(), j.to_string()]);
+        }
+        if let Some(b) = self.time_budget {
+            pass.extend(["--time-budget".into(), format!("{}ms", b.as_millis())]);
+        }
+        pass.extend([
+            "--checkpoint-minutes".into(),
+            self.checkpoint_minutes.to_string(),
+        ]);
+        if let Some(p) = &self.inception {
+            pass.extend(["--inception".into(), p.display().to_string()]);
+        }
+        pass
     }
 }
