@@ -22,6 +22,9 @@ pub struct ImageSet {
     /// The training device (batches come out here).
     pub device: Device,
     pub dataset: Dataset,
+    /// Batches are gathered on the host and uploaded (the set did not fit on the device; tests
+    /// set it on the CPU to take that path).
+    pub on_host: bool,
 }
 
 impl ImageSet {
@@ -56,6 +59,7 @@ impl ImageSet {
             host
         };
         ImageSet {
+            on_host: device.is_cuda() && !fits,
             images,
             len,
             channels,
@@ -63,6 +67,19 @@ impl ImageSet {
             device,
             dataset,
         }
+    }
+
+    /// The same set, sharing its storage (for the thread that gathers batches ahead).
+    pub fn shallow_clone(&self) -> ImageSet {
+        ImageSet {
+            images: self.images.shallow_clone(),
+            ..*self
+        }
+    }
+
+    /// Whether batches are gathered in host memory before their upload.
+    pub fn gathers_on_host(&self) -> bool {
+        self.on_host
     }
 
     /// Images a run draws from: MNIST-64 honours the run's `train_images` (the first N, as for
@@ -92,6 +109,12 @@ impl ImageSet {
     /// Batch `[B, C, out, out]` in [-1, 1] on the training device of images `idx`; when `out` <
     /// the stored side, each image is cropped at its own random position drawn from `rng`.
     pub fn batch(&self, idx: &[i64], out: i64, rng: &mut impl Rng) -> Tensor {
+        self.to_training(self.gather(idx, out, rng))
+    }
+
+    /// Images `idx` (cropped as in [`ImageSet::batch`]) as uint8 `[B, out, out, C]` where the
+    /// set is held.
+    pub fn gather(&self, idx: &[i64], out: i64, rng: &mut impl Rng) -> Tensor {
         let at = self.images.device();
         let sel = ebgan_core::upload(Tensor::from_slice(idx), at);
         let mut x = self.images.index_select(0, &sel);
@@ -107,6 +130,11 @@ impl ImageSet {
             // [B, S, S, C] gathered at (b, rows, cols) -> [B, out, out, C].
             x = x.index(&[Some(bi), Some(rows), Some(cols)]);
         }
+        x
+    }
+
+    /// A gathered batch on the training device, `[B, C, out, out]` in [-1, 1].
+    pub fn to_training(&self, x: Tensor) -> Tensor {
         let x = ebgan_core::upload(x, self.device);
         x.permute([0, 3, 1, 2]).to_kind(Kind::Float) * (2.0 / 255.0) - 1.0
     }

@@ -21,15 +21,16 @@ use anyhow::{bail, Result};
 use ebgan_core::{Layout, MarginSchedule, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
 use ebgan_models::rng::{stream as stream_rng, uniform, Stream};
-use rand::seq::SliceRandom;
 use std::path::Path;
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
 
+mod batches;
 mod checkpoint;
 mod finish;
 mod latent;
 pub use super::train_loop::CHECKPOINT;
+use batches::{Batches, Source};
 pub use checkpoint::Meta;
 pub use finish::sample_features;
 pub use latent::{interpolations, Latent};
@@ -307,36 +308,6 @@ pub(super) fn write_samples(gan: &ConvGan, latent: &Latent, path: &Path) -> Resu
     save_rgb_png(&image_grid(&gan.generate(latent), 8), path)
 }
 
-/// The batch of `step`: data order from (seed, epoch), crops from (seed, step).
-struct Batches<'a> {
-    c: &'a RunConfig,
-    data: &'a ImageSet,
-    len: usize,
-    per_epoch: u64,
-    perm: (u64, Vec<i64>),
-}
-
-impl Batches<'_> {
-    fn at(&mut self, step: u64) -> Tensor {
-        let (c, b) = (self.c, self.c.batch_size as usize);
-        let epoch = step / self.per_epoch;
-        if self.perm.0 != epoch {
-            let mut p: Vec<i64> = (0..self.len as i64).collect();
-            p.shuffle(&mut stream_rng(c.seed, Stream::Data, epoch));
-            self.perm = (epoch, p);
-        }
-        let start = ((step % self.per_epoch) * b as u64) as usize;
-        let idx: Vec<i64> = (0..b)
-            .map(|i| self.perm.1[(start + i) % self.len])
-            .collect();
-        self.data.batch(
-            &idx,
-            c.image_size,
-            &mut stream_rng(c.seed, Stream::Crop, step),
-        )
-    }
-}
-
 /// Trains (or resumes) one run: its sample sheets every `sample_every` steps, its checkpoint on
 /// the loop's cadence and at the end (kept for `ebgan sample`).
 pub fn train_run(
@@ -363,25 +334,6 @@ pub fn train_run(
     std::fs::create_dir_all(run.dir.join("samples"))?;
     let total = c.total_steps_over(len);
     let per_epoch = c.steps_per_epoch_over(len);
-    let mut training = ConvTraining {
-        batches: Batches {
-            c,
-            data: run.data,
-            len,
-            per_epoch,
-            perm: (u64::MAX, vec![]),
-        },
-        schedule: Schedule {
-            total,
-            per_epoch,
-            pretrain: c.pretrain_steps_over(len),
-            images_per_step: c.batch_size as u64,
-        },
-        margins: c.margin_schedule_over(total),
-        run,
-        gan,
-        fixed,
-    };
     let (path, ids) = (run.dir.join(CHECKPOINT), [run.id.to_string()]);
     let runs = Runs {
         ids: &ids,
@@ -390,14 +342,31 @@ pub fn train_run(
         final_checkpoint: true,
         stop: run.stop,
     };
-    train_loop::train(&mut training, &runs, progress)
+    // A thread of this scope gathers batches ahead when the set is held on the host.
+    std::thread::scope(|scope| {
+        let batches = Batches::new(c, run.data, len, per_epoch);
+        let mut training = ConvTraining {
+            batches: Source::new(scope, batches),
+            schedule: Schedule {
+                total,
+                per_epoch,
+                pretrain: c.pretrain_steps_over(len),
+                images_per_step: c.batch_size as u64,
+            },
+            margins: c.margin_schedule_over(total),
+            run,
+            gan,
+            fixed,
+        };
+        train_loop::train(&mut training, &runs, progress)
+    })
 }
 
 /// A convolutional run in the one training loop.
 struct ConvTraining<'a> {
     run: &'a ConvRun<'a>,
     gan: ConvGan,
-    batches: Batches<'a>,
+    batches: Source,
     schedule: Schedule,
     margins: MarginSchedule,
     /// The latents of every sample sheet.
@@ -606,6 +575,25 @@ mod tests {
                 assert!(last.margin > Some(0.0) && last.k_t.is_none());
             }
         }
+    }
+
+    #[test]
+    fn batches_gathered_ahead_on_the_host_train_bit_for_bit_as_on_the_device() {
+        // The thread that gathers ahead (a set too large for the device) is taken on the CPU
+        // by marking the set host-held; stopped and resumed mid-epoch, it starts at the
+        // checkpoint's step.
+        let c = RunConfig {
+            random_crop: true,
+            ..tiny(Model::Ebgan, Network::Dcgan)
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let direct = train(&c, &images(), a.path(), None).unwrap().unwrap();
+        let mut ahead = images();
+        ahead.on_host = true;
+        assert!(train(&c, &ahead, b.path(), Some(7)).unwrap().is_none());
+        let resumed = train(&c, &ahead, b.path(), None).unwrap().unwrap();
+        assert_eq!(direct.log, resumed.log);
+        assert_eq!(weights(a.path()), weights(b.path()));
     }
 
     #[test]
