@@ -51,7 +51,7 @@ impl Batches {
 /// Where a run's batches come from.
 pub(super) enum Source {
     /// Gathered when asked (the set is on the training device).
-    Direct(Batches),
+    Direct(Box<Batches>),
     /// Gathered one step ahead by a thread: `start` says from which step, once.
     Ahead {
         start: Option<Sender<u64>>,
@@ -64,7 +64,7 @@ impl Source {
     /// Gathers ahead in a thread of `scope` when the set is gathered on the host.
     pub fn new<'scope>(scope: &'scope Scope<'scope, '_>, mut batches: Batches) -> Source {
         if !batches.data.gathers_on_host() {
-            return Source::Direct(batches);
+            return Source::Direct(Box::new(batches));
         }
         let data = batches.data.shallow_clone();
         let (start, from) = channel::<u64>();
