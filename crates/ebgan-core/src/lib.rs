@@ -11,6 +11,7 @@ pub mod magan;
 pub mod margin;
 pub mod member_wise;
 pub mod optim;
+pub mod philox;
 pub mod pulling_away;
 pub mod score;
 pub mod upload;
