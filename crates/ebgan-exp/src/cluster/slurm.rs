@@ -511,7 +511,11 @@ mod tests {
         let ids: Vec<String> = exp.runs.iter().map(|r| r.id.clone()).collect();
         let t = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
         let save = |id: &str, members: &[String], step: u64| {
-            let header = serde_json::json!({ "runs": members, "step": step });
+            // The header train_loop writes, its trainer's part left empty.
+            let header = serde_json::json!({
+                "runs": members, "step": step, "window": 0, "logs": [], "host_alive": [],
+                "threads": 1, "trainer": null,
+            });
             let meta =
                 std::collections::HashMap::from([("header".to_string(), header.to_string())]);
             let path = res.run_dir(id).join(crate::train::train_loop::CHECKPOINT);

@@ -175,7 +175,8 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
             &mut stream(c.seed, Stream::Noise, t as u64),
             device,
         );
-        let stats = gan.train_step(&x, &latent, c.margin, t as u64, per_epoch);
+        let alive = Tensor::ones([1], (tch::Kind::Bool, device));
+        let (stats, _) = gan.train_step(&x, &latent, c.margin, t as u64, per_epoch, &alive);
         inputs.push((format!("x/{t}"), x));
         inputs.push((format!("z/{t}"), latent.z.shallow_clone()));
         for (i, p) in latent.planes.iter().enumerate() {

@@ -219,6 +219,7 @@ pub fn run(experiment_file: &Path, opts: &RunOptions) -> Result<Tally> {
         stop: &opts.stop,
         checkpoint_every: opts.checkpoint_every,
         cores: opts.threads.unwrap_or_else(device::cores).max(1),
+        mnist_on_device: Default::default(),
     };
 
     let free = match opts.device {
@@ -329,15 +330,11 @@ fn train_and_commit(
     progress.ended(k);
     let outcomes = match trained {
         Ok(Ok(Trained::Done(outcomes))) => outcomes,
-        Ok(Ok(Trained::Stopped { step, checkpointed })) => {
+        Ok(Ok(Trained::Stopped { step })) => {
             progress.left(k);
             progress.say(format!(
-                "{} ({k} run(s)): stopped at step {step}; {}",
+                "{} ({k} run(s)): stopped at step {step}; the next `ebgan run` resumes from its checkpoint",
                 group[0].id,
-                match checkpointed {
-                    true => "the next `ebgan run` resumes from its checkpoint",
-                    false => "no checkpoint: the next `ebgan run` starts it over",
-                }
             ));
             return Ok(());
         }

@@ -33,6 +33,7 @@ use crate::data::mnist::Mnist;
 use crate::scoring::Scorer;
 use anyhow::Result;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tch::Device;
@@ -91,6 +92,27 @@ pub struct Inputs<'a> {
     pub checkpoint_every: std::time::Duration,
     /// CPU cores this invocation may use (`--threads`, or every core).
     pub cores: usize,
+    /// The cohorts' MNIST on the device, uploaded once per training thread.
+    pub mnist_on_device: MnistOnDevice,
+}
+
+/// MNIST's training images on the device for the MLP cohorts: one copy per training thread (a
+/// tensor is Send but not Sync, so threads cannot share one) and image count, uploaded by the
+/// thread's first cohort and kept as long as the [`Inputs`] (and the MNIST they borrow).
+#[derive(Default)]
+pub struct MnistOnDevice(
+    std::sync::Mutex<HashMap<(std::thread::ThreadId, usize), mlp::DeviceImages>>,
+);
+
+impl MnistOnDevice {
+    /// The first `n` training images of `mnist` on `device`, for this thread.
+    fn get(&self, mnist: &Mnist, n: usize, device: Device) -> mlp::DeviceImages {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = held
+            .entry((std::thread::current().id(), n))
+            .or_insert_with(|| mlp::DeviceImages::new(&mnist.train_images, n, device));
+        mine.shallow_clone()
+    }
 }
 
 impl Inputs<'_> {
@@ -159,14 +181,7 @@ pub fn train_group(
         Trainer::MlpCohort => {
             let configs: Vec<RunConfig> = runs.iter().map(|r| r.config.clone()).collect();
             let n = c.train_images.min(inputs.mnist.train_len());
-            let source = inputs.mnist.train_images.as_ptr() as usize;
-            let images = cached(&IMAGES, (source, n, inputs.device), || {
-                Ok(mlp::DeviceImages::new(
-                    &inputs.mnist.train_images,
-                    n,
-                    inputs.device,
-                ))
-            })?;
+            let images = inputs.mnist_on_device.get(inputs.mnist, n, inputs.device);
             let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
             let cohort = mlp::CohortRun {
                 members: &configs,
@@ -185,11 +200,10 @@ pub fn train_group(
 type Cache<K, T> = RefCell<Option<(K, Rc<T>)>>;
 
 thread_local! {
-    // The scorer and the cohorts' training images (keyed by their source, size and device),
-    // loaded once per training thread and kept while the next group asks for the same (a
-    // tensor is Send but not Sync: threads cannot share one).
+    // The scorer, loaded once per training thread (a tensor is Send but not Sync: threads
+    // cannot share one) and kept while the next group asks for the same weights on the same
+    // device (the file's hash is checked at load).
     static SCORER: Cache<(PathBuf, Device), Scorer> = const { RefCell::new(None) };
-    static IMAGES: Cache<(usize, usize, Device), mlp::DeviceImages> = const { RefCell::new(None) };
 }
 
 /// This thread's `T` for `key`, loaded by `load` unless the last one asked for was the same.

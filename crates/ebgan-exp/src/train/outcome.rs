@@ -84,7 +84,7 @@ pub struct Boundary {
 pub enum Trained {
     /// Every run ended (finished or diverged): one outcome per run, to commit.
     Done(Vec<RunOutcome>),
-    /// A stop was requested after `step` steps; with `checkpointed` the next `ebgan run`
-    /// resumes there, else (the ladder trainer) the runs start over.
-    Stopped { step: u64, checkpointed: bool },
+    /// A stop was requested after `step` steps; the runs are checkpointed there, and the next
+    /// `ebgan run` resumes them.
+    Stopped { step: u64 },
 }

@@ -87,13 +87,10 @@ fn conv_meta(ck: &checkpoint::Loaded) -> Result<conv::Meta> {
             ck.path.display()
         )
     };
-    if let Some(header) = ck.meta_opt("header") {
-        #[derive(serde::Deserialize)]
-        struct Header {
-            trainer: conv::Meta,
-        }
-        let header: Header = serde_json::from_str(header).with_context(unreadable)?;
-        return Ok(header.trainer);
+    if let Some(meta) =
+        super::train_loop::trainer_meta::<conv::Meta>(ck).with_context(unreadable)?
+    {
+        return Ok(meta);
     }
     Ok(conv::Meta {
         config: serde_json::from_str(ck.meta("config")?).with_context(unreadable)?,

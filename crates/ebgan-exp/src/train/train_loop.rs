@@ -193,10 +193,7 @@ pub fn train<T: Training>(
         progress(step, &message);
         if step < total && runs.stop.requested() {
             save(t, runs, &at)?;
-            return Ok(Trained::Stopped {
-                step,
-                checkpointed: true,
-            });
+            return Ok(Trained::Stopped { step });
         }
         if step < total && saved.elapsed() >= runs.checkpoint_every {
             save(t, runs, &at)?;
@@ -256,7 +253,7 @@ fn resume<T: Training>(t: &mut T, runs: &Runs, rows: i64) -> Result<Option<Progr
         return Ok(None);
     }
     let ck = checkpoint::load(path)?;
-    let Some(header) = ck.meta_opt("header") else {
+    let Some(header) = header::<T::Meta>(&ck)? else {
         eprintln!(
             "{}: a checkpoint of an earlier ebgan version, which this one cannot resume from; \
              the run starts over",
@@ -264,8 +261,6 @@ fn resume<T: Training>(t: &mut T, runs: &Runs, rows: i64) -> Result<Option<Progr
         );
         return Ok(None);
     };
-    let header: Header<T::Meta> = serde_json::from_str(header)
-        .with_context(|| format!("checkpoint {}: unreadable header", path.display()))?;
     if header.runs != runs.ids {
         if !header.runs.iter().any(|id| runs.ids.contains(id)) {
             bail!(
@@ -312,8 +307,22 @@ fn resume<T: Training>(t: &mut T, runs: &Runs, rows: i64) -> Result<Option<Progr
     Ok(Some(at))
 }
 
+/// A checkpoint's header, its trainer's part read as `M` (None: a checkpoint written before
+/// headers).
+fn header<M: DeserializeOwned>(ck: &Loaded) -> Result<Option<Header<M>>> {
+    let unreadable = || format!("checkpoint {}: unreadable header", ck.path.display());
+    ck.meta_opt("header")
+        .map(|h| serde_json::from_str(h).with_context(unreadable))
+        .transpose()
+}
+
+/// The trainer's part of a checkpoint's header (`ebgan sample` reads a conv run's config).
+pub fn trainer_meta<M: DeserializeOwned>(ck: &Loaded) -> Result<Option<M>> {
+    Ok(header::<M>(ck)?.map(|h| h.trainer))
+}
+
 /// Where a checkpoint's runs stand, read from its header (`ebgan status`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Position {
     pub runs: Vec<String>,
     pub step: u64,
@@ -321,14 +330,16 @@ pub struct Position {
 
 impl Position {
     pub fn of(ck: &Loaded) -> Result<Position> {
-        let header = ck.meta_opt("header").with_context(|| {
+        let header = header::<serde::de::IgnoredAny>(ck)?.with_context(|| {
             format!(
                 "checkpoint {}: written by an earlier ebgan version (the run starts over)",
                 ck.path.display()
             )
         })?;
-        serde_json::from_str(header)
-            .with_context(|| format!("checkpoint {}: unreadable header", ck.path.display()))
+        Ok(Position {
+            runs: header.runs,
+            step: header.step,
+        })
     }
 }
 
@@ -563,7 +574,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut first = Counting::new(&[None, Some(7)]);
         match run(&mut first, &ids(2), dir.path(), Some(20)).unwrap() {
-            Trained::Stopped { step, checkpointed } => assert_eq!((step, checkpointed), (20, true)),
+            Trained::Stopped { step } => {
+                assert_eq!((step, dir.path().join(CHECKPOINT).is_file()), (20, true))
+            }
             other => panic!("{other:?}"),
         }
         let resumed = done(run(

@@ -136,25 +136,11 @@ impl ConvGan {
         }
     }
 
-    /// The training step after `done` steps of `per_epoch` an epoch: MAGAN's pretraining step
-    /// (D alone) or [`ConvGan::step`], then what BEGAN and MAGAN carry forward. Statistics
-    /// `[R]`: the four of [`ConvGan::step`], then BEGAN's k_t and M_global.
+    /// The training step after `done` steps of `per_epoch` an epoch, for a run `alive` (`[1]`
+    /// bool; not updated when false): MAGAN's pretraining step (D alone) or [`ConvGan::step`],
+    /// then what BEGAN and MAGAN carry forward. Returns the statistics `[R]` (the four of
+    /// [`ConvGan::step`], then the family's own) and whether the run is alive after the step.
     pub fn train_step(
-        &mut self,
-        x: &Tensor,
-        latent: &Latent,
-        margin: f64,
-        done: u64,
-        per_epoch: u64,
-    ) -> StepStats {
-        let alive = self.alive.shallow_clone();
-        self.train_step_alive(x, latent, margin, done, per_epoch, &alive)
-            .0
-    }
-
-    /// [`ConvGan::train_step`] for a run `alive` (`[1]` bool; not updated when false): its
-    /// statistics and whether it is alive after the step.
-    fn train_step_alive(
         &mut self,
         x: &Tensor,
         latent: &Latent,
@@ -399,7 +385,7 @@ impl Training for ConvTraining<'_> {
         let pretraining = self.gan.adaptive.pretraining(done, per_epoch);
         let (stats, alive) = self
             .gan
-            .train_step_alive(&x, &latent, margin, done, per_epoch, alive);
+            .train_step(&x, &latent, margin, done, per_epoch, alive);
         let step = done + 1;
         if step.is_multiple_of(c.sample_every) || step == self.schedule.total {
             let path = self.run.dir.join(format!("samples/step-{step:07}.png"));
@@ -594,6 +580,23 @@ mod tests {
         let resumed = train(&c, &ahead, b.path(), None).unwrap().unwrap();
         assert_eq!(direct.log, resumed.log);
         assert_eq!(weights(a.path()), weights(b.path()));
+    }
+
+    #[test]
+    fn a_diverging_run_is_recorded_at_the_step_it_died() {
+        let c = RunConfig {
+            lr: 1e30,
+            optim_d: ebgan_core::OptimKind::Sgd,
+            optim_g: ebgan_core::OptimKind::Sgd,
+            ..tiny(Model::Ebgan, Network::Dcgan)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let r = train(&c, &images(), dir.path(), None).unwrap().unwrap();
+        let died = r.diverged_at.expect("lr 1e30 diverges");
+        assert!((1..=12).contains(&died), "{died}");
+        assert_eq!(r.epochs_done, 0);
+        assert!(r.measured.scores.is_none() && r.measured.inception.is_none());
+        assert!(r.log.iter().all(|l| l.step < died), "{:?}", r.log);
     }
 
     #[test]

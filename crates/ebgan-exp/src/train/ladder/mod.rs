@@ -475,7 +475,8 @@ mod tests {
         };
         match train_run(&run, Device::Cpu, &mut on_step).unwrap() {
             Trained::Done(mut r) => Some(r.remove(0)),
-            Trained::Stopped { step, checkpointed } => {
+            Trained::Stopped { step } => {
+                let checkpointed = dir.join(CHECKPOINT).is_file();
                 assert_eq!((Some(step), checkpointed), (stop_at, true));
                 None
             }
@@ -523,6 +524,27 @@ mod tests {
         });
         assert_ne!(default, reused);
         assert_ne!(default, decayed);
+    }
+
+    #[test]
+    fn a_diverging_run_is_recorded_at_the_step_it_died() {
+        // Plain SGD at lr 1e30: the weights overflow within a step or a few. The step a loss first
+        // stops being finite is recorded; nothing is measured of the run.
+        let mnist = synthetic_mnist();
+        for model in [Model::Ladder, Model::EbganLn] {
+            let c = RunConfig {
+                lr: 1e30,
+                optim_d: ebgan_core::OptimKind::Sgd,
+                optim_g: ebgan_core::OptimKind::Sgd,
+                epochs: 3,
+                ..tiny(model)
+            };
+            let r = train(&c, &mnist, tempfile::tempdir().unwrap().path(), None);
+            let died = r.diverged_at.expect("lr 1e30 diverges");
+            assert!((1..=30).contains(&died), "{model}: {died}");
+            assert_eq!((r.epochs_done, r.measured.test_error), (0, None), "{model}");
+            assert!(r.log.iter().all(|l| l.step < died), "{model}: {:?}", r.log);
+        }
     }
 
     #[test]

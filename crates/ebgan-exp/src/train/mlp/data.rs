@@ -21,6 +21,14 @@ impl DeviceImages {
         DeviceImages { images, len }
     }
 
+    /// The same images, sharing their storage.
+    pub fn shallow_clone(&self) -> Self {
+        DeviceImages {
+            images: self.images.shallow_clone(),
+            len: self.len,
+        }
+    }
+
     /// `[K, B, 784]` in [-1, 1] for flat indices `[K * B]`.
     pub fn batch(&self, idx: &Tensor, k: i64, b: i64) -> Tensor {
         self.images
