@@ -54,7 +54,7 @@ test-isa: mnist
     for env in ATEN_CPU_CAPABILITY=avx2 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE; do
       echo "== $env"
       parity=$([[ "$env" != *default ]] || echo parity::tests)
-      env "$env" {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- train:: member_wise layers optim philox $parity
+      env "$env" {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- train:: member_wise layers optim philox rng:: $parity
     done
 
 # Table 1 grid (512 EBGAN + 6144 GAN runs); `quick`: the CPU-sized slice; `energy`: EBGAN, EBGAN-PT, BEGAN and MAGAN on the 512 EBGAN settings (and the GAN runs); `energy-quick`: its CPU slice

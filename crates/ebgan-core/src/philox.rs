@@ -2,8 +2,8 @@
 //! 3"), the counter-based generator behind cuRAND and PyTorch's CUDA generator, written in int64
 //! tensor ops so that it runs on whatever device holds the tensors and gives the same words on
 //! each. A draw is a pure function of (key, counter): a stream's position is its counter, so
-//! resuming one is exact by construction. The building block of the device-side streams that
-//! replace the host ChaCha streams (the GPU-path issue's next step).
+//! resuming one is exact by construction. The generator behind the training streams
+//! (`ebgan_models::rng::MemberRng`).
 
 use tch::Tensor;
 
@@ -44,6 +44,62 @@ pub fn philox4x32_10(ctr: &Tensor, key: &Tensor) -> Tensor {
         ];
     }
     Tensor::stack(&c, -1)
+}
+
+/// One Philox4x32-10 block on the host: the words [`philox4x32_10`] gives for the same counter
+/// and key (the CPU's own kernel for the streams; tests hold the two equal).
+pub fn block(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let (mut c, mut k) = (ctr, key);
+    for round in 0..10 {
+        if round > 0 {
+            k = [k[0].wrapping_add(W0 as u32), k[1].wrapping_add(W1 as u32)];
+        }
+        let p0 = c[0] as u64 * M0 as u64;
+        let p1 = c[2] as u64 * M1 as u64;
+        c = [
+            (p1 >> 32) as u32 ^ c[1] ^ k[0],
+            p1 as u32,
+            (p0 >> 32) as u32 ^ c[3] ^ k[1],
+            p0 as u32,
+        ];
+    }
+    c
+}
+
+/// Consecutive blocks on the host: block i of `out` is [`block`] of counter (`position` + i as
+/// the first two words, then `high`) under `key`. Eight blocks at a time, lane by lane, so that
+/// the compiler can vectorise the multiplies.
+// Indexing four lane arrays at once is the form the compiler vectorises.
+#[allow(clippy::needless_range_loop)]
+pub fn fill(position: u64, high: [u32; 2], key: [u32; 2], out: &mut [[u32; 4]]) {
+    const L: usize = 8;
+    for (j, chunk) in out.chunks_mut(L).enumerate() {
+        let mut c = [[0u32; L]; 4];
+        for i in 0..L {
+            let p = position.wrapping_add((j * L + i) as u64);
+            c[0][i] = p as u32;
+            c[1][i] = (p >> 32) as u32;
+            c[2][i] = high[0];
+            c[3][i] = high[1];
+        }
+        let mut k = key;
+        for round in 0..10 {
+            if round > 0 {
+                k = [k[0].wrapping_add(W0 as u32), k[1].wrapping_add(W1 as u32)];
+            }
+            for i in 0..L {
+                let p0 = c[0][i] as u64 * M0 as u64;
+                let p1 = c[2][i] as u64 * M1 as u64;
+                c[0][i] = (p1 >> 32) as u32 ^ c[1][i] ^ k[0];
+                c[1][i] = p1 as u32;
+                c[2][i] = (p0 >> 32) as u32 ^ c[3][i] ^ k[1];
+                c[3][i] = p0 as u32;
+            }
+        }
+        for (i, w) in chunk.iter_mut().enumerate() {
+            *w = [c[0][i], c[1][i], c[2][i], c[3][i]];
+        }
+    }
 }
 
 /// Uniform floats in [0, 1) from words `[...]` < 2^32: the top 24 bits times 2^-24, exact in
@@ -87,6 +143,8 @@ mod tests {
         for (ctr, key, want) in cases {
             let got = Vec::<i64>::try_from(philox4x32_10(&words(&ctr), &words(&key))).unwrap();
             assert_eq!(got, want, "ctr {ctr:x?} key {key:x?}");
+            let host = block(ctr.map(|w| w as u32), key.map(|w| w as u32));
+            assert_eq!(host.map(i64::from), want, "host: ctr {ctr:x?} key {key:x?}");
         }
         // Batched: the three at once, broadcast over a leading dimension, give the same.
         let ctr = Tensor::stack(&cases.map(|c| words(&c.0)), 0);
@@ -94,6 +152,22 @@ mod tests {
         let got = Vec::<i64>::try_from(philox4x32_10(&ctr, &key).flatten(0, -1)).unwrap();
         let want: Vec<i64> = cases.iter().flat_map(|c| c.2).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn fill_gives_consecutive_blocks() {
+        // 11 blocks (a partial chunk of 8) across a carry into the counter's second word.
+        let (start, high, key) = (u32::MAX as u64 - 4, [7, 9], [0xdead_beef, 3]);
+        let mut out = [[0u32; 4]; 11];
+        fill(start, high, key, &mut out);
+        for (i, w) in out.iter().enumerate() {
+            let p = start + i as u64;
+            assert_eq!(
+                *w,
+                block([p as u32, (p >> 32) as u32, high[0], high[1]], key),
+                "{i}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! weights, batch statistics and dropout mask.
 
 use crate::vars::Vars;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// y = x W + b with W `[K, in, out]`: one batched matmul for all members.
 pub struct Linear {
@@ -96,10 +96,12 @@ fn normalize(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Tensor {
 
 /// Inverted dropout with a probability per member (0 = off) and masks drawn from the members'
 /// own byte streams: a unit is kept when its byte is >= round(p * 256), so p is applied at a
-/// resolution of 1/256 (exact for the paper's 0.5).
+/// resolution of 1/256 (exact for the paper's 0.5). Only members with p > 0 draw masks.
 pub struct Dropout {
     threshold: Tensor,
     scale: Tensor,
+    /// The members that draw masks, when not all do (their indices, and on the device).
+    some: Option<(Vec<usize>, Tensor)>,
 }
 
 impl Dropout {
@@ -116,6 +118,11 @@ impl Dropout {
             .iter()
             .map(|&t| 256.0 / (256 - t) as f32)
             .collect();
+        let members: Vec<usize> = (0..p.len()).filter(|&k| p[k] > 0.0).collect();
+        let some = (members.len() < p.len()).then(|| {
+            let idx: Vec<i64> = members.iter().map(|&k| k as i64).collect();
+            (members, Tensor::from_slice(&idx).to_device(device))
+        });
         Some(Dropout {
             threshold: Tensor::from_slice(&thresholds)
                 .view([-1, 1, 1])
@@ -123,12 +130,26 @@ impl Dropout {
             scale: Tensor::from_slice(&scale)
                 .view([-1, 1, 1])
                 .to_device(device),
+            some,
         })
     }
 
-    /// `x` `[K, B, H]` with mask bytes `[K, B, H]`.
+    /// The members that draw masks (None: all).
+    pub fn members(&self) -> Option<&[usize]> {
+        self.some.as_ref().map(|(m, _)| m.as_slice())
+    }
+
+    /// `x` `[K, B, H]` with mask bytes `[M, B, H]` of the M [`Dropout::members`].
     pub fn forward(&self, x: &Tensor, mask_bytes: &Tensor) -> Tensor {
-        x * mask_bytes.ge_tensor(&self.threshold) * &self.scale
+        let bytes = match &self.some {
+            // The others' bytes stay 0, which their threshold 0 keeps.
+            Some((_, idx)) => x
+                .zeros_like()
+                .to_kind(Kind::Uint8)
+                .index_copy(0, idx, mask_bytes),
+            None => mask_bytes.shallow_clone(),
+        };
+        x * bytes.ge_tensor(&self.threshold) * &self.scale
     }
 }
 
@@ -168,16 +189,18 @@ mod tests {
 
     #[test]
     fn dropout_uses_each_members_mask_and_probability() {
-        // Members 0 and 1: p = 0.5 (keep bytes >= 128, scale 2); member 2: off.
+        // Members 0 and 2: p = 0.5 (keep bytes >= 128, scale 2); member 1: off, and no bytes.
         let x = Tensor::ones([3, 1, 4], (Kind::Float, Device::Cpu));
-        let bytes =
-            Tensor::from_slice(&[0u8, 127, 128, 255, 255, 255, 0, 0, 0, 0, 0, 0]).view([3, 1, 4]);
-        let d = Dropout::new(&[0.5, 0.5, 0.0], Device::Cpu).unwrap();
+        let bytes = Tensor::from_slice(&[0u8, 127, 128, 255, 255, 255, 0, 0]).view([2, 1, 4]);
+        let d = Dropout::new(&[0.5, 0.0, 0.5], Device::Cpu).unwrap();
+        assert_eq!(d.members(), Some(&[0, 2][..]));
         let y = Vec::<f32>::try_from(d.forward(&x, &bytes).flatten(0, -1)).unwrap();
         assert_eq!(
             y,
-            [0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+            [0.0, 0.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 0.0, 0.0]
         );
+        let all = Dropout::new(&[0.5, 0.25], Device::Cpu).unwrap();
+        assert_eq!(all.members(), None);
         assert!(Dropout::new(&[0.0, 0.0], Device::Cpu).is_none());
     }
 }

@@ -87,7 +87,7 @@ impl HiddenStack {
             last = h.shallow_clone();
             if let (Some(dropout), Some(rng)) = (&self.dropout, masks.as_deref_mut()) {
                 let size = h.size();
-                h = dropout.forward(&h, &rng.bytes(&size[1..]));
+                h = dropout.forward(&h, &rng.bytes(&size[1..], dropout.members()));
             }
         }
         (last, h)

@@ -1,9 +1,10 @@
 //! `ebgan bench`: steps/s of one EBGAN and one GAN training step (both updates, batch 64) of
 //! Table 1 MLPs in Rust, and in the same invocation the same step in PyTorch eager
 //! (bench/step_pytorch.py), with the ratio, then each trainer's host transfers per step
-//! (`transfers`). `grid`: `ebgan bench-grid`; `conv`: `ebgan bench-conv`.
+//! (`transfers`) and the time of one cohort step's random draws (`draws`). `grid`: `ebgan bench-grid`; `conv`: `ebgan bench-conv`.
 
 pub mod conv;
+pub mod draws;
 pub mod grid;
 pub mod transfers;
 
@@ -253,6 +254,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     eprintln!("counting host transfers per step of each trainer");
     writeln!(table, "\n{}", transfers::table(dev)?)?;
+    eprintln!("timing one cohort step's random draws");
+    writeln!(table, "\n{}", draws::table(dev, 11)?)?;
     print!("{table}");
     if let Some(out) = &args.out {
         crate::fsutil::write_atomic(out, table.as_bytes())?;

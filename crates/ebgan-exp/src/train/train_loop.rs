@@ -13,6 +13,7 @@ use crate::family::LogColumn;
 pub use crate::results::Measured;
 use crate::results::{LossLog, RunOutcome};
 use anyhow::{bail, Context, Result};
+use ebgan_models::rng::GENERATOR;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -100,6 +101,10 @@ struct Header<M> {
     host_alive: Vec<bool>,
     /// libtorch threads the run trained on: kernels split over another count round differently.
     threads: i32,
+    /// The generator of the trainer's stream positions ([`GENERATOR`]; none: host ChaCha
+    /// streams, whose positions mean nothing to it).
+    #[serde(default)]
+    random: String,
     trainer: M,
 }
 
@@ -237,6 +242,7 @@ fn save<T: Training>(t: &T, runs: &Runs, at: &Progress) -> Result<()> {
         logs: at.logs.clone(),
         host_alive: at.host_alive.clone(),
         threads: tch::get_num_threads(),
+        random: GENERATOR.to_string(),
         trainer,
     };
     let meta = HashMap::from([("header".to_string(), serde_json::to_string(&header)?)]);
@@ -253,13 +259,16 @@ fn resume<T: Training>(t: &mut T, runs: &Runs, rows: i64) -> Result<Option<Progr
         return Ok(None);
     }
     let ck = checkpoint::load(path)?;
-    let Some(header) = header::<T::Meta>(&ck)? else {
-        eprintln!(
-            "{}: a checkpoint of an earlier ebgan version, which this one cannot resume from; \
-             the run starts over",
-            path.display()
-        );
-        return Ok(None);
+    let header = match header::<T::Meta>(&ck)? {
+        Some(h) if h.random == GENERATOR => h,
+        _ => {
+            eprintln!(
+                "{}: a checkpoint of an earlier ebgan version, which this one cannot resume \
+                 from; the run starts over",
+                path.display()
+            );
+            return Ok(None);
+        }
     };
     if header.runs != runs.ids {
         if !header.runs.iter().any(|id| runs.ids.contains(id)) {
@@ -608,5 +617,39 @@ mod tests {
         let other = vec!["other".to_string()];
         let err = run(&mut Counting::new(&[None]), &other, dir.path(), None).unwrap_err();
         assert!(format!("{err:#}").contains(CHECKPOINT), "{err:#}");
+    }
+
+    #[test]
+    fn a_checkpoint_of_other_random_streams_starts_over() {
+        // Trains to a stop at step 20, then again from there: did it resume?
+        let resumes = |edit: &dyn Fn(&mut serde_json::Value)| -> bool {
+            let dir = tempfile::tempdir().unwrap();
+            let ids = ids(1);
+            run(&mut Counting::new(&[None]), &ids, dir.path(), Some(20)).unwrap();
+            let path = dir.path().join(CHECKPOINT);
+            let ck = checkpoint::load(&path).unwrap();
+            let mut header: serde_json::Value =
+                serde_json::from_str(&ck.metadata["header"]).unwrap();
+            edit(&mut header);
+            let tensors: Named = ck.tensors.into_iter().collect();
+            let meta = HashMap::from([("header".to_string(), header.to_string())]);
+            checkpoint::save(&path, &tensors, meta).unwrap();
+            let (stop, mut said) = (Stop::never(), vec![]);
+            let runs = Runs {
+                ids: &ids,
+                checkpoint: &path,
+                checkpoint_every: Duration::MAX,
+                final_checkpoint: false,
+                stop: &stop,
+            };
+            let mut t = Counting::new(&[None]);
+            train(&mut t, &runs, &mut |_, m| said.push(m.to_string())).unwrap();
+            said.iter().any(|m| m.starts_with("resumed at step 20"))
+        };
+        assert!(resumes(&|_| ()));
+        // Written before the streams were Philox (no `random`): its positions are ChaCha's.
+        assert!(!resumes(&|h| {
+            h.as_object_mut().unwrap().remove("random");
+        }));
     }
 }

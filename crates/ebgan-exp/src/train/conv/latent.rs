@@ -2,7 +2,7 @@
 
 use super::ConvGan;
 use ebgan_models::dcgan::ConvSpec;
-use ebgan_models::rng::normal;
+use ebgan_models::rng::{normal, MemberRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Tensor};
 
@@ -13,6 +13,7 @@ pub struct Latent {
 }
 
 impl Latent {
+    /// One-off latents (sample sheets, scores) from a host stream.
     pub fn draw(spec: &ConvSpec, n: i64, rng: &mut ChaCha8Rng, device: Device) -> Latent {
         Latent {
             z: normal(rng, &[n, spec.z_dim], device),
@@ -20,6 +21,21 @@ impl Latent {
                 .noise_sides()
                 .iter()
                 .map(|&r| normal(rng, &[n, spec.noise_planes, r, r], device))
+                .collect(),
+        }
+    }
+
+    /// A training step's latent, from the run's device stream (one member).
+    pub fn from_stream(spec: &ConvSpec, n: i64, rng: &mut MemberRng) -> Latent {
+        Latent {
+            z: rng.normal(&[n, spec.z_dim], 1.0).squeeze_dim(0),
+            planes: spec
+                .noise_sides()
+                .iter()
+                .map(|&r| {
+                    rng.normal(&[n, spec.noise_planes, r, r], 1.0)
+                        .squeeze_dim(0)
+                })
                 .collect(),
         }
     }

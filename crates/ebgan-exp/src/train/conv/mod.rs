@@ -20,7 +20,7 @@ use crate::scoring::Scorer;
 use anyhow::{bail, Result};
 use ebgan_core::{Layout, MarginSchedule, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
-use ebgan_models::rng::{stream as stream_rng, uniform, Stream};
+use ebgan_models::rng::{stream as stream_rng, MemberRng, Stream};
 use std::path::Path;
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
@@ -81,8 +81,8 @@ pub struct ConvGan {
     margin: (f64, Tensor),
     /// BEGAN's k_t, MAGAN's margin, WGAN-GP's penalty weight.
     adaptive: Adaptive,
-    /// The run's seed (WGAN-GP draws its interpolation weights from it, per step).
-    seed: u64,
+    /// WGAN-GP's interpolation weights, a sub-stream per D step.
+    interpolation: MemberRng,
 }
 
 /// Per-step statistics `[4]` on the device: D loss, G loss, real and fake energy (EBGAN) or
@@ -132,7 +132,7 @@ impl ConvGan {
             alive: Tensor::ones([1], (Kind::Bool, device)),
             margin: (f64::NAN, Tensor::zeros([1], (Kind::Float, device))),
             adaptive: Adaptive::new(std::slice::from_ref(c), device),
-            seed: c.seed,
+            interpolation: MemberRng::new(&[c.seed], Stream::Interpolate, device),
         }
     }
 
@@ -201,8 +201,11 @@ impl ConvGan {
             Some(w) => {
                 // D's optimizer has taken one step per step so far: the steps done.
                 let done = self.opt_d.steps_taken();
-                let rng = &mut stream_rng(self.seed, Stream::Interpolate, done);
-                eps = uniform(rng, &[x.size()[0]], x.device());
+                eps = self
+                    .interpolation
+                    .at(done)
+                    .uniform(&[x.size()[0]])
+                    .squeeze_dim(0);
                 Some(Wasserstein {
                     lambda: &w.lambda,
                     eps: &eps,
@@ -340,6 +343,7 @@ pub fn train_run(
                 images_per_step: c.batch_size as u64,
             },
             margins: c.margin_schedule_over(total),
+            noise: MemberRng::new(&[c.seed], Stream::Noise, device),
             run,
             gan,
             fixed,
@@ -357,6 +361,8 @@ struct ConvTraining<'a> {
     margins: MarginSchedule,
     /// The latents of every sample sheet.
     fixed: Latent,
+    /// G's input, a sub-stream per step.
+    noise: MemberRng,
 }
 
 impl Training for ConvTraining<'_> {
@@ -377,8 +383,7 @@ impl Training for ConvTraining<'_> {
     fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped> {
         let c = self.run.config;
         let x = self.batches.at(done);
-        let noise = &mut stream_rng(c.seed, Stream::Noise, done);
-        let latent = Latent::draw(&self.gan.spec, c.batch_size, noise, self.device());
+        let latent = Latent::from_stream(&self.gan.spec, c.batch_size, self.noise.at(done));
         let margin = self.margins.margin_at(done);
         let per_epoch = self.schedule.per_epoch;
         // MAGAN's pretraining steps (D alone) stay out of the loss log.
