@@ -136,8 +136,9 @@ def main(base):
         if opt_g is not None:
             z = next(zs) if cfg["g_fresh_noise"] else z_d
             loss_g = net.energy(generator(z, g, cfg["n_layer_g"])).mean()
+            g_lr = cfg["optim_g"]["lr"]
             for group in opt_g.param_groups:
-                group["lr"] = lr if cfg["g_lr_decay"] else cfg["base_lr"]
+                group["lr"] = g_lr * lr / cfg["base_lr"] if cfg["g_lr_decay"] else g_lr
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()

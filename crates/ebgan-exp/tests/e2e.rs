@@ -662,3 +662,47 @@ fn sigkills_during_a_grid_and_its_checkpoint_writes_lose_and_repeat_nothing() {
         "only {kills} of the kills landed while training"
     );
 }
+
+#[test]
+fn a_semi_supervised_search_selects_on_validation_and_draws_each_runs_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(
+        tmp.path(),
+        r#"
+name = "semi"
+[common]
+batch_size = 20
+train_images = 400
+validation = 100
+labels = 20
+epochs = 2
+n_layer_g = 2
+size_g = 32
+[[grid]]
+model = "ebgan-ln"
+margin = [0.0, 0.01]
+g_lr = 0.0002
+[[grid]]
+model = "ladder"
+"#,
+    );
+    let results = tmp.path().join("results");
+    run(&exp, &results, &[]);
+    let dir = results.join("semi");
+    let rows = rows(&dir.join("runs.csv"));
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert!(r.result.validation_error.is_some(), "{r:?}");
+        let ebgan_ln = r.config.model == ebgan_exp::config::Model::EbganLn;
+        assert_eq!(r.config.g_lr, ebgan_ln.then_some(0.0002));
+        // 300 training images at 20 a step: 15 steps an epoch, a row after each.
+        let epochs = std::fs::read_to_string(dir.join(&r.result.run_id).join("epochs.csv"));
+        assert_eq!(epochs.unwrap().lines().count(), 3, "{}", r.result.run_id);
+    }
+    let table = std::fs::read_to_string(dir.join("table2.md")).unwrap();
+    assert!(
+        table.contains("## Search: EBGAN-LN") && table.contains("(selected)"),
+        "{table}"
+    );
+    assert!(dir.join("epochs.png").is_file());
+}

@@ -212,6 +212,12 @@ mod tests {
         }
         // BEGAN's and MAGAN's own fields, and the EBGAN fields they do not use.
         for (model, line, why) in [
+            ("ebgan-ln", "g_lr = inf", "g_lr must be a finite number"),
+            ("ebgan-ln", "g_lr = 0", "g_lr must be > 0"),
+            ("ebgan-ln", "g_beta1 = 1.5", "g_beta1 must be in [0, 1)"),
+            ("ladder", "validation = 59950", "validation leaves too few"),
+            ("ebgan", "g_lr = 0.001", "g_lr is a setting of EBGAN-LN"),
+            ("ebgan", "validation = 10", "validation is a setting of LN"),
             (
                 "ebgan",
                 "began_gamma = 0.7",

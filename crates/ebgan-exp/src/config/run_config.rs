@@ -153,9 +153,16 @@ run_config! {
     ladder_noise: f64 = 0.3,
     /// Fraction of training after which the learning rate decays linearly to 0 (1 = never).
     lr_decay_start: f64 = 1.0,
-    /// EBGAN-LN: G's learning rate follows the ladder's decay (false: G keeps `lr` throughout).
-    /// G's Adam otherwise shares the run's lr, beta1, beta2 and adam_eps.
+    /// EBGAN-LN: G's learning rate follows the ladder's decay (false: G keeps its lr throughout).
     g_lr_decay: bool = false,
+    /// EBGAN-LN: G's Adam learning rate and beta1 (unset: the run's `lr` and `beta1`); G shares
+    /// the run's beta2 and adam_eps.
+    g_lr: Option<f64> = None,
+    g_beta1: Option<f64> = None,
+    /// Semi-supervised MNIST: the last N of the `train_images` held out as a validation set,
+    /// neither trained on nor labelled; its error is measured beside the test error (model
+    /// selection reads it, never the test set's).
+    validation: usize = 0,
     /// EBGAN-LN: the G step draws new noise (false: it regenerates the D step's fakes, as the
     /// MLP and convolutional trainers do).
     g_fresh_noise: bool = true,
@@ -286,6 +293,15 @@ impl RunConfig {
             beta2: self.beta2,
             eps: self.adam_eps,
             momentum: self.sgd_momentum,
+        }
+    }
+
+    /// EBGAN-LN's generator's optimizer: the run's, with `g_lr` and `g_beta1` where set.
+    pub fn g_optim_hyper(&self) -> OptimHyper {
+        OptimHyper {
+            lr: self.g_lr.unwrap_or(self.lr),
+            beta1: self.g_beta1.unwrap_or(self.beta1),
+            ..self.optim_hyper(self.optim_g)
         }
     }
 

@@ -24,8 +24,10 @@ impl RunConfig {
     /// Every number finite: an inf or NaN would train, then write a row no reader accepts.
     fn finite(&self) -> Result<(), Invalid> {
         let fields = fields(self);
-        // serde_json writes a non-finite f64 as null; no field of a run config is optional.
-        match fields.iter().find(|(_, v)| v.is_null()) {
+        // serde_json writes a non-finite f64 as null; the optional fields are null when unset.
+        let optional = [("g_lr", self.g_lr), ("g_beta1", self.g_beta1)];
+        let unset = |key: &str| optional.iter().any(|(k, v)| *k == key && v.is_none());
+        match fields.iter().find(|(k, v)| v.is_null() && !unset(k)) {
             Some((key, _)) => check(false, key, format!("{key} must be a finite number")),
             None => Ok(()),
         }
@@ -145,6 +147,22 @@ impl RunConfig {
                 || (self.labels >= 10 && self.labels.is_multiple_of(10) && self.labels <= 60000),
             "labels",
             "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
+        )?;
+        check(
+            self.validation + self.labels.max(self.batch_size as usize) <= self.train_images,
+            "validation",
+            "validation leaves too few training images: validation + max(labels, batch_size) \
+             must be <= train_images",
+        )?;
+        check(
+            self.g_lr.is_none_or(|lr| lr > 0.0),
+            "g_lr",
+            "g_lr must be > 0",
+        )?;
+        check(
+            self.g_beta1.is_none_or(unit_interval),
+            "g_beta1",
+            "g_beta1 must be in [0, 1)",
         )?;
         check(self.n_layer_g >= 2, "n_layer_g", "n_layer_g must be >= 2")?;
         check(self.n_layer_d >= 2, "n_layer_d", "n_layer_d must be >= 2")?;

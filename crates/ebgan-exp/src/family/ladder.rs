@@ -6,8 +6,15 @@ use super::{DKind, LogColumn};
 
 pub const D: DKind = DKind::Ladder;
 /// The learning-rate decay is the ladder trainer's; G's settings are EBGAN-LN's.
-pub const LN_FIELDS: &[&str] = &["lr_decay_start"];
-pub const EBGAN_LN_FIELDS: &[&str] = &["lr_decay_start", "g_lr_decay", "g_fresh_noise"];
+pub const LN_FIELDS: &[&str] = &["lr_decay_start", "validation"];
+pub const EBGAN_LN_FIELDS: &[&str] = &[
+    "lr_decay_start",
+    "validation",
+    "g_lr_decay",
+    "g_fresh_noise",
+    "g_lr",
+    "g_beta1",
+];
 pub const LOG_COLUMNS: &[LogColumn] = &[];
 pub const LN_HAS_MARGIN: bool = false;
 pub const EBGAN_LN_HAS_MARGIN: bool = true;

@@ -1,6 +1,7 @@
 //! `ebgan report`: figures and tables from a results folder alone (runs*.csv, run folders,
 //! classifier.json); never trains.
 
+mod epochs;
 pub mod figures;
 mod gan_setting;
 pub mod html;
@@ -106,6 +107,7 @@ pub fn write(dir: &Path) -> Result<()> {
             .unwrap_or_default(),
     ) {
         crate::fsutil::write_atomic(&dir.join("table2.md"), t.as_bytes())?;
+        made.extend(epochs::figure(&res, &rows, &dir.join("epochs.png"))?);
         if let Some(best) = best_ladder_samples(&res, &rows, &dir.join("samples-ebgan-ln.png"))? {
             made.push(best);
         }

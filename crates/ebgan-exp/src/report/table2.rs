@@ -130,7 +130,137 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
     if diverged > 0 {
         writeln!(s, "\n{diverged} run(s) diverged and are not in the means.").unwrap();
     }
+    s.extend(search(rows));
+    s.extend(paired(rows));
     Some(s)
+}
+
+/// Exact two-sided sign-flip test of paired differences `d`: the share of the 2^n patterns of
+/// signs whose |mean| is at least the observed one (with n pairs, no p below 2 / 2^n exists).
+pub fn sign_flip_p(d: &[f64]) -> f64 {
+    let observed = d.iter().sum::<f64>().abs();
+    let n = d.len();
+    let at_least = (0..1u64 << n)
+        .filter(|signs| {
+            let sum: f64 = (0..n)
+                .map(|i| if signs >> i & 1 == 1 { -d[i] } else { d[i] })
+                .sum();
+            // A relative slack for the rounding of sums in another order.
+            sum.abs() >= observed * (1.0 - 1e-12)
+        })
+        .count();
+    at_least as f64 / (1u64 << n) as f64
+}
+
+/// A ladder run's settings but its seed: what a search varies.
+fn setting(r: &RunRecord) -> String {
+    let c = &r.config;
+    let mut s = format!("lambda_0 {}", c.lambda_0);
+    if r.family == Family::EbganLn {
+        let g = c.g_optim_hyper();
+        write!(s, ", m {}, G lr {}, G beta1 {}", c.margin, g.lr, g.beta1).unwrap();
+    }
+    write!(s, ", {} labels, {} epochs", c.labels, c.epochs).unwrap();
+    s
+}
+
+/// The search (a family's runs of several settings): each setting's mean validation error (the
+/// selection criterion) and test error, best first. None when no family has two settings.
+pub fn search(rows: &[RunRecord]) -> Option<String> {
+    let ladder: Vec<&RunRecord> = rows
+        .iter()
+        .filter(|r| r.config.model.is_ladder() && r.test_error.is_some())
+        .collect();
+    let mut s = String::new();
+    for family in [Family::Ln, Family::EbganLn] {
+        let mut groups: std::collections::BTreeMap<String, Vec<&RunRecord>> = Default::default();
+        for r in ladder.iter().filter(|r| r.family == family) {
+            groups.entry(setting(r)).or_default().push(r);
+        }
+        if groups.len() < 2 {
+            continue;
+        }
+        let mean = |v: Vec<f64>| (!v.is_empty()).then(|| mean_std(&v).0);
+        let mut table: Vec<(String, usize, Option<f64>, f64)> = groups
+            .into_iter()
+            .map(|(k, runs)| {
+                let val = mean(runs.iter().filter_map(|r| r.validation_error).collect());
+                let test = mean(runs.iter().filter_map(|r| r.test_error).collect()).unwrap();
+                (k, runs.len(), val, test)
+            })
+            .collect();
+        // Selection reads the validation error; without one, the table is only sorted by test.
+        table.sort_by(|a, b| {
+            let key = |t: &(String, usize, Option<f64>, f64)| t.2.unwrap_or(f64::INFINITY);
+            key(a).total_cmp(&key(b)).then(a.3.total_cmp(&b.3))
+        });
+        writeln!(s, "\n## Search: {}\n", family.label()).unwrap();
+        writeln!(s, "| setting | runs | validation error % | test error % |").unwrap();
+        writeln!(s, "|---|---:|---:|---:|").unwrap();
+        for (i, (k, n, val, test)) in table.iter().enumerate() {
+            let chosen = if i == 0 && val.is_some() {
+                " (selected)"
+            } else {
+                ""
+            };
+            let val = val.map_or("-".into(), |v| format!("{v:.2}"));
+            writeln!(s, "| {k}{chosen} | {n} | {val} | {test:.2} |").unwrap();
+        }
+    }
+    (!s.is_empty()).then(|| {
+        format!("{s}\nSelected: the lowest mean validation error (images held out of training, never the test set).\n")
+    })
+}
+
+/// EBGAN-LN against LN seed by seed, at each labelled count where each family ran one setting:
+/// the mean difference of test error and the exact sign-flip test. None when nothing pairs.
+pub fn paired(rows: &[RunRecord]) -> Option<String> {
+    let mut s = String::new();
+    for labels in [100, 200, 1000] {
+        let of = |family: Family| -> Option<std::collections::BTreeMap<u64, f64>> {
+            let runs: Vec<&RunRecord> = rows
+                .iter()
+                .filter(|r| r.family == family && r.config.labels == labels)
+                .filter(|r| r.test_error.is_some())
+                .collect();
+            let settings: std::collections::BTreeSet<String> =
+                runs.iter().map(|r| setting(r)).collect();
+            (settings.len() == 1).then(|| {
+                runs.iter()
+                    .map(|r| (r.config.seed, r.test_error.unwrap()))
+                    .collect()
+            })
+        };
+        let (Some(ln), Some(eb)) = (of(Family::Ln), of(Family::EbganLn)) else {
+            continue;
+        };
+        let pairs: Vec<(u64, f64, f64)> = ln
+            .iter()
+            .filter_map(|(seed, &l)| eb.get(seed).map(|&e| (*seed, l, e)))
+            .collect();
+        if pairs.len() < 2 {
+            continue;
+        }
+        if s.is_empty() {
+            writeln!(s, "\n## Paired by seed (test error %, EBGAN-LN - LN)\n").unwrap();
+            writeln!(s, "| labels | seeds | LN mean | EBGAN-LN mean | mean difference +- std | EBGAN-LN lower in | sign-flip p (two-sided, exact) |").unwrap();
+            writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|").unwrap();
+        }
+        let d: Vec<f64> = pairs.iter().map(|p| p.2 - p.1).collect();
+        let (dm, ds) = mean_std(&d);
+        let lm = mean_std(&pairs.iter().map(|p| p.1).collect::<Vec<_>>()).0;
+        let em = mean_std(&pairs.iter().map(|p| p.2).collect::<Vec<_>>()).0;
+        let lower = d.iter().filter(|&&x| x < 0.0).count();
+        writeln!(
+            s,
+            "| {labels} | {} | {lm:.2} | {em:.2} | {dm:+.2} +- {ds:.2} | {lower} of {} | {:.3} |",
+            pairs.len(),
+            pairs.len(),
+            sign_flip_p(&d)
+        )
+        .unwrap();
+    }
+    (!s.is_empty()).then_some(s)
 }
 
 #[cfg(test)]
@@ -174,6 +304,47 @@ mod tests {
         let t = table2(&seeds, "s").unwrap();
         assert!(
             t.contains("| EBGAN-LN, ours | 5.00 +- 1.41 (2 seeds) |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn sign_flip_p_by_hand() {
+        // (1, 2, 3): sums over the 8 sign patterns are +-6, +-4, +-2, +-0 (twice each of the
+        // last): |sum| >= 6 in 2 of 8.
+        assert_eq!(sign_flip_p(&[1.0, 2.0, 3.0]), 0.25);
+        // (1, -1): observed 0; every pattern is at least that.
+        assert_eq!(sign_flip_p(&[1.0, -1.0]), 1.0);
+        // (1, 1, 1, 5): |sum| reaches 8 only with every sign kept or every sign flipped.
+        assert_eq!(sign_flip_p(&[1.0, 1.0, 1.0, 5.0]), 0.125);
+    }
+
+    #[test]
+    fn a_search_is_sorted_by_validation_error_and_pairs_match_seeds() {
+        use crate::config::Model;
+        let with_val = |mut r: RunRecord, v: f64| {
+            r.result.validation_error = Some(v);
+            r
+        };
+        let rows = [
+            with_val(row(Model::EbganLn, 0.01, 0, 5.0), 6.0),
+            with_val(row(Model::EbganLn, 0.001, 0, 9.0), 4.0),
+        ];
+        let t = search(&rows).unwrap();
+        let at = |needle: &str| t.find(needle).unwrap_or_else(|| panic!("{needle} in {t}"));
+        assert!(at("m 0.001, G lr 0.001, G beta1 0.5, 100 labels, 25 epochs (selected) | 1 | 4.00 | 9.00") < at("m 0.01,"));
+        let rows = [
+            row(Model::Ladder, 0.0, 0, 3.0),
+            row(Model::Ladder, 0.0, 1, 4.0),
+            row(Model::Ladder, 0.0, 2, 3.5),
+            row(Model::EbganLn, 0.01, 0, 5.0),
+            row(Model::EbganLn, 0.01, 1, 5.0),
+            row(Model::EbganLn, 0.01, 2, 6.5),
+        ];
+        // Differences 2, 1, 3: mean 2, std 1; all 3 positive: p = 2 / 8.
+        let t = paired(&rows).unwrap();
+        assert!(
+            t.contains("| 100 | 3 | 3.50 | 5.50 | +2.00 +- 1.00 | 0 of 3 | 0.250 |"),
             "{t}"
         );
     }

@@ -197,6 +197,8 @@ fn hparams(record: &RunRecord) -> Result<BTreeMap<String, ProtoValue>> {
     };
     let mut out: BTreeMap<String, ProtoValue> = fields
         .into_iter()
+        // Unset optional fields (`g_lr`) are left out.
+        .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| {
             let value = match v {
                 serde_json::Value::Number(n) => ProtoValue {

@@ -11,7 +11,10 @@
 
 pub mod events;
 mod outcome;
+mod read;
 pub use outcome::{LossLog, Measured, RunOutcome, Status};
+use read::parse_rows;
+pub use read::read_rows;
 
 use crate::config::{Experiment, Family, RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
@@ -40,6 +43,9 @@ pub struct ResultColumns {
     pub inception_kid: Option<f64>,
     /// Test error in % (semi-supervised models).
     pub test_error: Option<f64>,
+    /// Error in % on the validation images held out of training (`validation` > 0).
+    #[serde(default)]
+    pub validation_error: Option<f64>,
     pub final_loss_d: Option<f64>,
     pub final_loss_g: Option<f64>,
     #[serde(default)]
@@ -89,6 +95,7 @@ impl ResultColumns {
             inception_fid: None,
             inception_kid: None,
             test_error: None,
+            validation_error: None,
             final_loss_d: None,
             final_loss_g: None,
             epochs_done: 0,
@@ -166,6 +173,8 @@ impl RunRecord {
         let mut f = result_fields(&self.result)?.1;
         f.extend(config_fields(&self.config).into_values().map(|v| match v {
             serde_json::Value::String(s) => s,
+            // An unset optional field (`g_lr`): an empty cell.
+            serde_json::Value::Null => String::new(),
             other => other.to_string(),
         }));
         Ok(f)
@@ -425,73 +434,6 @@ impl ResultsDir {
     }
 }
 
-/// Parses a CSV cell back into JSON: bool, number, or string.
-fn cell_value(s: &str) -> serde_json::Value {
-    if let Ok(b) = s.parse::<bool>() {
-        return b.into();
-    }
-    if let Ok(i) = s.parse::<i64>() {
-        return i.into();
-    }
-    match s.parse::<f64>() {
-        Ok(f) if f.is_finite() => f.into(),
-        _ => s.into(),
-    }
-}
-
-/// Reads one runs*.csv; a torn last line (no newline) is ignored, an empty file has no rows.
-pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_rows(&bytes, path)
-}
-
-/// The rows of runs.csv text `bytes` (`path` names it in errors).
-fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<RunRecord>> {
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(i) => &bytes[..=i],
-        None => &bytes[..0],
-    };
-    let mut rdr = csv::ReaderBuilder::new().from_reader(complete);
-    let head = rdr
-        .headers()
-        .with_context(|| format!("{}: line 1: not a runs.csv header", path.display()))?
-        .clone();
-    let results = result_columns();
-    let mut out = vec![];
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.with_context(|| format!("{}: line {line}: not a CSV row", path.display()))?;
-        let result: ResultColumns = rec.deserialize(Some(&head)).map_err(|e| {
-            let column = match e.kind() {
-                csv::ErrorKind::Deserialize { err, .. } => err
-                    .field()
-                    .and_then(|j| head.get(j as usize))
-                    .map(|h| format!("column {h}: "))
-                    .unwrap_or_default(),
-                _ => String::new(),
-            };
-            anyhow::anyhow!("{}: line {line}: {column}{e}", path.display())
-        })?;
-        let mut config = serde_json::Map::new();
-        for (j, h) in head
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !results.iter().any(|r| r == h))
-        {
-            config.insert(h.to_string(), cell_value(rec.get(j).unwrap_or("")));
-        }
-        let config: RunConfig = serde_json::from_value(serde_json::Value::Object(config))
-            .with_context(|| {
-                format!(
-                    "{}: line {line}: config columns do not form a run config",
-                    path.display()
-                )
-            })?;
-        out.push(RunRecord { result, config });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,6 +455,7 @@ mod tests {
                 inception_fid: None,
                 inception_kid: None,
                 test_error: None,
+                validation_error: None,
                 final_loss_d: Some(1.5),
                 final_loss_g: None,
                 epochs_done: 3,
@@ -540,8 +483,15 @@ mod tests {
         let res = ResultsDir::new(dir.path().to_path_buf());
         let csv = res.runs_csv(Shard::ALL);
         res.append_row(&csv, &record("a", Some(1.25))).unwrap();
-        res.append_row(&csv, &record("b", None)).unwrap();
+        // An optional field set on one row, unset (an empty cell) on the other.
+        let mut b = record("b", None);
+        b.config.g_lr = Some(0.0002);
+        res.append_row(&csv, &b).unwrap();
         let rows = res.rows().unwrap();
+        assert_eq!(
+            (rows[0].config.g_lr, rows[1].config.g_lr),
+            (None, Some(0.0002))
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].i_prime, Some(1.25));
         assert_eq!(rows[0].config, record("a", None).config);

@@ -92,6 +92,8 @@ pub struct Measured {
     pub inception: Option<crate::fid::Distances>,
     /// Test error in % (semi-supervised runs).
     pub test_error: Option<f64>,
+    /// Error in % on the held-out validation images (semi-supervised runs with `validation`).
+    pub validation_error: Option<f64>,
 }
 
 impl Measured {
@@ -106,6 +108,7 @@ impl Measured {
             inception_fid: self.inception.map(|d| d.fid),
             inception_kid: self.inception.map(|d| d.kid),
             test_error: self.test_error,
+            validation_error: self.validation_error,
             ..row
         }
     }

@@ -102,6 +102,9 @@ impl CohortKey {
             lr_decay_start: _,
             g_lr_decay: _,
             g_fresh_noise: _,
+            g_lr: _,
+            g_beta1: _,
+            validation: _,
         } = c.clone();
         CohortKey {
             model,

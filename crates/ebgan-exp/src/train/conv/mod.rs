@@ -429,7 +429,7 @@ impl Training for ConvTraining<'_> {
                 Measured {
                     scores,
                     inception,
-                    test_error: None,
+                    ..Measured::default()
                 }
             }
             false => Measured::default(),

@@ -23,9 +23,16 @@ pub struct Meta {
     order: u128,
     labelled_pos: usize,
     unlabelled_pos: usize,
+    /// The epochs.csv rows so far.
+    #[serde(default)]
+    epochs: Vec<super::EpochRow>,
 }
 
-pub(super) fn save(nets: &LadderNets, d: &DataDraws) -> (Vec<(String, Tensor)>, Meta) {
+pub(super) fn save(
+    nets: &LadderNets,
+    d: &DataDraws,
+    epochs: &[super::EpochRow],
+) -> (Vec<(String, Tensor)>, Meta) {
     let mut tensors = nets.state();
     for (name, draws) in [("labelled", &d.labelled), ("unlabelled", &d.unlabelled)] {
         let order: Vec<i64> = draws.order.iter().map(|&i| i as i64).collect();
@@ -37,6 +44,7 @@ pub(super) fn save(nets: &LadderNets, d: &DataDraws) -> (Vec<(String, Tensor)>, 
         order: d.order.get_word_pos(),
         labelled_pos: d.labelled.pos,
         unlabelled_pos: d.unlabelled.pos,
+        epochs: epochs.to_vec(),
     };
     (tensors, meta)
 }
@@ -46,7 +54,7 @@ pub(super) fn restore(
     meta: Meta,
     nets: &mut LadderNets,
     d: &mut DataDraws,
-) -> Result<()> {
+) -> Result<Vec<super::EpochRow>> {
     let bad = |e: String| anyhow::anyhow!("checkpoint {}: {e}", ck.path.display());
     let device = nets.vs.device();
     let group = |p: &str| -> Vec<(String, Tensor)> {
@@ -85,5 +93,5 @@ pub(super) fn restore(
         );
         draws.pos = pos;
     }
-    Ok(())
+    Ok(meta.epochs)
 }

@@ -61,24 +61,36 @@ fn population_stats(net: &Ladder, x: &Tensor) -> PopulationStats {
     })
 }
 
-/// Test error (%) on the 10,000 test images: clean path, population statistics, argmax.
-pub(super) fn test_error(net: &Ladder, train_x: &Tensor, test_x: &Tensor, test_y: &Tensor) -> f64 {
-    let stats = population_stats(net, train_x);
+/// Error (%) `[1]` f64 on the device of the clean path on `x` with labels `y`, under population
+/// statistics `stats`.
+fn error_on(net: &Ladder, stats: &PopulationStats, x: &Tensor, y: &Tensor) -> Tensor {
     tch::no_grad(|| {
-        let pred = net
-            .encode(test_x, None, Some(&stats))
-            .probs
-            .argmax(-1, false);
-        100.0 * f64::try_from(pred.ne_tensor(test_y).to_kind(Kind::Double).mean(None)).unwrap()
+        let pred = net.encode(x, None, Some(stats)).probs.argmax(-1, false);
+        pred.ne_tensor(y).to_kind(Kind::Double).mean(None).view([1]) * 100.0
     })
+}
+
+/// Test error (%) on the 10,000 test images and, where some were held out, the validation
+/// error: clean path, population statistics of the training images, argmax. `[1]` or `[2]` f64
+/// on the device.
+pub(super) fn errors(net: &Ladder, d: &LadderData) -> Tensor {
+    let stats = population_stats(net, &d.train_x);
+    let mut e = vec![error_on(net, &stats, &d.test_x, &d.test_y)];
+    if let Some((x, y)) = &d.validation {
+        e.push(error_on(net, &stats, x, y));
+    }
+    Tensor::cat(&e, 0)
 }
 
 /// MNIST on the device for the ladder: pixels in [0, 1], labels, and the labelled subset.
 pub(super) struct LadderData {
+    /// The training images (those not held out for validation).
     pub train_x: Tensor,
     pub train_y: Tensor,
     pub test_x: Tensor,
     pub test_y: Tensor,
+    /// The last `validation` of the `train_images`: images and labels, never trained on.
+    pub validation: Option<(Tensor, Tensor)>,
     pub labelled: Vec<usize>,
     pub images: usize,
 }
@@ -86,14 +98,23 @@ pub(super) struct LadderData {
 impl LadderData {
     pub fn new(c: &RunConfig, mnist: &Mnist, device: Device) -> Self {
         let n = c.train_images.min(mnist.train_len());
+        // Validation checks that this leaves at least a batch and the labelled count.
+        let kept = n - c.validation.min(n);
         let labels = |l: &[u8]| Tensor::from_slice(l).to_kind(Kind::Int64).to_device(device);
+        let px = &mnist.train_images;
         LadderData {
-            train_x: images(&mnist.train_images[..n * PIXELS], device),
-            train_y: labels(&mnist.train_labels[..n]),
+            train_x: images(&px[..kept * PIXELS], device),
+            train_y: labels(&mnist.train_labels[..kept]),
             test_x: images(&mnist.test_images, device),
             test_y: labels(&mnist.test_labels),
-            labelled: balanced_labels(&mnist.train_labels[..n], c.labels, c.seed),
-            images: n,
+            validation: (kept < n).then(|| {
+                (
+                    images(&px[kept * PIXELS..n * PIXELS], device),
+                    labels(&mnist.train_labels[kept..n]),
+                )
+            }),
+            labelled: balanced_labels(&mnist.train_labels[..kept], c.labels, c.seed),
+            images: kept,
         }
     }
 }

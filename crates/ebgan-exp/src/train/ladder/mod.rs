@@ -4,9 +4,11 @@
 
 mod checkpoint;
 mod data;
+pub mod epochs;
 use checkpoint::sorted;
 pub use data::balanced_labels;
-use data::{test_error, DataDraws, Draws, LadderData};
+use data::{errors, DataDraws, Draws, LadderData};
+use epochs::EpochRow;
 
 use super::checkpoint::Loaded;
 use super::outcome::Trained;
@@ -47,7 +49,7 @@ impl LnGenerator {
             &mut vars,
             &c.mlp_spec(std::slice::from_ref(c), PIXELS as i64),
         );
-        let opt = MemberOptim::new(vars.tensors_under("g."), vec![c.optim_hyper(c.optim_g)]);
+        let opt = MemberOptim::new(vars.tensors_under("g."), vec![c.g_optim_hyper()]);
         LnGenerator {
             vars,
             g,
@@ -166,7 +168,10 @@ impl LadderNets {
             let z = if c.g_fresh_noise { g.draw() } else { z_d };
             loss_g = net.energy(&g.forward(&z), noise).mean(None);
             alive = alive.logical_and(&loss_g.isfinite());
-            g.opt.set_lr(if c.g_lr_decay { lr } else { c.lr });
+            // G's own lr, decayed in step with the ladder's where asked.
+            let g_lr = c.g_optim_hyper().lr;
+            g.opt
+                .set_lr(if c.g_lr_decay { g_lr * lr / c.lr } else { g_lr });
             g.opt.backward_step(&loss_g, &alive);
         }
         let fake = match energy_fake {
@@ -283,6 +288,7 @@ pub fn train_run(
             order: stream(c.seed, Stream::Data, 0),
         },
         margins: c.margin_schedule(),
+        epochs: vec![],
         data,
         run,
     };
@@ -304,6 +310,8 @@ struct LadderTraining<'a> {
     data: LadderData,
     draws: DataDraws,
     margins: MarginSchedule,
+    /// A row per epoch done (epochs.csv).
+    epochs: Vec<EpochRow>,
 }
 
 impl Training for LadderTraining<'_> {
@@ -339,6 +347,13 @@ impl Training for LadderTraining<'_> {
         let (stats, alive) = self
             .nets
             .step(c, (&batch.0, &batch.1, &batch.2), margin, lr, alive);
+        let step = done + 1;
+        if step.is_multiple_of(c.steps_per_epoch()) {
+            let epoch = (step / c.steps_per_epoch()) as usize;
+            let row = epochs::measure(&self.nets, &self.data, c.seed, (epoch, step, margin))?;
+            self.epochs.push(row);
+            epochs::write(self.run.dir, &self.epochs)?;
+        }
         Ok(Stepped {
             stats: Some(stats.view([-1, 1])),
             alive,
@@ -351,11 +366,12 @@ impl Training for LadderTraining<'_> {
     }
 
     fn state(&self) -> Result<(Named, checkpoint::Meta)> {
-        Ok(checkpoint::save(&self.nets, &self.draws))
+        Ok(checkpoint::save(&self.nets, &self.draws, &self.epochs))
     }
 
     fn restore(&mut self, ck: &Loaded, meta: checkpoint::Meta) -> Result<()> {
-        checkpoint::restore(ck, meta, &mut self.nets, &mut self.draws)
+        self.epochs = checkpoint::restore(ck, meta, &mut self.nets, &mut self.draws)?;
+        Ok(())
     }
 
     fn finish(&mut self, finished: &[bool]) -> Result<Vec<Measured>> {
@@ -366,9 +382,10 @@ impl Training for LadderTraining<'_> {
         if let Some(g) = &self.nets.generator {
             g.write_samples(c.seed, self.run.dir)?;
         }
-        let d = &self.data;
+        let e = ebgan_core::read::<f64>(&errors(&self.nets.net, &self.data))?;
         Ok(vec![Measured {
-            test_error: Some(test_error(&self.nets.net, &d.train_x, &d.test_x, &d.test_y)),
+            test_error: Some(e[0]),
+            validation_error: e.get(1).copied(),
             ..Measured::default()
         }])
     }
@@ -569,7 +586,8 @@ mod tests {
             };
             let mut reads = crate::train::train_loop::ReadsPerStep::new();
             train_run(&run, Device::Cpu, &mut |s, _| reads.after(s)).unwrap();
-            assert_eq!(reads.reads, [(10, 1), (20, 1), (30, 1)], "{model}");
+            // Every window here ends an epoch: its read, and the epoch's row's (epochs.csv).
+            assert_eq!(reads.reads, [(10, 2), (20, 2), (30, 2)], "{model}");
         }
     }
 
@@ -595,6 +613,10 @@ mod tests {
             );
             let sheet = |d: &tempfile::TempDir| std::fs::read(d.path().join("samples.png")).ok();
             assert_eq!(sheet(&whole), sheet(&halves));
+            // The per-epoch rows: those before the stop came back from the checkpoint.
+            let rows =
+                |d: &tempfile::TempDir| std::fs::read(d.path().join(epochs::EPOCHS)).unwrap();
+            assert_eq!(rows(&whole), rows(&halves), "{model}");
         }
     }
 
@@ -620,8 +642,66 @@ mod tests {
             );
             let err = r.measured.test_error.unwrap();
             assert!(err < 20.0, "{model}: test error {err}% (chance is 90%)");
+            let rows = epochs::read(dir.path()).unwrap();
+            let numbers: Vec<(usize, u64)> = rows.iter().map(|r| (r.epoch, r.step)).collect();
+            assert_eq!(
+                numbers,
+                (1..=20).map(|e| (e, 10 * e as u64)).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                rows[19].test_error, err,
+                "the last epoch's row is the run's result"
+            );
+            assert!(
+                rows[0].real_median > rows[19].real_median,
+                "{model}: {rows:?}"
+            );
+            for r in &rows {
+                assert!(r.real_q10 <= r.real_median && r.real_median <= r.real_q90);
+                match model {
+                    Model::EbganLn => {
+                        let active = r.hinge_active.unwrap();
+                        assert!((0.0..=1.0).contains(&active));
+                        assert!(r.fake_q10.unwrap() <= r.fake_q90.unwrap());
+                    }
+                    _ => assert!(r.hinge_active.is_none() && r.fake_median.is_none()),
+                }
+            }
             let samples = dir.path().join("samples.png").is_file();
             assert_eq!(samples, model == Model::EbganLn);
         }
+    }
+
+    #[test]
+    fn the_validation_images_are_the_last_of_the_training_images_and_are_not_trained_on() {
+        // The test set made of the last 50 training images: their validation error is their
+        // test error, bit for bit.
+        let mut mnist = synthetic_mnist();
+        mnist.test_images = mnist.train_images[150 * PIXELS..].to_vec();
+        mnist.test_labels = mnist.train_labels[150..].to_vec();
+        let c = RunConfig {
+            validation: 50,
+            epochs: 2,
+            ..tiny(Model::EbganLn)
+        };
+        let data = LadderData::new(&c, &mnist, Device::Cpu);
+        assert_eq!((data.images, data.train_x.size()[0]), (150, 150));
+        assert!(data.labelled.iter().all(|&i| i < 150) && data.labelled.len() == 20);
+        let dir = tempfile::tempdir().unwrap();
+        let r = train(&c, &mnist, dir.path(), None);
+        let (test, validation) = (r.measured.test_error, r.measured.validation_error);
+        assert_eq!(test.map(f64::to_bits), validation.map(f64::to_bits));
+        let rows = epochs::read(dir.path()).unwrap();
+        assert!(rows
+            .iter()
+            .all(|r| r.validation_error == Some(r.test_error)));
+        // Without a validation set, none is measured.
+        let r = train(
+            &tiny(Model::Ladder),
+            &mnist,
+            tempfile::tempdir().unwrap().path(),
+            None,
+        );
+        assert_eq!(r.measured.validation_error, None);
     }
 }
