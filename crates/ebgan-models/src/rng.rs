@@ -202,6 +202,14 @@ impl MemberRng {
     /// `[M, n]` values of `words` for members `members` (None: all), from the current position,
     /// which then moves past them.
     fn draw(&mut self, words: Words, n: i64, members: Option<&[usize]>) -> Tensor {
+        let m = members.map_or(self.seeds.len(), <[usize]>::len) as i64;
+        if n == 0 || m == 0 {
+            let kind = match words {
+                Words::Uniform => Kind::Float,
+                Words::Bytes => Kind::Uint8,
+            };
+            return Tensor::zeros([m, n], (kind, self.device));
+        }
         let blocks = (n + words.per_block() - 1) / words.per_block();
         let start = self.position;
         self.position += blocks as u64;
@@ -224,7 +232,7 @@ impl MemberRng {
 
     /// `[M, 2]` keys of `members` on the device (a subset's uploaded once).
     fn keys_of(&mut self, members: &[usize]) -> Tensor {
-        if members.len() == self.seeds.len() {
+        if members.iter().copied().eq(0..self.seeds.len()) {
             return self.keys.shallow_clone();
         }
         if self.subset.as_ref().is_none_or(|(m, _)| m != members) {
@@ -379,6 +387,10 @@ mod tests {
                 r.uniform(&[7]),
                 r.bytes(&[2, 9], None).to_kind(Kind::Float),
                 r.bytes(&[33], Some(&[0, 2])).to_kind(Kind::Float),
+                // Every member, out of order: the rows follow the list on both paths.
+                r.bytes(&[5], Some(&[2, 0, 1])).to_kind(Kind::Float),
+                r.normal(&[0], 1.0),
+                r.bytes(&[4], Some(&[])).to_kind(Kind::Float),
             ]
         };
         for (host, device) in draw(false).iter().zip(draw(true)) {

@@ -176,14 +176,20 @@ run_config! {
 }
 
 impl RunConfig {
-    /// Optimizer steps in one epoch: every image once, the last batch topped up from the start
-    /// of the same permutation (938 for MNIST at batch 64).
+    /// Optimizer steps in one epoch: every image trained on once (the `train_images` less the
+    /// `validation` ones held out), the last batch topped up from the start of the same
+    /// permutation (938 for MNIST at batch 64).
     pub fn steps_per_epoch(&self) -> u64 {
-        self.steps_per_epoch_over(self.train_images)
+        self.steps_per_epoch_over(self.trained_images())
     }
 
     pub fn total_steps(&self) -> u64 {
-        self.total_steps_over(self.train_images)
+        self.total_steps_over(self.trained_images())
+    }
+
+    /// The training images a run trains on: `train_images` less the held-out `validation`.
+    pub fn trained_images(&self) -> usize {
+        self.train_images.saturating_sub(self.validation)
     }
 
     /// Steps per epoch on `images` training images (image runs count them in their data set).

@@ -149,7 +149,8 @@ impl RunConfig {
             "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
         )?;
         check(
-            self.validation + self.labels.max(self.batch_size as usize) <= self.train_images,
+            !self.model.is_ladder()
+                || self.validation + self.labels.max(self.batch_size as usize) <= self.train_images,
             "validation",
             "validation leaves too few training images: validation + max(labels, batch_size) \
              must be <= train_images",

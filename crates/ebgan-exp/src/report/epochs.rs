@@ -33,9 +33,7 @@ pub fn figure(res: &ResultsDir, rows: &[RunRecord], out: &Path) -> Result<Option
         (
             "energy medians: real (solid), fake (dashed); margin (dotted)",
             None,
-            vec![|e| Some(e.real_median), |e| e.fake_median, |e| {
-                Some(e.margin)
-            }],
+            vec![|e| Some(e.real_median), |e| e.fake_median, |e| e.margin],
         ),
         (
             "share of G's samples inside the margin (the hinge acts)",

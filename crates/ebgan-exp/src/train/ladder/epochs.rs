@@ -22,13 +22,19 @@ pub struct EpochRow {
     pub epoch: usize,
     pub step: u64,
     /// In %, clean path under the training images' population statistics.
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_error: f64,
     pub validation_error: Option<f64>,
     /// The margin of the epoch's last step (EBGAN-LN's hinge; LN has none).
-    pub margin: f64,
+    pub margin: Option<f64>,
+    // A diverged run's energies are NaN, which a checkpoint's JSON header holds as null.
+    #[serde(deserialize_with = "nan_if_null")]
     pub real_q10: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub real_median: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub real_q90: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub real_mean: f64,
     pub fake_q10: Option<f64>,
     pub fake_median: Option<f64>,
@@ -36,6 +42,10 @@ pub struct EpochRow {
     pub fake_mean: Option<f64>,
     /// Share of G's samples with energy below the margin (their hinge term is non-zero).
     pub hinge_active: Option<f64>,
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// (q10, median, q90, mean) of `v`.
@@ -51,13 +61,13 @@ fn summary(v: &[f64]) -> [f64; 4] {
     ]
 }
 
-/// The row of `epoch` (1-based), after `step` steps at margin `margin`: one read from the
-/// device.
+/// The row of `epoch` (1-based), after `step` steps at margin `margin` (None: LN, which has no
+/// hinge): one read from the device.
 pub(super) fn measure(
     nets: &LadderNets,
     data: &LadderData,
     seed: u64,
-    (epoch, step, margin): (usize, u64, f64),
+    (epoch, step, margin): (usize, u64, Option<f64>),
 ) -> Result<EpochRow> {
     let device = data.train_x.device();
     let mut rng = MemberRng::new(&[seed], Stream::Sample, device);
@@ -77,8 +87,9 @@ pub(super) fn measure(
     let (real, fake) = all[k..].split_at(n as usize);
     let [real_q10, real_median, real_q90, real_mean] = summary(real);
     let fake_summary = (!fake.is_empty()).then(|| summary(fake));
-    let hinge_active = (!fake.is_empty())
-        .then(|| fake.iter().filter(|&&e| e < margin).count() as f64 / fake.len() as f64);
+    let hinge_active = margin
+        .filter(|_| !fake.is_empty())
+        .map(|m| fake.iter().filter(|&&e| e < m).count() as f64 / fake.len() as f64);
     let f = |i: usize| fake_summary.map(|s| s[i]);
     Ok(EpochRow {
         epoch,
@@ -119,3 +130,41 @@ pub fn read(dir: &Path) -> Result<Vec<EpochRow>> {
 }
 
 pub const EPOCHS: &str = "epochs.csv";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diverged_runs_row_survives_a_checkpoints_json() {
+        let row = EpochRow {
+            epoch: 3,
+            step: 30,
+            test_error: f64::NAN,
+            validation_error: None,
+            margin: Some(0.01),
+            real_q10: f64::NAN,
+            real_median: f64::INFINITY,
+            real_q90: 1.0,
+            real_mean: f64::NAN,
+            fake_q10: None,
+            fake_median: None,
+            fake_q90: None,
+            fake_mean: None,
+            hinge_active: Some(0.5),
+        };
+        let back: EpochRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert!(back.test_error.is_nan() && back.real_median.is_nan());
+        assert_eq!(
+            (back.real_q90, back.margin, back.step),
+            (1.0, Some(0.01), 30)
+        );
+    }
+
+    #[test]
+    fn quantiles_and_mean_by_hand() {
+        // 0..=10: q10 at position 1, the median at 5, q90 at 9; mean 5.
+        let v: Vec<f64> = (0..=10).map(f64::from).collect();
+        assert_eq!(summary(&v), [1.0, 5.0, 9.0, 5.0]);
+    }
+}

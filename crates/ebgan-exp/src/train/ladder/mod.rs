@@ -350,7 +350,8 @@ impl Training for LadderTraining<'_> {
         let step = done + 1;
         if step.is_multiple_of(c.steps_per_epoch()) {
             let epoch = (step / c.steps_per_epoch()) as usize;
-            let row = epochs::measure(&self.nets, &self.data, c.seed, (epoch, step, margin))?;
+            let hinge = (self.nets.generator.is_some()).then_some(margin);
+            let row = epochs::measure(&self.nets, &self.data, c.seed, (epoch, step, hinge))?;
             self.epochs.push(row);
             epochs::write(self.run.dir, &self.epochs)?;
         }
@@ -660,11 +661,14 @@ mod tests {
                 assert!(r.real_q10 <= r.real_median && r.real_median <= r.real_q90);
                 match model {
                     Model::EbganLn => {
+                        assert_eq!(r.margin, Some(c.margin_schedule().margin_at(r.step - 1)));
                         let active = r.hinge_active.unwrap();
                         assert!((0.0..=1.0).contains(&active));
                         assert!(r.fake_q10.unwrap() <= r.fake_q90.unwrap());
                     }
-                    _ => assert!(r.hinge_active.is_none() && r.fake_median.is_none()),
+                    _ => assert!(
+                        r.hinge_active.is_none() && r.fake_median.is_none() && r.margin.is_none()
+                    ),
                 }
             }
             let samples = dir.path().join("samples.png").is_file();
@@ -695,6 +699,8 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.validation_error == Some(r.test_error)));
+        // An epoch is a pass over the 150 trained on: 8 steps of 20 (the last topped up).
+        assert_eq!(rows.iter().map(|r| r.step).collect::<Vec<_>>(), [8, 16]);
         // Without a validation set, none is measured.
         let r = train(
             &tiny(Model::Ladder),
