@@ -32,6 +32,7 @@ const CHECKS: &[&str] = &[
     "fast.jobs-vs-workers",
     "fast.grid-epoch-goal",
     "results.margin-sweep",
+    "results.table2-100",
     "results.grid-sample",
 ];
 
@@ -67,6 +68,7 @@ fn gpu_check_on_the_cpu_runs_every_stage_and_fails_nothing() {
             | "setup.libtorch-cuda"
             | "fast.grid-epoch-goal"
             | "results.margin-sweep"
+            | "results.table2-100"
             | "results.grid-sample" => "- skipped · ",
             "parity" | "fast.jobs-vs-workers" => "- skipped · ",
             _ if name.starts_with("setup.") => "- ",

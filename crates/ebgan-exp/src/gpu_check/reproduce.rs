@@ -1,6 +1,7 @@
 //! Stage 4: results at the paper's protocol with whatever the budget leaves, resumable across
 //! sessions: first the Figure 9 margin sweep (experiments/margin-sweep.toml as
-//! `gpu-margin-sweep`), then a growing stratified sample of the Table 1 grid
+//! `gpu-margin-sweep`), then Table 2 at 100 labels for 150 epochs with the searched EBGAN-LN
+//! (experiments/semi-mnist-gpu.toml as `gpu-semi-mnist`), then a growing stratified sample of the Table 1 grid
 //! (experiments/grid-mnist.toml, EBGAN-PT left out) as `gpu-grid-sample`. The sample's order is
 //! fixed by a seed: round-robin over the 256 shape groups (nLayerG x sizeG x nLayerD x sizeD),
 //! each group's runs in a seeded shuffle; a session plans the order's first runs up to
@@ -21,6 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub const SWEEP: &str = "gpu-margin-sweep";
+pub const TABLE2: &str = "gpu-semi-mnist";
 pub const SAMPLE: &str = "gpu-grid-sample";
 /// The seed of the sample's order (never change it: sessions continue each other's order).
 pub const SAMPLE_SEED: u64 = 2017;
@@ -245,15 +247,13 @@ fn describe(s: &Session, what: &str) -> (bool, String) {
 pub fn run(ctx: &mut Ctx) {
     if !ctx.cuda() {
         let why = format!("{NO_CUDA} (paper scale: 25 epochs per run; the sample's order and budgeted growth are tested on the CPU in tests/gpu_check.rs)");
-        ctx.line("results.margin-sweep", Outcome::Skipped, why.clone());
-        return ctx.line("results.grid-sample", Outcome::Skipped, why);
+        return skip_all(ctx, &why);
     }
     match ensure_data(&ctx.data) {
         Ok(None) => {}
         Ok(Some(why)) => {
             let why = format!("skipped: {why} (carry it: docs/performance.md)");
-            ctx.line("results.margin-sweep", Outcome::Skipped, why.clone());
-            return ctx.line("results.grid-sample", Outcome::Skipped, why);
+            return skip_all(ctx, &why);
         }
         Err(e) => return ctx.line("results.data", Outcome::Fail, format!("error: {e:#}")),
     }
@@ -267,19 +267,26 @@ pub fn run(ctx: &mut Ctx) {
         device,
         deadline: Instant::now() + Duration::from_secs_f64((c.stage_left() - RESERVE_S).max(0.0)),
     };
-    let sweep = at(ctx);
-    ctx.timed("results.margin-sweep", |_| {
-        seed_rows(&results, SWEEP)?;
-        let source = crate::fsutil::source_file("experiments/margin-sweep.toml");
-        let text = std::fs::read_to_string(source)?;
-        let text = text.replacen("name = \"margin-sweep\"", &format!("name = \"{SWEEP}\""), 1);
-        std::fs::create_dir_all(&experiments)?;
-        let file = experiments.join(format!("{SWEEP}.toml"));
-        crate::fsutil::write_atomic(&file, text.as_bytes())?;
-        let s = train_budgeted(&file, &sweep)?;
-        crate::report::write(&results.join(SWEEP))?;
-        Ok(describe(&s, "Figure 9 margin sweep"))
-    });
+    for (check, source, name, what) in [
+        (
+            "results.margin-sweep",
+            "experiments/margin-sweep.toml",
+            SWEEP,
+            "Figure 9 margin sweep",
+        ),
+        (
+            "results.table2-100",
+            "experiments/semi-mnist-gpu.toml",
+            TABLE2,
+            "Table 2 at 100 labels, 150 epochs",
+        ),
+    ] {
+        let budget = at(ctx);
+        ctx.timed(check, |_| {
+            let s = train_copy(source, name, &experiments, &budget)?;
+            Ok(describe(&s, what))
+        });
+    }
     let sample = at(ctx);
     ctx.timed("results.grid-sample", |_| {
         seed_rows(&results, SAMPLE)?;
@@ -291,8 +298,38 @@ pub fn run(ctx: &mut Ctx) {
     let _ = std::fs::write(results.join("README.txt"), results_note());
 }
 
+/// Every check of this stage, skipped for `why`.
+fn skip_all(ctx: &mut Ctx, why: &str) {
+    for check in [
+        "results.margin-sweep",
+        "results.table2-100",
+        "results.grid-sample",
+    ] {
+        ctx.line(check, Outcome::Skipped, why.to_string());
+    }
+}
+
+/// Trains the pending runs of the experiment file `source` under the name `name` (its rows
+/// apart from the committed ones) until the budget's deadline, then redraws its report.
+fn train_copy(source: &str, name: &str, experiments: &Path, at: &Budgeted) -> Result<Session> {
+    seed_rows(at.results, name)?;
+    let text = std::fs::read_to_string(crate::fsutil::source_file(source))?;
+    let exp = Experiment::parse(&text, source)?;
+    let text = text.replacen(
+        &format!("name = \"{}\"", exp.name),
+        &format!("name = \"{name}\""),
+        1,
+    );
+    std::fs::create_dir_all(experiments)?;
+    let file = experiments.join(format!("{name}.toml"));
+    crate::fsutil::write_atomic(&file, text.as_bytes())?;
+    let s = train_budgeted(&file, at)?;
+    crate::report::write(&at.results.join(name))?;
+    Ok(s)
+}
+
 fn results_note() -> String {
-    format!("Copy {SWEEP}/ and {SAMPLE}/ (runs.csv, summary.md, figures, notes.md) into the repository's results/ and commit them; the per-run folders stay ignored.\n")
+    format!("Copy {SWEEP}/, {TABLE2}/ and {SAMPLE}/ (runs.csv, summary.md, figures, notes.md) into the repository's results/ and commit them; the per-run folders stay ignored.\n")
 }
 
 /// The runs of `order` grouped by shape group, for tests.
