@@ -67,7 +67,7 @@ fn rows(text: &str) -> String {
     text.lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| ---") && !l.contains("---|"))
         .skip(1)
-        .take(8)
+        .take(16)
         .map(|l| l.trim_matches('|').trim().replace(" | ", " "))
         .collect::<Vec<_>>()
         .join("; ")
