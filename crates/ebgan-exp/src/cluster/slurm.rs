@@ -514,7 +514,7 @@ mod tests {
             // The header train_loop writes, its trainer's part left empty.
             let header = serde_json::json!({
                 "runs": members, "step": step, "window": 0, "logs": [], "host_alive": [],
-                "threads": 1, "trainer": null,
+                "threads": 1, "random": ebgan_models::rng::GENERATOR, "trainer": null,
             });
             let meta =
                 std::collections::HashMap::from([("header".to_string(), header.to_string())]);

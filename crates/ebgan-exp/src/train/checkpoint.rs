@@ -229,37 +229,6 @@ impl Loaded {
     }
 }
 
-/// The metadata of the checkpoint at `path`, read from its header alone (a checkpoint may hold
-/// gigabytes of weights).
-pub fn read_meta(path: &Path) -> Result<HashMap<String, String>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)
-        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .with_context(|| format!("checkpoint {}: no header", path.display()))?;
-    let len = u64::from_le_bytes(len);
-    anyhow::ensure!(
-        len < 1 << 30,
-        "checkpoint {}: corrupt header",
-        path.display()
-    );
-    let mut header = vec![0u8; len as usize];
-    f.read_exact(&mut header)
-        .with_context(|| format!("checkpoint {}: truncated header", path.display()))?;
-    let json: serde_json::Value = serde_json::from_slice(&header)
-        .with_context(|| format!("checkpoint {}: corrupt header", path.display()))?;
-    Ok(json
-        .get("__metadata__")
-        .and_then(|m| m.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,16 +294,5 @@ mod tests {
             err.contains("truncated") && err.contains("c.safetensors"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn metadata_reads_from_the_header_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.safetensors");
-        let meta = HashMap::from([("step".to_string(), "42".to_string())]);
-        let t = Tensor::zeros([1000], (Kind::Float, Device::Cpu));
-        save(&path, &[("w".into(), t)], meta).unwrap();
-        let m = read_meta(&path).unwrap();
-        assert_eq!((m["step"].as_str(), m["format"].as_str()), ("42", FORMAT));
     }
 }

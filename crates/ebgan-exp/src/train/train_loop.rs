@@ -339,12 +339,15 @@ pub struct Position {
 
 impl Position {
     pub fn of(ck: &Loaded) -> Result<Position> {
-        let header = header::<serde::de::IgnoredAny>(ck)?.with_context(|| {
-            format!(
-                "checkpoint {}: written by an earlier ebgan version (the run starts over)",
-                ck.path.display()
-            )
-        })?;
+        // What `resume` would start over from is no resume point.
+        let header = header::<serde::de::IgnoredAny>(ck)?
+            .filter(|h| h.random == GENERATOR)
+            .with_context(|| {
+                format!(
+                    "checkpoint {}: written by an earlier ebgan version (the run starts over)",
+                    ck.path.display()
+                )
+            })?;
         Ok(Position {
             runs: header.runs,
             step: header.step,
@@ -634,6 +637,8 @@ mod tests {
             let tensors: Named = ck.tensors.into_iter().collect();
             let meta = HashMap::from([("header".to_string(), header.to_string())]);
             checkpoint::save(&path, &tensors, meta).unwrap();
+            // `ebgan status` lists a checkpoint as a resume point exactly when it is one.
+            let listed = Position::of(&checkpoint::load(&path).unwrap()).is_ok();
             let (stop, mut said) = (Stop::never(), vec![]);
             let runs = Runs {
                 ids: &ids,
@@ -644,7 +649,9 @@ mod tests {
             };
             let mut t = Counting::new(&[None]);
             train(&mut t, &runs, &mut |_, m| said.push(m.to_string())).unwrap();
-            said.iter().any(|m| m.starts_with("resumed at step 20"))
+            let resumed = said.iter().any(|m| m.starts_with("resumed at step 20"));
+            assert_eq!(listed, resumed);
+            resumed
         };
         assert!(resumes(&|_| ()));
         // Written before the streams were Philox (no `random`): its positions are ChaCha's.

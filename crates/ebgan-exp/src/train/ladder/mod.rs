@@ -383,7 +383,14 @@ impl Training for LadderTraining<'_> {
         if let Some(g) = &self.nets.generator {
             g.write_samples(c.seed, self.run.dir)?;
         }
-        let e = ebgan_core::read::<f64>(&errors(&self.nets.net, &self.data))?;
+        // The last epoch's row measured the finished run already.
+        let e = match self.epochs.last() {
+            Some(r) if r.step == self.schedule().total => [Some(r.test_error), r.validation_error]
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => ebgan_core::read::<f64>(&errors(&self.nets.net, &self.data))?,
+        };
         Ok(vec![Measured {
             test_error: Some(e[0]),
             validation_error: e.get(1).copied(),
