@@ -46,15 +46,24 @@ test: mnist
     {{torch}} cargo test --release --workspace
     just test-isa
 
-# the bit-exactness tests again with ATen's AVX2 and scalar kernels and MKL's compatible ones (each changes the bits of a matmul, none may change a claim), and the parity cases with the scalar ones
-test-isa: mnist
+# MKL's vendor check answered by a preloaded library (scripts/mkl-vendor.c): target/mkl-paths/intel.so takes Intel's MKL kernels, other.so the other vendors', on any x86-64 machine
+mkl-paths:
+    mkdir -p target/mkl-paths
+    gcc -shared -fPIC -O2 -DINTEL=1 -o target/mkl-paths/intel.so scripts/mkl-vendor.c
+    gcc -shared -fPIC -O2 -DINTEL=0 -o target/mkl-paths/other.so scripts/mkl-vendor.c
+
+# the bit-exactness tests and the parity cases under Intel's and the other vendors' MKL kernels (whatever this machine is), then the bit-exactness tests under ATen's AVX2 and scalar kernels (an AVX2-only CPU; the path furthest from the default)
+test-isa: mnist mkl-paths
     #!/usr/bin/env bash
     set -euo pipefail
-    # The parity cases (about 2 min) under ATen's scalar kernels, the path furthest from the default.
-    for env in ATEN_CPU_CAPABILITY=avx2 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE; do
-      echo "== $env"
-      parity=$([[ "$env" != *default ]] || echo parity::tests)
-      env "$env" {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- train:: member_wise layers optim philox rng:: $parity
+    exact="train:: member_wise layers batch_invariance optim philox rng::"
+    for path in intel other; do
+      echo "== MKL's $path paths"
+      env EBGAN_MKL_PATH=$path LD_PRELOAD="$PWD/target/mkl-paths/$path.so" {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- $exact parity::tests
+    done
+    for isa in avx2 default; do
+      echo "== ATEN_CPU_CAPABILITY=$isa"
+      ATEN_CPU_CAPABILITY=$isa {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- $exact
     done
 
 # Table 1 grid (512 EBGAN + 6144 GAN runs); `quick`: the CPU-sized slice; `energy`: EBGAN, EBGAN-PT, BEGAN and MAGAN on the 512 EBGAN settings (and the GAN runs); `energy-quick`: its CPU slice

@@ -1,4 +1,5 @@
-//! Element-wise functions that round differently by where an element sits in its tensor.
+//! Element-wise functions that round differently by where an element sits in its tensor, and
+//! each member's operands for the BLAS calls made per member ([`members`]).
 //!
 //! On the CPU, ATen evaluates exp, log, tanh, sigmoid, softplus and pow with vector code for
 //! most of a tensor and with scalar code for its last few elements (fewer than two vector
@@ -20,6 +21,14 @@ pub fn member_wise(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
     }
     let parts: Vec<Tensor> = x.split(1, 0).iter().map(&f).collect();
     Tensor::cat(&parts, 0)
+}
+
+/// Each member's slab of `x` `[K, ...]` as a tensor of its own `[...]`: contiguous and at the
+/// start of a fresh allocation (64-byte aligned), as the member's tensor is when it runs alone.
+/// A BLAS call on these sees the same sizes, strides and alignment in any cohort; its result
+/// depends on nothing else. Gradients flow back to `x`.
+pub fn members(x: &Tensor) -> Vec<Tensor> {
+    x.unbind_copy(0)
 }
 
 #[cfg(test)]
@@ -47,5 +56,47 @@ mod tests {
             let alone = f(&x.narrow(0, k, 1).contiguous());
             assert_eq!(bits(&whole.narrow(0, k, 1)), bits(&alone), "member {k}");
         }
+    }
+
+    /// `just test-isa` names the MKL vendor path it preloads (scripts/mkl-vendor.c) in
+    /// EBGAN_MKL_PATH; this fails if MKL did not take it, so an ignored preload cannot pass.
+    #[test]
+    fn the_mkl_vendor_path_named_is_the_one_taken() {
+        let Ok(path) = std::env::var("EBGAN_MKL_PATH") else {
+            return; // the machine's own path
+        };
+        let intel = match path.as_str() {
+            "intel" => 1,
+            "other" => 0,
+            _ => panic!("EBGAN_MKL_PATH={path}: expected intel or other"),
+        };
+        // A product large enough for ATen to hand to MKL's sgemm.
+        let a = Tensor::ones([64, 64], (Kind::Float, Device::Cpu));
+        assert_eq!(f64::try_from(a.mm(&a).mean(Kind::Float)).unwrap(), 64.0);
+        let symbol = |name: &std::ffi::CStr| {
+            extern "C" {
+                fn dlsym(
+                    handle: *mut std::ffi::c_void,
+                    symbol: *const std::ffi::c_char,
+                ) -> *mut std::ffi::c_void;
+            }
+            // RTLD_DEFAULT: the process's global scope, where a preloaded library comes first.
+            let f = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
+            assert!(
+                !f.is_null(),
+                "EBGAN_MKL_PATH={path}, but {name:?} is not loaded (LD_PRELOAD)"
+            );
+            unsafe { std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn() -> i32>(f) }
+        };
+        let queries = symbol(c"ebgan_mkl_vendor_queries");
+        assert!(
+            queries() > 0,
+            "MKL never asked the preloaded vendor check: the {path} path is not in effect"
+        );
+        assert_eq!(
+            symbol(c"mkl_serv_intel_cpu_true")(),
+            intel,
+            "the vendor answer MKL sees"
+        );
     }
 }

@@ -19,7 +19,17 @@ pub fn pulling_away(codes: &Tensor) -> Tensor {
         .norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)
         .clamp_min(1e-12);
     let unit = s / norm;
-    let cos_sq = unit.bmm(&unit.transpose(1, 2)).square();
+    let cos_sq = if unit.device().is_cuda() {
+        unit.bmm(&unit.transpose(1, 2))
+    } else {
+        // Per member on the CPU: the batched kernel's sums depend on K and position.
+        let grams: Vec<Tensor> = crate::member_wise::members(&unit)
+            .iter()
+            .map(|u| u.mm(&u.tr()))
+            .collect();
+        Tensor::stack(&grams, 0)
+    }
+    .square();
     let off_diagonal = cos_sq.sum_dim_intlist([1i64, 2].as_slice(), false, None)
         - cos_sq
             .diagonal(0, 1, 2)

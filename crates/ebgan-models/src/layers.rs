@@ -2,9 +2,10 @@
 //! weights, batch statistics and dropout mask.
 
 use crate::vars::Vars;
+use ebgan_core::member_wise::members;
 use tch::{Kind, Tensor};
 
-/// y = x W + b with W `[K, in, out]`: one batched matmul for all members.
+/// y = x W + b with W `[K, in, out]`: per member on the CPU, one batched matmul on CUDA.
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
@@ -19,11 +20,23 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        // On the CPU a single run goes through the same batched kernel as a cohort's member, so
-        // it gets the same bits alone as in any cohort. On CUDA (cohorts compared within a
-        // tolerance there) a single run takes plain addmm, whose backward avoids bmm's
-        // transposed copies.
-        if self.weight.size()[0] == 1 && self.weight.device().is_cuda() {
+        let k = self.weight.size()[0];
+        if !self.weight.device().is_cuda() {
+            // On the CPU, every member makes the 2-D call it makes alone: MKL's batched kernels
+            // sum in an order that depends on K and the member's position (width-1 shapes on
+            // AMD, most shapes on Intel), its 2-D ones on the operands only
+            // (ebgan_core::member_wise::members).
+            let ys: Vec<Tensor> = members(x)
+                .iter()
+                .zip(members(&self.weight))
+                .zip(self.bias.unbind(0))
+                .map(|((x, w), b)| b.addmm(x, &w))
+                .collect();
+            return Tensor::stack(&ys, 0);
+        }
+        // On CUDA (cohorts compared within a tolerance there) a single run takes plain addmm,
+        // whose backward avoids bmm's transposed copies.
+        if k == 1 {
             self.bias
                 .squeeze_dim(0)
                 .addmm(&x.squeeze_dim(0), &self.weight.squeeze_dim(0))
@@ -38,7 +51,7 @@ impl Linear {
 pub struct BatchNorm {
     pub gamma: Tensor,
     pub beta: Tensor,
-    features: i64,
+    pub(crate) features: i64,
 }
 
 const BN_EPS: f64 = 1e-5;

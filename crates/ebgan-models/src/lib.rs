@@ -4,6 +4,8 @@
 //! Grid networks carry a leading member dimension `K` (weights `[K, in, out]`, batched matmuls):
 //! one implementation serves a single run (K = 1) and a cohort of runs that share a shape.
 
+#[cfg(test)]
+mod batch_invariance;
 pub mod classifier;
 pub mod dcgan;
 pub mod inception;

@@ -243,5 +243,8 @@ pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
         ours,
         unchecked: vec![],
         exercised,
+        // A weight gradient of G's last up-convolution adds over every output pixel of the batch.
+        longest_sum: (c.batch_size * c.image_size * c.image_size) as usize,
+        steps,
     }
 }

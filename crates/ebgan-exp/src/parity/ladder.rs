@@ -196,6 +196,13 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
             .chain(still_combinators(c.combinator))
             .collect(),
         exercised: vec![],
+        // The widest layer's fan-in (1000, decoder side) or G's, or a weight gradient's batch.
+        longest_sum: ebgan_models::ladder::WIDTHS
+            .into_iter()
+            .chain([b, c.size_g])
+            .max()
+            .unwrap_or(1) as usize,
+        steps,
     }
 }
 

@@ -335,6 +335,12 @@ pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
         ours,
         unchecked,
         exercised,
+        // A layer's fan-in (784 pixels into D) or a weight gradient's batch.
+        longest_sum: [PIXELS as i64, c.size_g, c.size_d, c.z_dim, c.batch_size]
+            .into_iter()
+            .max()
+            .unwrap_or(1) as usize,
+        steps,
     }
 }
 
