@@ -52,7 +52,7 @@ mkl-paths:
     gcc -shared -fPIC -O2 -DINTEL=1 -o target/mkl-paths/intel.so scripts/mkl-vendor.c
     gcc -shared -fPIC -O2 -DINTEL=0 -o target/mkl-paths/other.so scripts/mkl-vendor.c
 
-# the bit-exactness tests and the parity cases under Intel's and the other vendors' MKL kernels (whatever this machine is), then the bit-exactness tests under ATen's AVX2 and scalar kernels (an AVX2-only CPU; the path furthest from the default)
+# the bit-exactness tests and the parity cases under Intel's and the other vendors' MKL kernels (whatever this machine is), then under ATen's AVX2 kernels (an AVX2-only CPU; parity too) and its scalar ones (the path furthest from the default)
 test-isa: mnist mkl-paths
     #!/usr/bin/env bash
     set -euo pipefail
@@ -61,9 +61,11 @@ test-isa: mnist mkl-paths
       echo "== MKL's $path paths"
       env EBGAN_MKL_PATH=$path LD_PRELOAD="$PWD/target/mkl-paths/$path.so" {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- $exact parity::tests
     done
+    # ATen's own kernels by vector width: an AVX2-only CPU (parity too), and the scalar code.
     for isa in avx2 default; do
       echo "== ATEN_CPU_CAPABILITY=$isa"
-      ATEN_CPU_CAPABILITY=$isa {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- $exact
+      parity=$([[ $isa != avx2 ]] || echo parity::tests)
+      ATEN_CPU_CAPABILITY=$isa {{torch}} cargo test --release -p ebgan-core -p ebgan-models -p ebgan-exp --lib -- $exact $parity
     done
 
 # Table 1 grid (512 EBGAN + 6144 GAN runs); `quick`: the CPU-sized slice; `energy`: EBGAN, EBGAN-PT, BEGAN and MAGAN on the 512 EBGAN settings (and the GAN runs); `energy-quick`: its CPU slice

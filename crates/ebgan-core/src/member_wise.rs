@@ -23,13 +23,36 @@ pub fn member_wise(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
     Tensor::cat(&parts, 0)
 }
 
-/// Each member's slab of `x` `[K, ...]` as a tensor of its own `[...]`: contiguous and at the
-/// start of a fresh allocation (64-byte aligned), as the member's tensor is when it runs alone.
-/// A BLAS call on these sees the same sizes, strides and alignment in any cohort; its result
-/// depends on nothing else. Gradients flow back to `x`.
+/// Each member's slab of `x` `[K, ...]` as a tensor `[...]` laid out as it is when the member
+/// runs alone: contiguous, starting on a 64-byte boundary (a fresh allocation's alignment). A
+/// slab that already is stays a view; another is copied. A BLAS call on these sees the same
+/// sizes, strides and alignment in any cohort and at any position, and its result depends on
+/// nothing else. Gradients flow back to `x`.
 pub fn members(x: &Tensor) -> Vec<Tensor> {
-    x.unbind_copy(0)
+    x.unbind(0)
+        .into_iter()
+        .map(|m| {
+            if !m.is_contiguous() {
+                m.contiguous() // a fresh allocation
+            } else if m.data_ptr() as usize % ALIGNMENT != 0 {
+                m.copy()
+            } else {
+                m
+            }
+        })
+        .collect()
 }
+
+/// Members' results `[...]` as one cohort tensor `[K, ...]` (a view for a single run, no copy).
+pub fn join(mut parts: Vec<Tensor>) -> Tensor {
+    if parts.len() == 1 {
+        return parts.pop().expect("one part").unsqueeze(0);
+    }
+    Tensor::stack(&parts, 0)
+}
+
+/// libtorch's CPU allocator aligns every allocation to 64 bytes.
+const ALIGNMENT: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -55,6 +78,40 @@ mod tests {
         for k in 0..3 {
             let alone = f(&x.narrow(0, k, 1).contiguous());
             assert_eq!(bits(&whole.narrow(0, k, 1)), bits(&alone), "member {k}");
+        }
+    }
+
+    #[test]
+    fn members_are_contiguous_aligned_and_carry_gradients() {
+        // Batch 10 of width 1: member k starts 40 k bytes in, off a 64-byte boundary for k odd.
+        let x = Tensor::arange(30, (Kind::Float, Device::Cpu))
+            .view([3, 10, 1])
+            .set_requires_grad(true);
+        let m = members(&x);
+        for (k, t) in m.iter().enumerate() {
+            assert!(
+                t.is_contiguous() && t.data_ptr() as usize % 64 == 0,
+                "member {k}"
+            );
+            assert_eq!(bits(t), bits(&x.narrow(0, k as i64, 1)));
+        }
+        // d/dx of sum_k (k + 1) sum(member k) is k + 1 on member k's slab.
+        let loss = m.iter().enumerate().fold(
+            Tensor::zeros([], (Kind::Float, Device::Cpu)),
+            |acc, (k, t)| acc + t.sum(Kind::Float) * (k as f64 + 1.0),
+        );
+        let grad = Tensor::run_backward(&[loss], &[&x], false, false)
+            .pop()
+            .unwrap();
+        let want: Vec<f32> = (0..30).map(|i| (i / 10 + 1) as f32).collect();
+        assert_eq!(Vec::<f32>::try_from(grad.flatten(0, -1)).unwrap(), want);
+        // A transposed cohort's slabs are copied into rows of their own.
+        let t = Tensor::arange(24, (Kind::Float, Device::Cpu))
+            .view([4, 2, 3])
+            .transpose(0, 1);
+        for (k, m) in members(&t).iter().enumerate() {
+            assert!(m.is_contiguous());
+            assert_eq!(bits(m), bits(&t.narrow(0, k as i64, 1).contiguous()));
         }
     }
 

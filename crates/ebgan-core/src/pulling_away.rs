@@ -27,7 +27,7 @@ pub fn pulling_away(codes: &Tensor) -> Tensor {
             .iter()
             .map(|u| u.mm(&u.tr()))
             .collect();
-        Tensor::stack(&grams, 0)
+        crate::member_wise::join(grams)
     }
     .square();
     let off_diagonal = cos_sq.sum_dim_intlist([1i64, 2].as_slice(), false, None)

@@ -32,7 +32,7 @@ impl Linear {
                 .zip(self.bias.unbind(0))
                 .map(|((x, w), b)| b.addmm(x, &w))
                 .collect();
-            return Tensor::stack(&ys, 0);
+            return ebgan_core::member_wise::join(ys);
         }
         // On CUDA (cohorts compared within a tolerance there) a single run takes plain addmm,
         // whose backward avoids bmm's transposed copies.

@@ -1,8 +1,9 @@
 //! Networks for EBGAN on libtorch, in the style of candle's model files: a spec struct, a
 //! constructor taking a variable path, and `forward`.
 //!
-//! Grid networks carry a leading member dimension `K` (weights `[K, in, out]`, batched matmuls):
-//! one implementation serves a single run (K = 1) and a cohort of runs that share a shape.
+//! Grid networks carry a leading member dimension `K` (weights `[K, in, out]`; batched matmuls on
+//! CUDA, each member's own 2-D calls on the CPU): one implementation serves a single run (K = 1)
+//! and a cohort of runs that share a shape.
 
 #[cfg(test)]
 mod batch_invariance;

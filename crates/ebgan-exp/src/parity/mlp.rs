@@ -1,6 +1,6 @@
 //! Parity cases of the Table 1 MLP step (train::mlp::Cohort): EBGAN, EBGAN-PT and GAN; Adam and
 //! SGD (with and without momentum) mixed in one cohort; dropout and batch norm on; a single run
-//! (the addmm path) beside the member-batched ones; BEGAN (k_t per member) and MAGAN (D's
+//! beside the member-batched ones; BEGAN (k_t per member) and MAGAN (D's
 //! pretraining epoch, then its margin rule at two epoch ends). Reference: parity/mlp.py.
 
 use super::exercise::{exercised, Exercise};

@@ -591,7 +591,7 @@ mod tests {
     #[test]
     fn a_run_trains_bit_for_bit_the_same_alone_and_anywhere_in_a_mixed_cohort() {
         // By construction (train/mod.rs, Trainer::threads; ebgan_core::member_wise): one
-        // libtorch thread per cohort, the same batched matmul for K = 1 as for a member, and
+        // libtorch thread per cohort, each member's matmuls as the 2-D calls it makes alone, and
         // transcendental functions applied per member, so no member's bits depend on K or on
         // its position. Batch 16 and widths 16 / 32 put members' values in the vector kernels'
         // scalar tails differently alone and in the cohort.
