@@ -34,7 +34,7 @@ pub fn members(x: &Tensor) -> Vec<Tensor> {
         .map(|m| {
             if !m.is_contiguous() {
                 m.contiguous() // a fresh allocation
-            } else if m.data_ptr() as usize % ALIGNMENT != 0 {
+            } else if !(m.data_ptr() as usize).is_multiple_of(ALIGNMENT) {
                 m.copy()
             } else {
                 m
@@ -90,7 +90,7 @@ mod tests {
         let m = members(&x);
         for (k, t) in m.iter().enumerate() {
             assert!(
-                t.is_contiguous() && t.data_ptr() as usize % 64 == 0,
+                t.is_contiguous() && (t.data_ptr() as usize).is_multiple_of(64),
                 "member {k}"
             );
             assert_eq!(bits(t), bits(&x.narrow(0, k as i64, 1)));
