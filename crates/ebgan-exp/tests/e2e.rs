@@ -150,6 +150,71 @@ fn grid_runs_resumes_and_reruns_only_a_deleted_row() {
     );
 }
 
+/// Two GAN runs that train as one cohort; the second is rerun alone.
+const PAIR: &str = r#"
+name = "pair"
+[common]
+size_g = 32
+size_d = 16
+batch_size = 32
+train_images = 256
+epochs = 1
+score_samples = 300
+
+[[grid]]
+model = "gan"
+lr = [0.01, 0.001]
+"#;
+
+/// runs.csv as (run id, column -> cell).
+fn cells(csv: &Path) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+    let mut r = ::csv::Reader::from_path(csv).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            let row: std::collections::BTreeMap<_, _> = header
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(String::from))
+                .collect();
+            (row["run_id"].clone(), row)
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_rerun_alone_gets_every_cell_it_got_in_its_cohort() {
+    // Its scores too: the samples it scores, and their scoring, do not depend on the cohort.
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), PAIR);
+    let results = tmp.path().join("results");
+    run(&exp, &results, &["--no-report"]);
+    let csv = results.join("pair").join("runs.csv");
+    let first = cells(&csv);
+    assert_eq!(first.len(), 2);
+    assert!(
+        first.iter().all(|(_, r)| r["cohort_size"] == "2"),
+        "{first:?}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let (victim, before) = &first[1];
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with(&format!("{victim},")))
+        .collect();
+    std::fs::write(&csv, kept.join("\n") + "\n").unwrap();
+    run(&exp, &results, &["--no-report"]);
+    let again = cells(&csv);
+    let after = &again.iter().find(|(id, _)| id == victim).unwrap().1;
+    assert_eq!(after["cohort_size"], "1");
+    for (column, cell) in before {
+        if !["cohort_size", "wall_s", "finished_at"].contains(&column.as_str()) {
+            assert_eq!(&after[column], cell, "{column} of {victim} alone");
+        }
+    }
+    assert!(!before["i_prime"].is_empty() && !before["fid"].is_empty());
+}
+
 #[test]
 fn shards_cover_the_grid_exactly_once_and_merge() {
     let tmp = tempfile::tempdir().unwrap();
