@@ -17,6 +17,9 @@ struct Cli {
     /// Data folder (MNIST, the scoring classifier); default $EBGAN_DATA or ./data.
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// The most runs an experiment file may expand to.
+    #[arg(long, global = true, default_value_t = config::DEFAULT_MAX_RUNS)]
+    max_runs: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +72,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    config::set_max_runs(cli.max_runs);
     let data = data::data_dir(cli.data);
     let done = match cli.command {
         Command::Mnist(a) => a.run(&data),

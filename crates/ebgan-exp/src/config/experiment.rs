@@ -7,6 +7,21 @@ use super::shard::Shard;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The most runs an experiment file may expand to (the full Table 1 grid with EBGAN-PT is
+/// 7,168): a file listing far more is most likely a mistake, and expanding it would exhaust
+/// memory before any error. `ebgan --max-runs N` raises it.
+pub const DEFAULT_MAX_RUNS: u64 = 100_000;
+static MAX_RUNS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_RUNS);
+
+/// Sets the limit [`Experiment::parse`] holds files to (`ebgan --max-runs`).
+pub fn set_max_runs(n: u64) {
+    MAX_RUNS.store(n, Ordering::Relaxed);
+}
+
+/// The longest experiment name: it becomes a folder name and a Slurm job name.
+const MAX_NAME: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,24 +156,41 @@ impl Experiment {
 
     /// Parses experiment text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Experiment> {
+        Self::parse_limited(text, origin, MAX_RUNS.load(Ordering::Relaxed))
+    }
+
+    /// [`Experiment::parse`] of a file that may expand to at most `limit` runs.
+    pub fn parse_limited(text: &str, origin: &str, limit: u64) -> Result<Experiment> {
         let file: ExperimentFile =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         if file.wnids.is_some() && file.dataset != Dataset::Imagenet {
             bail!("{origin}: wnids is only for dataset = \"imagenet\"");
         }
-        if file.name.is_empty() || file.name.contains(['/', '\\']) || file.name.starts_with('.') {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if file.name.is_empty()
+            || file.name.len() > MAX_NAME
+            || !file.name.chars().all(plain)
+            || file.name.starts_with('.')
+        {
             bail!(
-                "{origin}: name = {:?} must be a plain folder name",
+                "{origin}: name = {:?} must be a plain folder name: 1 to {MAX_NAME} of A-Z a-z 0-9 - _ . and not starting with a dot",
                 file.name
             );
         }
         if file.grid.is_empty() {
             bail!("{origin}: no [[grid]] table: an experiment needs at least one");
         }
+        let specs: Vec<GridSpec> = file.grid.iter().map(|g| file.common.overlay(g)).collect();
+        let planned = specs.iter().fold(0u128, |n, s| n.saturating_add(s.size()));
+        if planned > limit as u128 {
+            bail!(
+                "{origin}: the grids expand to {planned} runs, over the limit of {limit} (a list too long?); `ebgan --max-runs N` raises it"
+            );
+        }
         let mut runs = vec![];
         let mut seen = std::collections::HashSet::new();
-        for (g, spec) in file.grid.iter().enumerate() {
-            for config in file.common.overlay(spec).expand() {
+        for (g, spec) in specs.iter().enumerate() {
+            for config in spec.expand() {
                 config
                     .validate_for(file.dataset)
                     .map_err(|e| invalid(text, origin, g, &e))?;

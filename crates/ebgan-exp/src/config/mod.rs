@@ -17,7 +17,7 @@ mod run_config;
 mod shard;
 mod validate;
 
-pub use experiment::{DatasetSpec, Experiment, Run, SlurmSettings};
+pub use experiment::{set_max_runs, DatasetSpec, Experiment, Run, SlurmSettings, DEFAULT_MAX_RUNS};
 pub use grid::OneOrMany;
 pub use kinds::{Dataset, Family, MarginDecay, Model, Network};
 pub use run_config::{GridSpec, RunConfig};
@@ -133,6 +133,72 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(c.run_id(), format!("gan-{hex}"));
+    }
+
+    #[test]
+    fn a_huge_grid_is_an_error_before_it_is_expanded() {
+        // 1000^4 = 10^12 runs: counted, never allocated.
+        let list = format!(
+            "[{}]",
+            (1..=1000)
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let text = format!(
+            "name = \"huge\"\n[[grid]]\nsize_g = {list}\nsize_d = {list}\nz_dim = {list}\nseed = {list}\n"
+        );
+        let err = Experiment::parse(&text, "huge.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("huge.toml")
+                && err.contains("1000000000000 runs")
+                && err.contains("--max-runs"),
+            "{err}"
+        );
+        // Just under the limit plans; one over does not.
+        let at = |n: u64| {
+            format!(
+                "name = \"t\"\n[[grid]]\nseed = [{}]\n",
+                (0..n).map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+            )
+        };
+        assert_eq!(Experiment::parse(&at(3), "t.toml").unwrap().runs.len(), 3);
+        let err = Experiment::parse_limited(&at(3), "t.toml", 2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3 runs, over the limit of 2"), "{err}");
+    }
+
+    #[test]
+    fn names_are_plain_folder_names() {
+        for bad in [
+            "a\\nb",
+            "a\\u0000b",
+            "../up",
+            ".hidden",
+            "a b",
+            "{{DATA}}",
+            "<x>",
+        ] {
+            let text = format!("name = \"{bad}\"\n[[grid]]\nmodel = \"ebgan\"\n");
+            let err = Experiment::parse(&text, "n.toml").unwrap_err().to_string();
+            assert!(
+                err.contains("n.toml") && err.contains("plain folder name"),
+                "{bad}: {err}"
+            );
+        }
+        let long = format!(
+            "name = \"{}\"\n[[grid]]\nmodel = \"ebgan\"\n",
+            "a".repeat(300)
+        );
+        assert!(Experiment::parse(&long, "n.toml").is_err());
+        let ok = "name = \"grid-mnist_v2.1\"\n[[grid]]\nmodel = \"ebgan\"\n";
+        assert_eq!(
+            Experiment::parse(ok, "n.toml").unwrap().name,
+            "grid-mnist_v2.1"
+        );
     }
 
     #[test]

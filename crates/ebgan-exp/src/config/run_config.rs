@@ -34,6 +34,13 @@ macro_rules! run_config {
                 GridSpec { $( $field: over.$field.clone().or_else(|| self.$field.clone()), )* }
             }
 
+            /// How many runs [`GridSpec::expand`] gives, computed without expanding (saturating).
+            pub fn size(&self) -> u128 {
+                let mut n: u128 = 1;
+                $( if let Some(values) = &self.$field { n = n.saturating_mul(values.0.len() as u128); } )*
+                n
+            }
+
             /// The cartesian product of the listed values, fields in declaration order (the last
             /// field varies fastest).
             pub fn expand(&self) -> Vec<RunConfig> {
