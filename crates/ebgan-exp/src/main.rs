@@ -70,7 +70,24 @@ enum Command {
     GpuCheck(gpu_check::GpuCheckArgs),
 }
 
+/// A closed stdout or stderr (`ebgan run ... | head`) ends the process, as it ends other Unix
+/// tools, instead of a panic in whichever training thread prints next (which recorded its cohort
+/// as failed). What was committed stays whole (rows are written atomically), and a run committed
+/// without the rest of its cohort gets the same row when the next `ebgan run` trains the others.
+fn die_on_closed_pipes() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restores the default action for one signal before any thread starts.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    die_on_closed_pipes();
     let cli = Cli::parse();
     config::set_max_runs(cli.max_runs);
     let data = data::data_dir(cli.data);

@@ -222,3 +222,85 @@ fn a_gpu_check_budget_must_be_a_positive_number_and_cuda_k_is_accepted() {
         "{md}\n{err}"
     );
 }
+
+const FOUR: &str = r#"
+name = "four"
+[common]
+size_g = 32
+size_d = 16
+batch_size = 32
+train_images = 256
+epochs = 2
+score_samples = 128
+
+[[grid]]
+model = "gan"
+seed = [0, 1, 2, 3]
+"#;
+
+#[test]
+fn a_closed_stderr_ends_the_run_without_a_panic_or_a_failed_run() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write(tmp.path(), "four.toml", FOUR);
+    let results = tmp.path().join("results");
+    // `ebgan run ... 2>&1 | head -1`: the reader goes away after the first line.
+    let mut child = spawn(&exp, &results, &[]);
+    let mut first = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(13),
+        "SIGPIPE, not a panic: {status:?} after {first:?}"
+    );
+    let root = results.join("four");
+    assert!(
+        !root.join("failed.log").exists(),
+        "no run recorded as failed"
+    );
+    // The next invocation trains what is left, each run once.
+    let out = spawn(&exp, &results, &[]).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut done = ids(&all_rows(&root));
+    done.sort();
+    let plan = ok(ebgan(&["plan", exp.to_str().unwrap(), "--list"]));
+    assert_eq!(done, common::planned_ids(&plan));
+}
+
+#[test]
+fn a_grid_whose_every_run_failed_exits_2_and_names_the_first_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write(tmp.path(), "four.toml", FOUR);
+    let results = tmp.path().join("results");
+    // A folder where each run's sample sheet would go: every run fails when it writes it,
+    // inside the run (as on a full disk), and none commits a row.
+    let root = results.join("four");
+    let plan = ok(ebgan(&["plan", exp.to_str().unwrap(), "--list"]));
+    for id in common::planned_ids(&plan) {
+        std::fs::create_dir_all(root.join(&id).join("samples.png")).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ebgan"))
+        .args(["run", exp.to_str().unwrap(), "--device", "cpu"])
+        .args(["--results", results.to_str().unwrap()])
+        .args(["--classifier", classifier().to_str().unwrap()])
+        .env("EBGAN_DATA", mnist_dir())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("4 run(s) failed")
+            && last.contains("the first:")
+            && last.contains(" failed: "),
+        "{last}"
+    );
+}

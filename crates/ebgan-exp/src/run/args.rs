@@ -139,15 +139,21 @@ impl RunArgs {
                 );
                 failed = Some(RunsStopped(msg).into());
             } else if n_failed > 0 {
-                failed =
-                    Some(RunsFailed(format!("{n_failed} run(s) failed (see failed.log)")).into());
+                let first = first_failure(&self.results, &self.file, n_failed);
+                failed = Some(
+                    RunsFailed(format!("{n_failed} run(s) failed (see failed.log){first}")).into(),
+                );
             }
         }
         if !self.no_report {
             let exp = Experiment::load(&self.file)?;
             let dir = self.results.join(&exp.name);
-            crate::report::write(&dir)?;
-            eprintln!("report: {}", dir.join("summary.md").display());
+            match crate::report::write(&dir) {
+                Ok(()) => eprintln!("report: {}", dir.join("summary.md").display()),
+                // No report (e.g. no run committed) must not hide why the runs failed.
+                Err(e) if failed.is_some() => eprintln!("no report: {e:#}"),
+                Err(e) => return Err(e),
+            }
         }
         failed.map_or(Ok(()), Err)
     }
@@ -196,4 +202,18 @@ impl RunArgs {
         }
         pass
     }
+}
+
+/// The first of this invocation's `n` failures, the last `n` lines of failed.log: ": <line>".
+fn first_failure(results: &Path, file: &Path, n: usize) -> String {
+    let Ok(exp) = Experiment::load(file) else {
+        return String::new();
+    };
+    let log =
+        std::fs::read_to_string(results.join(&exp.name).join("failed.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines
+        .get(lines.len().saturating_sub(n))
+        .map(|l| format!("; the first: {l}"))
+        .unwrap_or_default()
 }
