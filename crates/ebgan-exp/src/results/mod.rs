@@ -18,7 +18,7 @@ pub use read::read_rows;
 
 use crate::config::{Experiment, Family, RunConfig, Shard};
 use crate::fsutil::{append_line, write_atomic};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -419,14 +419,31 @@ impl ResultsDir {
         Ok(())
     }
 
-    /// Rows of every runs*.csv (first occurrence of a run id wins).
+    /// Rows of every runs*.csv. A run id in two rows is one run when the rows are the same
+    /// (counted once, the duplicate named) and an error when they differ: which is right is
+    /// not ours to guess.
     pub fn rows(&self) -> Result<Vec<RunRecord>> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = vec![];
+        let mut seen: std::collections::HashMap<String, (usize, PathBuf)> = Default::default();
+        let mut out: Vec<RunRecord> = vec![];
         for file in self.csv_files()? {
             for r in read_rows(&file)? {
-                if seen.insert(r.run_id.clone()) {
-                    out.push(r);
+                match seen.get(&r.run_id) {
+                    None => {
+                        seen.insert(r.run_id.clone(), (out.len(), file.clone()));
+                        out.push(r);
+                    }
+                    Some((i, first)) if out[*i] == r => eprintln!(
+                        "{}: {} is also in {} (the same row, counted once)",
+                        file.display(),
+                        r.run_id,
+                        first.display()
+                    ),
+                    Some((_, first)) => bail!(
+                        "{}: {} has another row in {} with other values: keep one of them",
+                        file.display(),
+                        r.run_id,
+                        first.display()
+                    ),
                 }
             }
         }
@@ -438,10 +455,25 @@ impl ResultsDir {
 mod tests {
     use super::*;
 
-    fn record(id: &str, i_prime: Option<f64>) -> RunRecord {
+    /// The config of a test run named `name` (its seed derived from the name).
+    fn config_of(name: &str) -> RunConfig {
+        RunConfig {
+            lr: 0.0001,
+            dropout_d: true,
+            seed: name.bytes().map(u64::from).sum(),
+            ..Default::default()
+        }
+    }
+
+    /// The id of test run `name`: its config's hash, as `ebgan run` writes it.
+    fn id(name: &str) -> String {
+        config_of(name).run_id()
+    }
+
+    fn record(name: &str, i_prime: Option<f64>) -> RunRecord {
         RunRecord {
             result: ResultColumns {
-                run_id: id.into(),
+                run_id: id(name),
                 family: Family::Gan,
                 status: if i_prime.is_some() {
                     Status::Finished
@@ -469,11 +501,7 @@ mod tests {
                 classifier: "5615b1c19a98f8a3".into(),
                 finished_at: "2026-01-01T00:00:00Z".into(),
             },
-            config: RunConfig {
-                lr: 0.0001,
-                dropout_d: true,
-                ..Default::default()
-            },
+            config: config_of(name),
         }
     }
 
@@ -486,6 +514,7 @@ mod tests {
         // An optional field set on one row, unset (an empty cell) on the other.
         let mut b = record("b", None);
         b.config.g_lr = Some(0.0002);
+        b.result.run_id = b.config.run_id();
         res.append_row(&csv, &b).unwrap();
         let rows = res.rows().unwrap();
         assert_eq!(
@@ -513,7 +542,7 @@ mod tests {
             .into_iter()
             .map(|r| r.result.run_id)
             .collect();
-        assert_eq!(ids, ["a", "b", "d"]);
+        assert_eq!(ids, [id("a"), b.result.run_id, id("d")]);
     }
 
     #[test]
@@ -570,7 +599,10 @@ mod tests {
         let mut bad = record("b", Some(1.0));
         bad.config.lr = f64::INFINITY;
         let err = format!("{:#}", res.append_row(&csv, &bad).unwrap_err());
-        assert!(err.contains("refusing to commit run b"), "{err}");
+        assert!(
+            err.contains(&format!("refusing to commit run {}", id("b"))),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&csv).unwrap(), before);
         assert_eq!(res.rows().unwrap().len(), 1);
     }
@@ -594,6 +626,7 @@ mod tests {
         for r in &exp_a.runs {
             let mut row = record(&r.id, Some(1.0));
             row.config = r.config.clone();
+            row.result.run_id = r.id.clone();
             res.append_row(&res.runs_csv(Shard::ALL), &row).unwrap();
         }
         // The same file again, and a file that keeps both runs: nothing to say.
@@ -666,5 +699,53 @@ mod tests {
             assert!(err.contains("runs.csv") && err.contains("line 1"), "{err}");
         }
         assert_eq!(std::fs::read(&csv).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_cut_column_an_edited_row_or_a_conflicting_duplicate_is_an_error_and_nothing_is_rewritten()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let res = ResultsDir::new(dir.path().to_path_buf());
+        let csv = res.runs_csv(Shard::ALL);
+        res.append_row(&csv, &record("a", Some(1.0))).unwrap();
+        let good = std::fs::read_to_string(&csv).unwrap();
+        let check = |text: &str, wants: &[&str]| {
+            std::fs::write(&csv, text).unwrap();
+            for err in [res.rows().unwrap_err(), res.repair(&csv).unwrap_err()] {
+                let err = format!("{err:#}");
+                assert!(wants.iter().all(|w| err.contains(w)), "{err}");
+            }
+            assert_eq!(std::fs::read_to_string(&csv).unwrap(), text, "rewritten");
+        };
+        // The i_prime column cut out (a spreadsheet export).
+        let cut: String = good
+            .lines()
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                [&cells[..3], &cells[4..]].concat().join(",") + "\n"
+            })
+            .collect();
+        check(&cut, &["runs.csv", "line 1", "`i_prime`"]);
+        // lr edited by hand: the row no longer hashes to its id.
+        let edited = good.replace(",0.0001,", ",0.001,");
+        assert_ne!(edited, good);
+        check(&edited, &["runs.csv", "line 2", &id("a"), "edited by hand"]);
+        // Ids that are paths or markup are not ids.
+        for bad in ["../../outside", "<img src=x onerror=alert(1)>"] {
+            check(&good.replace(&id("a"), bad), &["line 2", "is not the id"]);
+        }
+        // One run in two files: counted once when the rows agree, an error when they differ.
+        std::fs::write(&csv, &good).unwrap();
+        let other = res.runs_csv(Shard { index: 0, count: 2 });
+        std::fs::write(&other, &good).unwrap();
+        assert_eq!(res.rows().unwrap().len(), 1);
+        let later = good.replace("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
+        assert_ne!(later, good);
+        std::fs::write(&other, later).unwrap();
+        let err = format!("{:#}", res.rows().unwrap_err());
+        assert!(
+            err.contains(&id("a")) && err.contains("other values"),
+            "{err}"
+        );
     }
 }

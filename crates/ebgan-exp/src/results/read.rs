@@ -19,6 +19,22 @@ fn cell_value(s: &str) -> serde_json::Value {
     }
 }
 
+/// Result columns every runs.csv has had since its first version (the others came later and
+/// default when absent): a file without one was cut by hand or by a spreadsheet, and reading it
+/// would report that column's values as missing, and the next rewrite would drop them.
+const ALWAYS: [&str; 10] = [
+    "run_id",
+    "family",
+    "status",
+    "i_prime",
+    "i_prime_printed",
+    "inception_score",
+    "test_error",
+    "final_loss_d",
+    "final_loss_g",
+    "diverged_step",
+];
+
 /// Reads one runs*.csv; a torn last line (no newline) is ignored, an empty file has no rows.
 pub fn read_rows(path: &Path) -> Result<Vec<RunRecord>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -36,6 +52,13 @@ pub(super) fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<RunRecord>> {
         .headers()
         .with_context(|| format!("{}: line 1: not a runs.csv header", path.display()))?
         .clone();
+    let cut = |c: &&&str| !head.is_empty() && !head.iter().any(|h| h == **c);
+    if let Some(missing) = ALWAYS.iter().find(cut) {
+        anyhow::bail!(
+            "{}: line 1: no `{missing}` column: every runs.csv has one (cut by hand or by a spreadsheet?); nothing was read or rewritten",
+            path.display()
+        );
+    }
     let results = result_columns();
     let optional: Vec<String> = config_fields(&RunConfig::default())
         .into_iter()
@@ -75,6 +98,16 @@ pub(super) fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<RunRecord>> {
                     path.display()
                 )
             })?;
+        // The id is the hash of the config: a row whose config columns were edited, or whose id
+        // is anything else (a path, markup), is not a row `ebgan run` wrote.
+        let id = config.run_id();
+        if result.run_id != id {
+            anyhow::bail!(
+                "{}: line {line}: run_id `{}` is not the id of its config columns ({id}): edited by hand? nothing was read or rewritten",
+                path.display(),
+                result.run_id.escape_debug()
+            );
+        }
         out.push(RunRecord { result, config });
     }
     Ok(out)
