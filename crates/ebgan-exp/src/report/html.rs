@@ -65,6 +65,32 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// `template` with each `{{KEY}}` of `values` replaced in one pass: an inserted value is never
+/// scanned again, so user text that contains `{{DATA}}` stays text.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let known = after
+            .find("}}")
+            .and_then(|j| values.iter().find(|(k, _)| *k == &after[..j]));
+        match known {
+            Some((key, value)) => {
+                out.push_str(value);
+                rest = &after[key.len() + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// JSON safe inside a <script> element.
 fn script_json(v: &Value) -> String {
     v.to_string().replace("</", "<\\/")
@@ -144,13 +170,17 @@ pub fn write_index(
             )
         })
         .collect();
-    let page = INDEX
-        .replace("{{NAME}}", &escape(name))
-        .replace("{{COUNT}}", &rows.len().to_string())
-        .replace("{{ASSETS}}", ASSETS)
-        .replace("{{COLUMNS}}", &script_json(&Value::Array(columns)))
-        .replace("{{DATA}}", &script_json(&Value::Array(data)))
-        .replace("{{FIGURES}}", &figures);
+    let page = fill(
+        INDEX,
+        &[
+            ("NAME", &escape(name)),
+            ("COUNT", &rows.len().to_string()),
+            ("ASSETS", ASSETS),
+            ("COLUMNS", &script_json(&Value::Array(columns))),
+            ("DATA", &script_json(&Value::Array(data))),
+            ("FIGURES", &figures),
+        ],
+    );
     let path = dir.join("index.html");
     write_atomic(&path, page.as_bytes())?;
     Ok(path)
@@ -186,12 +216,16 @@ pub fn write_run_page(res: &ResultsDir, record: &RunRecord, log: &[LossLog]) -> 
     if dir.join("curves.png").is_file() {
         sheets.insert(0, "<figure><img src=\"curves.png\" alt=\"curves.png\"><figcaption>loss curves</figcaption></figure>".into());
     }
-    let page = RUN
-        .replace("{{ID}}", &escape(&record.run_id))
-        .replace("{{ROW}}", &rows)
-        .replace("{{CONFIG}}", &escape(&config))
-        .replace("{{LOG}}", &script_json(&serde_json::to_value(log)?))
-        .replace("{{SHEETS}}", &sheets.join("\n"));
+    let page = fill(
+        RUN,
+        &[
+            ("ID", &escape(&record.run_id)),
+            ("ROW", &rows),
+            ("CONFIG", &escape(&config)),
+            ("LOG", &script_json(&serde_json::to_value(log)?)),
+            ("SHEETS", &sheets.join("\n")),
+        ],
+    );
     let path = dir.join("index.html");
     write_atomic(&path, page.as_bytes())?;
     Ok(path)
@@ -271,3 +305,18 @@ for (const fields of panels) {
 </script>
 </body></html>
 "##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_is_filled_in_one_pass_and_user_text_stays_text() {
+        let values = [("NAME", "{{DATA}} <b>"), ("DATA", "[1]")];
+        assert_eq!(
+            fill("<h1>{{NAME}}</h1>{{DATA}} {{OTHER}} {{", &values),
+            "<h1>{{DATA}} <b></h1>[1] {{OTHER}} {{"
+        );
+        assert_eq!(escape("<script>&\""), "&lt;script&gt;&amp;&quot;");
+    }
+}

@@ -106,7 +106,11 @@ fn header(
             0 => String::new(),
             t => format!(", {t} libtorch thread(s) a run"),
         };
-        format!("{machine}, device {}{threads}", r.device)
+        format!(
+            "{}, device {}{threads}",
+            md_text(machine),
+            md_text(&r.device)
+        )
     }));
     writeln!(s, "Trained on: {machines}; training time summed over runs: {wall:.0} s (a cohort's time is split among its members).")?;
     let scored: Vec<&RunRecord> = rows.iter().filter(|r| r.i_prime.is_some()).collect();
@@ -144,6 +148,16 @@ fn header(
 }
 
 /// "a (3 rows), b (1 row)": distinct values with their counts, most frequent first.
+/// Recorded text (a machine's description) as plain markdown text: no markup, no table cells, one
+/// line.
+fn md_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
 fn counted(values: impl Iterator<Item = String>) -> String {
     let mut n: std::collections::BTreeMap<String, usize> = Default::default();
     for v in values {
@@ -446,6 +460,14 @@ fn margins(s: &mut String, rows: &[RunRecord]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_text_is_one_line_of_plain_markdown() {
+        assert_eq!(
+            md_text("<script>x</script> | a\n| b | c |"),
+            "&lt;script&gt;x&lt;/script&gt; \\| a \\| b \\| c \\|"
+        );
+    }
 
     #[test]
     fn hand_written_notes_close_the_summary_and_survive_a_redraw() {
