@@ -139,7 +139,11 @@ impl RunArgs {
                 );
                 failed = Some(RunsStopped(msg).into());
             } else if n_failed > 0 {
-                let first = first_failure(&self.results, &self.file, n_failed);
+                let first = tally
+                    .first_failure
+                    .get()
+                    .map(|f| format!("; the first: {f}"))
+                    .unwrap_or_default();
                 failed = Some(
                     RunsFailed(format!("{n_failed} run(s) failed (see failed.log){first}")).into(),
                 );
@@ -202,18 +206,4 @@ impl RunArgs {
         }
         pass
     }
-}
-
-/// The first of this invocation's `n` failures, the last `n` lines of failed.log: ": <line>".
-fn first_failure(results: &Path, file: &Path, n: usize) -> String {
-    let Ok(exp) = Experiment::load(file) else {
-        return String::new();
-    };
-    let log =
-        std::fs::read_to_string(results.join(&exp.name).join("failed.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines
-        .get(lines.len().saturating_sub(n))
-        .map(|l| format!("; the first: {l}"))
-        .unwrap_or_default()
 }

@@ -178,7 +178,7 @@ impl<'a> Committer<'a> {
             ),
         };
         for r in group {
-            progress.failed();
+            progress.failed(&format!("{} failed: {why}", r.id));
             let line = format!(
                 "{} {} failed: {}\n",
                 chrono::Utc::now().to_rfc3339(),

@@ -18,6 +18,8 @@ pub struct Tally {
     pub stopped: AtomicUsize,
     /// Runs another `ebgan run` in the same folder held (and trains).
     pub elsewhere: AtomicUsize,
+    /// The first failure of this invocation: its run and why (failed.log's line).
+    pub first_failure: std::sync::OnceLock<String>,
 }
 
 impl Tally {
@@ -144,7 +146,9 @@ impl Progress {
         Tally::get(&self.tally.done)
     }
 
-    pub fn failed(&self) {
+    /// Counts a failed run; `what` (its run id and why) is kept if it is this invocation's first.
+    pub fn failed(&self, what: &str) {
+        let _ = self.tally.first_failure.set(what.to_string());
         Tally::add(&self.tally.failed, 1);
         self.refresh();
     }
