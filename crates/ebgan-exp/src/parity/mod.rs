@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 /// float32's unit roundoff, 2^-24: one rounding moves a value by at most this share of itself.
-pub const UNIT_ROUNDOFF: f64 = 5.960_464_477_539_063e-8;
+pub const UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
 /// How many standard deviations of rounding noise a tolerance allows.
 pub const LAMBDA: f64 = 6.0;
 /// A tensor that moved less than this share of its magnitude is judged against that share
