@@ -6,6 +6,10 @@
 use std::path::PathBuf;
 
 fn main() {
+    // One MKL kernel path on every machine (ebgan-core/src/mkl_path.rs): keep ebgan-core's
+    // `mkl_serv_intel_cpu_true` in every executable and export it, so MKL asks it first.
+    println!("cargo:rustc-link-arg=-Wl,-u,mkl_serv_intel_cpu_true");
+    println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=mkl_serv_intel_cpu_true");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         return;

@@ -10,6 +10,7 @@ pub mod loss;
 pub mod magan;
 pub mod margin;
 pub mod member_wise;
+pub mod mkl_path;
 pub mod optim;
 pub mod philox;
 pub mod pulling_away;

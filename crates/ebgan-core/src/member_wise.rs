@@ -114,46 +114,4 @@ mod tests {
             assert_eq!(bits(m), bits(&t.narrow(0, k as i64, 1).contiguous()));
         }
     }
-
-    /// `just test-isa` names the MKL vendor path it preloads (scripts/mkl-vendor.c) in
-    /// EBGAN_MKL_PATH; this fails if MKL did not take it, so an ignored preload cannot pass.
-    #[test]
-    fn the_mkl_vendor_path_named_is_the_one_taken() {
-        let Ok(path) = std::env::var("EBGAN_MKL_PATH") else {
-            return; // the machine's own path
-        };
-        let intel = match path.as_str() {
-            "intel" => 1,
-            "other" => 0,
-            _ => panic!("EBGAN_MKL_PATH={path}: expected intel or other"),
-        };
-        // A product large enough for ATen to hand to MKL's sgemm.
-        let a = Tensor::ones([64, 64], (Kind::Float, Device::Cpu));
-        assert_eq!(f64::try_from(a.mm(&a).mean(Kind::Float)).unwrap(), 64.0);
-        let symbol = |name: &std::ffi::CStr| {
-            extern "C" {
-                fn dlsym(
-                    handle: *mut std::ffi::c_void,
-                    symbol: *const std::ffi::c_char,
-                ) -> *mut std::ffi::c_void;
-            }
-            // RTLD_DEFAULT: the process's global scope, where a preloaded library comes first.
-            let f = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
-            assert!(
-                !f.is_null(),
-                "EBGAN_MKL_PATH={path}, but {name:?} is not loaded (LD_PRELOAD)"
-            );
-            unsafe { std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn() -> i32>(f) }
-        };
-        let queries = symbol(c"ebgan_mkl_vendor_queries");
-        assert!(
-            queries() > 0,
-            "MKL never asked the preloaded vendor check: the {path} path is not in effect"
-        );
-        assert_eq!(
-            symbol(c"mkl_serv_intel_cpu_true")(),
-            intel,
-            "the vendor answer MKL sees"
-        );
-    }
 }

@@ -48,8 +48,11 @@ enum Command {
     /// Latent interpolations from a convolutional run's checkpoint: each row walks linearly
     /// between two random latents.
     Interpolate(train::sample::InterpolateArgs),
-    /// Redraw figures and tables of a results folder (results/<experiment>) from its results alone.
+    /// Redraw figures and tables of a results folder (runs/<experiment>) from its results alone.
     Report(report::ReportArgs),
+    /// Results folder A against reference B (e.g. runs/grid-mnist-quick results/grid-mnist-quick):
+    /// runs bit-equal in final losses and scores, and I' quartiles against B's noise floor.
+    Compare(report::verdict::CompareArgs),
     /// Time one EBGAN and one GAN training step, here and in PyTorch eager.
     Bench(bench::BenchArgs),
     /// Grid throughput: Table 1 shape groups through cohorts, the single-run path and PyTorch
@@ -103,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Command::Sample(a) => a.run(),
         Command::Interpolate(a) => a.run(),
         Command::Report(a) => a.run(),
+        Command::Compare(a) => a.run(),
         Command::Bench(a) => bench::run(&a),
         Command::BenchGrid(a) => bench::grid::run_grid(&a),
         Command::BenchConv(a) => bench::conv::run(&a),

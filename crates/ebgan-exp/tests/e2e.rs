@@ -198,6 +198,79 @@ fn a_run_rerun_alone_gets_every_cell_it_got_in_its_cohort() {
     assert!(before.i_prime.is_some() && before.fid.is_some());
 }
 
+/// The main command as a fresh clone runs it: results go to runs/<name>, never to the committed
+/// references in results/, every row names the pinned MKL path, and the run ends with its
+/// verdict against results/<name>; `ebgan compare` gives the same and fails on a difference.
+#[test]
+fn a_run_writes_to_runs_and_ends_with_its_verdict_against_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = write_experiment(tmp.path(), PAIR);
+    let in_tmp = |args: &[&str]| {
+        let data = data_dir();
+        Command::new(env!("CARGO_BIN_EXE_ebgan"))
+            .current_dir(tmp.path())
+            .env("EBGAN_DATA", &data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let c = classifier().to_str().unwrap();
+    let train = || {
+        ok(in_tmp(&[
+            "run",
+            exp.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--classifier",
+            c,
+        ]))
+    };
+    let log = train();
+    let (mine, reference) = (
+        tmp.path().join("runs/pair"),
+        tmp.path().join("results/pair"),
+    );
+    let first = rows(&mine.join("runs.csv"));
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|r| r.mkl_path == "intel"), "{first:?}");
+    assert!(
+        !tmp.path().join("results").exists() && !log.contains("bit-equal"),
+        "{log}"
+    );
+    // Those rows become the reference; a fresh run compares with it and leaves it alone.
+    std::fs::create_dir_all(&reference).unwrap();
+    std::fs::copy(mine.join("runs.csv"), reference.join("runs.csv")).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("runs")).unwrap();
+    let log = train();
+    assert!(log.contains("**2 of 2 bit-equal**"), "{log}");
+    assert!(std::fs::read_to_string(mine.join("verdict.md"))
+        .unwrap()
+        .contains("2 of 2 bit-equal"));
+    let names: Vec<_> = std::fs::read_dir(&reference)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["runs.csv"], "the reference folder was written to");
+    let (a, b) = (mine.to_str().unwrap(), reference.to_str().unwrap());
+    assert!(ok(in_tmp(&["compare", a, b])).contains("2 of 2 bit-equal"));
+    // One final loss one ulp off in the reference: one run differs, and compare says so.
+    let text = std::fs::read_to_string(reference.join("runs.csv")).unwrap();
+    let loss = first[0].final_loss_d.unwrap();
+    let off = f64::from_bits(loss.to_bits() + 1);
+    let edited = text.replacen(&format!(",{loss},"), &format!(",{off},"), 1);
+    assert_ne!(edited, text);
+    std::fs::write(reference.join("runs.csv"), edited).unwrap();
+    let out = in_tmp(&["compare", a, b]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("1 of 2 bit-equal") && said.contains("final_loss_d in 1"),
+        "{said}"
+    );
+}
+
 #[test]
 fn shards_cover_the_grid_exactly_once_and_merge() {
     let tmp = tempfile::tempdir().unwrap();

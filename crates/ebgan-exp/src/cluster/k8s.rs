@@ -24,17 +24,17 @@ pub struct K8sArgs {
     /// The repository inside the container (the working directory of every pod).
     #[arg(long, default_value = "/work/ebgan-rs")]
     workdir: String,
-    /// A PersistentVolumeClaim mounted at `--workdir`/results and `--workdir`/data in every
+    /// A PersistentVolumeClaim mounted at `--workdir`/runs and `--workdir`/data in every
     /// pod: the shared filesystem the shards commit their rows to.
     #[arg(long, default_value = "ebgan-work")]
     claim: String,
     /// GPUs per pod (nvidia.com/gpu; default the [slurm] table's gpus_per_task, else 1).
     #[arg(long)]
     gpus: Option<u32>,
-    /// Where to write it (default results/<experiment>/k8s/indexed-job.json).
+    /// Where to write it (default runs/<experiment>/k8s/indexed-job.json).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = crate::results::USER_ROOT)]
     results: PathBuf,
 }
 
@@ -132,7 +132,7 @@ pub fn manifest(job: &Job) -> Value {
                             "--shard", format!("env/{}", job.shards),
                         ],
                         "resources": resources,
-                        "volumeMounts": [mount("results"), mount("data")],
+                        "volumeMounts": [mount(crate::results::USER_ROOT), mount("data")],
                     }],
                     "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": job.claim}}],
                 },
@@ -211,7 +211,7 @@ mod tests {
             .iter()
             .map(|v| v["mountPath"].as_str().unwrap())
             .collect();
-        assert_eq!(mounts, ["/work/ebgan-rs/results", "/work/ebgan-rs/data"]);
+        assert_eq!(mounts, ["/work/ebgan-rs/runs", "/work/ebgan-rs/data"]);
         // What each pod runs resolves to its own shard from the index Kubernetes gives it.
         let arg: crate::config::ShardArg = command[5].parse().unwrap();
         for index in 0..8 {

@@ -25,7 +25,7 @@ pub struct SlurmArgs {
     /// Submit only the array indices whose shards are unfinished.
     #[arg(long)]
     resubmit: bool,
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = crate::results::USER_ROOT)]
     results: PathBuf,
     #[arg(long)]
     classifier: Option<PathBuf>,

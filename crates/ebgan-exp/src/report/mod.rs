@@ -8,6 +8,7 @@ pub mod html;
 mod robustness;
 mod summary;
 mod table2;
+pub mod verdict;
 
 use crate::config::{Experiment, Family};
 use crate::results::{LossLog, Status};
@@ -112,8 +113,23 @@ pub fn write(dir: &Path) -> Result<()> {
             made.push(best);
         }
     }
-    summary::write(dir, &rows, stale, classifier.as_ref(), &made)?;
+    let kept = kept_figures(dir, &made)?;
+    summary::write(dir, &rows, stale, classifier.as_ref(), &made, &kept)?;
+    made.extend(kept);
     browser(dir, &res, &rows, &made)
+}
+
+/// The figures of `dir` this report did not draw (their per-run files, samples or losses, are
+/// not in the folder, e.g. a committed reference whose run folders are not committed): kept as
+/// they are, and named as kept in the summary rather than dropped from it.
+fn kept_figures(dir: &Path, made: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png") && !made.contains(p))
+        .collect();
+    kept.sort();
+    Ok(kept)
 }
 
 /// The results browser: a page for every run whose folder is here, then the folder's index.
@@ -277,6 +293,20 @@ pub fn shares_of_runs(runs: &[Option<f64>], lo: f64, hi: f64, bins: usize) -> (V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_figures_a_report_did_not_draw_are_the_kept_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["fig2.png", "fig4.png", "curves-gan.png", "summary.md"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let kept = kept_figures(dir.path(), &[dir.path().join("fig2.png")]).unwrap();
+        let names: Vec<_> = kept
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["curves-gan.png", "fig4.png"]);
+    }
 
     #[test]
     fn diverged_runs_count_in_the_denominator() {

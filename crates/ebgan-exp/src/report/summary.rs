@@ -35,6 +35,7 @@ pub fn write(
     stale: usize,
     classifier: Option<&ClassifierInfo>,
     figures: &[PathBuf],
+    kept: &[PathBuf],
 ) -> Result<()> {
     let mut s = String::new();
     header(&mut s, dir, rows, stale, classifier)?;
@@ -55,6 +56,14 @@ pub fn write(
     if !figures.is_empty() {
         writeln!(s, "\n## Figures\n")?;
         for f in figures {
+            let file = f.file_name().unwrap().to_string_lossy();
+            writeln!(s, "![{file}]({file})\n")?;
+        }
+    }
+    if !kept.is_empty() {
+        writeln!(s, "\n## Figures kept from an earlier report\n")?;
+        writeln!(s, "This folder lacks the run folders (samples, losses) to redraw these, so they are kept as an earlier report drew them, possibly from other rows.\n")?;
+        for f in kept {
             let file = f.file_name().unwrap().to_string_lossy();
             writeln!(s, "![{file}]({file})\n")?;
         }
@@ -106,8 +115,12 @@ fn header(
             0 => String::new(),
             t => format!(", {t} libtorch thread(s) a run"),
         };
+        let mkl = match r.mkl_path.as_str() {
+            "" => String::new(),
+            p => format!(", MKL's {} path", md_text(p)),
+        };
         format!(
-            "{}, device {}{threads}",
+            "{}{mkl}, device {}{threads}",
             md_text(machine),
             md_text(&r.device)
         )
@@ -474,7 +487,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(NOTES), "The collapse is the setting's.\n").unwrap();
         for _ in 0..2 {
-            write(dir.path(), &[], 0, None, &[]).unwrap();
+            write(dir.path(), &[], 0, None, &[], &[]).unwrap();
             let s = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
             assert!(
                 s.trim_end().ends_with("The collapse is the setting's."),
@@ -482,5 +495,21 @@ mod tests {
             );
             assert_eq!(s.matches("## Notes").count(), 1);
         }
+    }
+
+    #[test]
+    fn a_figure_this_report_could_not_draw_is_kept_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drawn, kept) = (dir.path().join("fig2.png"), dir.path().join("fig4.png"));
+        write(dir.path(), &[], 0, None, &[drawn], &[kept]).unwrap();
+        let s = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        let (figures, earlier) = s
+            .split_once("## Figures kept from an earlier report")
+            .unwrap();
+        assert!(
+            figures.contains("![fig2.png](fig2.png)") && !figures.contains("fig4"),
+            "{s}"
+        );
+        assert!(earlier.contains("![fig4.png](fig4.png)"), "{s}");
     }
 }

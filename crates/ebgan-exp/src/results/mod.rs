@@ -9,6 +9,12 @@
 //! A run counts as done when its row is in any runs*.csv; everything in its folder is written
 //! before the row is appended. Deleting a row therefore re-runs exactly that run.
 
+/// Where `ebgan run` writes by default: a user's own results, git-ignored.
+pub const USER_ROOT: &str = "runs";
+/// The committed references (results/<experiment>/): `ebgan run` compares with them and, unless
+/// told `--results results`, never writes there.
+pub const REFERENCE_ROOT: &str = "results";
+
 pub mod events;
 mod outcome;
 mod read;
@@ -68,6 +74,11 @@ pub struct ResultColumns {
     /// CPU model, cores, vector instructions and libtorch of the machine that trained it.
     #[serde(default)]
     pub machine: String,
+    /// MKL's kernel path in the process that trained it: `intel` where the binary pinned it
+    /// (ebgan-core/src/mkl_path.rs), `machine` where MKL chose by the CPU's vendor; empty: a
+    /// row from before this was recorded.
+    #[serde(default)]
+    pub mkl_path: String,
     /// SHA-256 prefix of the scoring classifier's weights behind I', IS and FID (empty for
     /// unscored runs and rows from before it was recorded): scores are comparable only under
     /// one classifier.
@@ -106,6 +117,7 @@ impl ResultColumns {
             threads: 0,
             matmul_precision: String::new(),
             machine: String::new(),
+            mkl_path: String::new(),
             classifier: String::new(),
             finished_at: String::new(),
         }
@@ -498,6 +510,7 @@ mod tests {
                 threads: 1,
                 matmul_precision: "highest".into(),
                 machine: "AMD EPYC · 2 cores · AVX-512 · libtorch 2.11.0".into(),
+                mkl_path: "intel".into(),
                 classifier: "5615b1c19a98f8a3".into(),
                 finished_at: "2026-01-01T00:00:00Z".into(),
             },

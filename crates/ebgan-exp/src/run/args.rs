@@ -37,8 +37,14 @@ pub struct RunArgs {
     /// CPU threads in all (default: every core); Slurm tasks pass their --cpus-per-task.
     #[arg(long)]
     threads: Option<usize>,
-    #[arg(long, default_value = "results")]
+    /// Results root: runs/<experiment>/ by default (git-ignored); the committed references in
+    /// results/ are rewritten only when named here.
+    #[arg(long, default_value = crate::results::USER_ROOT)]
     results: PathBuf,
+    /// The references the results are compared with at the end (<reference>/<experiment>, when
+    /// it exists): runs bit-equal, and I' quartiles against its noise floor.
+    #[arg(long, default_value = crate::results::REFERENCE_ROOT)]
+    reference: PathBuf,
     #[arg(long)]
     classifier: Option<PathBuf>,
     /// Do not redraw the report at the end.
@@ -159,7 +165,38 @@ impl RunArgs {
                 Err(e) => return Err(e),
             }
         }
+        if !self.no_report {
+            let exp = Experiment::load(&self.file)?;
+            self.verdict(&exp.name);
+        }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// Prints how the results compare with the committed reference of experiment `name` and
+    /// writes it beside them (verdict.md); informational: a difference is not a failure here.
+    fn verdict(&self, name: &str) {
+        let (dir, reference) = (self.results.join(name), self.reference.join(name));
+        let same = match (
+            std::fs::canonicalize(&dir),
+            std::fs::canonicalize(&reference),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same || !reference.join("runs.csv").is_file() || !dir.is_dir() {
+            return;
+        }
+        match crate::report::verdict::compare(&dir, &reference) {
+            Ok(v) => {
+                eprintln!("\n{}", v.text);
+                if let Err(e) =
+                    crate::fsutil::write_atomic(&dir.join("verdict.md"), v.text.as_bytes())
+                {
+                    eprintln!("verdict.md not written: {e:#}");
+                }
+            }
+            Err(e) => eprintln!("no comparison with {}: {e:#}", reference.display()),
+        }
     }
 
     /// The flags every worker of `--workers W` gets from this invocation.

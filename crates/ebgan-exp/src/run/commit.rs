@@ -120,6 +120,7 @@ impl<'a> Committer<'a> {
             threads: tch::get_num_threads().max(1) as usize,
             matmul_precision: self.matmul_precision.clone(),
             machine: self.machine.clone(),
+            mkl_path: ebgan_core::mkl_path::path().into(),
             classifier: match scored {
                 true => self.classifier.clone(),
                 false => String::new(),
