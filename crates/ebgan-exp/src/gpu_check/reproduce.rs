@@ -187,9 +187,9 @@ pub fn grow_sample(
     Ok((session, groups.len()))
 }
 
-/// Copies the committed rows of ./results/<name> into `results`/<name> when it has none yet.
+/// Copies the committed reference rows of ./results/<name> into `results`/<name> when it has none yet.
 fn seed_rows(results: &Path, name: &str) -> Result<()> {
-    let (from, to) = (Path::new("results").join(name), results.join(name));
+    let (from, to) = (Path::new(crate::results::REFERENCE_ROOT).join(name), results.join(name));
     if from == to || !from.is_dir() || to.join("runs.csv").exists() {
         return Ok(());
     }
