@@ -13,14 +13,14 @@ const W0: i64 = 0x9E37_79B9;
 const W1: i64 = 0xBB67_AE85;
 const LOW32: i64 = 0xFFFF_FFFF;
 
-/// The high and low 32-bit halves of `a * m` for words `a` < 2^32 and a constant `m` < 2^32,
-/// without leaving int64: with m = m_hi 2^16 + m_lo, every partial product is below 2^49.
+/// The high and low 32-bit halves of `a * m` for words `a` < 2^32 and a constant `m` < 2^32:
+/// the product is below 2^64, so a wrapping int64 multiply holds it exactly as a two's-complement
+/// bit pattern (ATen's int64 multiply wraps on the CPU and on CUDA), and the halves are a shift
+/// and masks away: four ops (the host's `block` is the reference; tests hold them equal).
 fn mulhilo(a: &Tensor, m: i64) -> (Tensor, Tensor) {
-    let x = a * (m & 0xFFFF);
-    let y = a * (m >> 16);
-    let z = x + y.bitwise_and(0xFFFF) * 65536;
-    let lo = z.bitwise_and(LOW32);
-    let hi = y.bitwise_right_shift_tensor_scalar(16) + z.bitwise_right_shift_tensor_scalar(32);
+    let p = a * m;
+    let hi = p.bitwise_right_shift_tensor_scalar(32).bitwise_and(LOW32);
+    let lo = p.bitwise_and(LOW32);
     (hi, lo)
 }
 

@@ -189,7 +189,10 @@ pub fn grow_sample(
 
 /// Copies the committed reference rows of ./results/<name> into `results`/<name> when it has none yet.
 fn seed_rows(results: &Path, name: &str) -> Result<()> {
-    let (from, to) = (Path::new(crate::results::REFERENCE_ROOT).join(name), results.join(name));
+    let (from, to) = (
+        Path::new(crate::results::REFERENCE_ROOT).join(name),
+        results.join(name),
+    );
     if from == to || !from.is_dir() || to.join("runs.csv").exists() {
         return Ok(());
     }

@@ -211,7 +211,7 @@ fn quartiles(s: &mut String, a: &[RunRecord], b: &[RunRecord], reference: &Path)
     match (floor.is_empty(), usable) {
         (true, _) => writeln!(s, "No noise floor for this experiment ({} in the reference folder): the differences are not judged.\n", NOISE_FLOOR)?,
         (false, false) => writeln!(s, "The reference's noise floor comes from {offsets} seed offsets, fewer than {MIN_OFFSETS}: the differences are not judged.\n")?,
-        (false, true) => writeln!(s, "Noise floor: the range (max - min) of each quartile over {offsets} seed offsets of this experiment on one machine ({NOISE_FLOOR}, scripts/seed_spread.py, results/seed-spread). A difference inside it is what new random draws give.\n")?,
+        (false, true) => writeln!(s, "Noise floor: the range (max - min) of each quartile over {offsets} seed offsets of this experiment on one machine ({NOISE_FLOOR}, scripts/seed_spread.py, results/seed-spread). A difference inside it (at the three decimals shown) is what new random draws give.\n")?,
     }
     writeln!(
         s,
@@ -225,7 +225,8 @@ fn quartiles(s: &mut String, a: &[RunRecord], b: &[RunRecord], reference: &Path)
         }
         for (name, q) in QUARTILES {
             let (qa, qb) = (quantile(&x, q), quantile(&y, q));
-            let d = qa - qb;
+            // Judged at the precision shown: a difference that rounds to 0.000 is 0.
+            let d = if (qa - qb).abs() < 5e-4 { 0.0 } else { qa - qb };
             let (fl, verdict) = match floor.get(&(family.to_string(), name.to_string())) {
                 Some(f) if usable => (
                     format!("{:.3}", f.spread),
