@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from timing import steps_per_second
+from timing import like_ours, steps_per_second
 
 
 def generator(z_dim, b, channels=3):
@@ -97,16 +97,18 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--tf32", action="store_true", help="TF32 in matmuls and convolutions, as ours under --matmul-precision high")
     p.add_argument("--base", type=int, default=64)
     p.add_argument("--batch", type=int, action="append", required=True)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     device = torch.device(a.device)
+    settings = like_ours(True, a.tf32)
     images = torch.randint(0, 256, (2048, 3, 64, 64), dtype=torch.uint8, device=device)
     for b in a.batch:
         rate = bench(b, a.steps, a.warmup, device, images, a.base)
-        print(json.dumps({"batch": b, "images_per_s": rate}), flush=True)
+        print(json.dumps({"batch": b, "images_per_s": rate, **settings}), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from timing import steps_per_second
+from timing import like_ours, steps_per_second
 
 
 def generator(n_layer, size, z_dim=100, out=784):
@@ -91,17 +91,19 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--tf32", action="store_true", help="TF32 in matmuls and convolutions, as ours under --matmul-precision high")
     p.add_argument("--shape", action="append", required=True, help="nLayerG,sizeG,nLayerD,sizeD")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     device = torch.device(a.device)
+    settings = like_ours(False, a.tf32)
     images = torch.randint(0, 256, (60000, 784), dtype=torch.uint8, device=device)
     for s in a.shape:
         shape = [int(v) for v in s.split(",")]
         for model in ("ebgan", "gan"):
             rate = bench(shape, model, a.steps, a.warmup, device, images)
-            print(json.dumps({"shape": shape, "model": model, "steps_per_s": rate}), flush=True)
+            print(json.dumps({"shape": shape, "model": model, "steps_per_s": rate, **settings}), flush=True)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,10 @@ fn rust_rate(c: &RunConfig, steps: usize, warmup: usize, dev: tch::Device) -> f6
     for _ in 0..warmup {
         let _ = one();
     }
+    // The clock starts once the warm-up's queued CUDA work has run.
+    if let tch::Device::Cuda(i) = dev {
+        tch::Cuda::synchronize(i as i64);
+    }
     let start = Instant::now();
     let mut last = None;
     for _ in 0..steps {

@@ -112,6 +112,10 @@ pub(crate) fn seconds_per_step(
     for _ in 0..warmup {
         one();
     }
+    // The clock starts once the warm-up's queued CUDA work has run.
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
     let start = Instant::now();
     let mut last = None;
     for _ in 0..steps {
@@ -162,6 +166,12 @@ pub(crate) fn pytorch_reference(
             &warmup.to_string(),
         ])
         .args(["--threads", &threads.to_string()])
+        // The precision this process runs under (`--matmul-precision`), there too.
+        .args(
+            crate::precision::MatmulPrecision::current()?
+                .0
+                .then_some("--tf32"),
+        )
         .args(extra)
         .output()
         .with_context(|| format!("cannot run {}", py.display()))?;
