@@ -78,10 +78,38 @@ pub struct MemberRng {
     /// Every draw since [`MemberRng::record`], in order (the parity harness hands them to the
     /// PyTorch reference).
     tape: Option<Vec<Tensor>>,
-    /// The keys of the last subset of members that drew (dropout's), kept on the device.
+    /// The rows of the last subset of members that drew (dropout's), kept on the device.
     subset: Option<(Vec<usize>, Tensor)>,
     /// Draw with tensor ops on the CPU too (tests compare the two paths).
     via_tensors: bool,
+    /// The tensor path's words evaluated ahead of the position.
+    window: Option<Window>,
+    /// Blocks per member the next window evaluates at least (doubling up to [`window_words`]).
+    window_blocks: i64,
+    /// The window's most words, when not the device's (`ebgan bench` counts a GPU's on the CPU).
+    window_cap: Option<i64>,
+}
+
+/// Words of the tensor path evaluated ahead, `[M, blocks, 4]` for the members that draw, from
+/// block `start` of the current sub-stream. A stream's draws take consecutive blocks, so one
+/// Philox evaluation serves the draws of many steps, each the same words it would have evaluated alone
+/// (a word is a function of its counter); `seek` and `at` drop it, and the next draw evaluates
+/// from there, so a resume is exact by construction.
+struct Window {
+    start: u64,
+    /// The members whose words these are (rows in this order).
+    members: Vec<usize>,
+    words: Tensor,
+}
+
+/// The most int64 words a window holds over its members: 32 MiB on a GPU, where each Philox
+/// evaluation is hundreds of kernel launches; 512 KiB on the CPU, where a window past its caches
+/// costs more than the ops it saves (the CPU trains on the host loop anyway).
+pub fn window_words(device: Device) -> i64 {
+    match device {
+        Device::Cpu => 1 << 16,
+        _ => 1 << 22,
+    }
 }
 
 /// What a draw turns its words into.
@@ -123,7 +151,16 @@ impl MemberRng {
             tape: None,
             subset: None,
             via_tensors: false,
+            window: None,
+            window_blocks: 0,
+            window_cap: None,
         }
+    }
+
+    /// Windows of at most `words` int64 words, whatever the device (e.g. a GPU's on the CPU).
+    pub fn with_window_words(mut self, words: i64) -> Self {
+        self.window_cap = Some(words);
+        self
     }
 
     /// Draws with the tensor ops on the CPU too (what a GPU runs; tests and `ebgan bench`).
@@ -137,6 +174,7 @@ impl MemberRng {
     pub fn at(&mut self, index: u64) -> &mut Self {
         self.index = u32::try_from(index).expect("a stream index below 2^32");
         self.position = 0;
+        (self.window, self.window_blocks) = (None, 0);
         self
     }
 
@@ -197,6 +235,7 @@ impl MemberRng {
     pub fn seek(&mut self, positions: &[u128]) {
         assert_eq!(positions.len(), self.seeds.len(), "one position per member");
         self.position = positions.first().map_or(0, |&p| p as u64);
+        self.window = None;
     }
 
     /// `[M, n]` values of `words` for members `members` (None: all), from the current position,
@@ -224,23 +263,23 @@ impl MemberRng {
         let out = if self.device == Device::Cpu && !self.via_tensors {
             self.draw_on_host(words, blocks, start, members)
         } else {
-            let keys = self.keys_of(members);
-            self.draw_with_tensors(words, blocks, start, &keys)
+            self.draw_with_tensors(words, blocks, start, members)
         };
         out.narrow(1, 0, n)
     }
 
-    /// `[M, 2]` keys of `members` on the device (a subset's uploaded once).
-    fn keys_of(&mut self, members: &[usize]) -> Tensor {
+    /// The rows of `members` in the cohort on the device (None: every member, in order; a
+    /// subset's uploaded once).
+    fn rows_of(&mut self, members: &[usize]) -> Option<Tensor> {
         if members.iter().copied().eq(0..self.seeds.len()) {
-            return self.keys.shallow_clone();
+            return None;
         }
         if self.subset.as_ref().is_none_or(|(m, _)| m != members) {
             let idx: Vec<i64> = members.iter().map(|&k| k as i64).collect();
             let idx = ebgan_core::upload(Tensor::from_slice(&idx), self.device);
-            self.subset = Some((members.to_vec(), self.keys.index_select(0, &idx)));
+            self.subset = Some((members.to_vec(), idx));
         }
-        self.subset.as_ref().expect("just set").1.shallow_clone()
+        Some(self.subset.as_ref().expect("just set").1.shallow_clone())
     }
 
     fn counter(&self, start: u64, b: u64) -> [u32; 4] {
@@ -274,9 +313,61 @@ impl MemberRng {
         }
     }
 
-    fn draw_with_tensors(&self, words: Words, blocks: i64, start: u64, keys: &Tensor) -> Tensor {
-        let d = self.device;
-        let p = Tensor::arange(blocks, (Kind::Int64, d)) + start as i64;
+    fn draw_with_tensors(
+        &mut self,
+        words: Words,
+        blocks: i64,
+        start: u64,
+        members: &[usize],
+    ) -> Tensor {
+        let w = self.ahead(start, blocks, members);
+        let m = members.len() as i64;
+        match words {
+            Words::Uniform => ebgan_core::philox::uniform(&w).view([m, -1]),
+            Words::Bytes => {
+                let shifts = Tensor::arange_start_step(0, 32, 8, (Kind::Int64, self.device));
+                w.unsqueeze(-1)
+                    .bitwise_right_shift(&shifts)
+                    .bitwise_and(0xFF)
+                    .to_kind(Kind::Uint8)
+                    .view([m, -1])
+            }
+        }
+    }
+
+    /// `[M, blocks, 4]` words of `members` from block `start`: a slice of the window, evaluated
+    /// anew (for these members, twice the last window's length within the device's
+    /// [`window_words`]) when the blocks run past it or other members draw.
+    fn ahead(&mut self, start: u64, blocks: i64, members: &[usize]) -> Tensor {
+        let fits = |w: &Window| {
+            w.members == members
+                && start >= w.start
+                && start + blocks as u64 <= w.start + w.words.size()[1] as u64
+        };
+        if !self.window.as_ref().is_some_and(fits) {
+            let cap = self.window_cap.unwrap_or_else(|| window_words(self.device));
+            let most = (cap / (4 * members.len() as i64)).max(1);
+            self.window_blocks = (self.window_blocks * 2).min(most).max(blocks);
+            let keys = match self.rows_of(members) {
+                Some(rows) => self.keys.index_select(0, &rows),
+                None => self.keys.shallow_clone(),
+            };
+            let words = self.evaluate(start, self.window_blocks, &keys);
+            let members = members.to_vec();
+            self.window = Some(Window {
+                start,
+                members,
+                words,
+            });
+        }
+        let w = self.window.as_ref().expect("just set");
+        w.words.narrow(1, (start - w.start) as i64, blocks)
+    }
+
+    /// Philox of blocks `start..start + blocks` of the current sub-stream under `keys` `[M, 2]`:
+    /// `[M, blocks, 4]` words.
+    fn evaluate(&self, start: u64, blocks: i64, keys: &Tensor) -> Tensor {
+        let p = Tensor::arange(blocks, (Kind::Int64, self.device)) + start as i64;
         let c = self.counter(0, 0);
         let ctr = Tensor::stack(
             &[
@@ -287,20 +378,7 @@ impl MemberRng {
             ],
             -1,
         );
-        // [M, blocks, 4] words.
-        let w = ebgan_core::philox::philox4x32_10(&ctr.unsqueeze(0), &keys.unsqueeze(1));
-        let m = keys.size()[0];
-        match words {
-            Words::Uniform => ebgan_core::philox::uniform(&w).view([m, -1]),
-            Words::Bytes => {
-                let shifts = Tensor::arange_start_step(0, 32, 8, (Kind::Int64, d));
-                w.unsqueeze(-1)
-                    .bitwise_right_shift(&shifts)
-                    .bitwise_and(0xFF)
-                    .to_kind(Kind::Uint8)
-                    .view([m, -1])
-            }
-        }
+        ebgan_core::philox::philox4x32_10(&ctr.unsqueeze(0), &keys.unsqueeze(1))
     }
 
     /// `[M, n]` -> `[M, shape...]`, recorded if recording.
@@ -396,6 +474,39 @@ mod tests {
         for (host, device) in draw(false).iter().zip(draw(true)) {
             assert_eq!(host.size(), device.size());
             assert!(host.equal(&device));
+        }
+    }
+
+    #[test]
+    fn windows_evaluated_ahead_give_each_draw_its_words_and_a_resume_inside_one_is_exact() {
+        let seeds = [5, u64::MAX, 1 << 33];
+        // One subset throughout (a window is evaluated for the members that draw).
+        let draw = |r: &mut MemberRng, i: usize| match i % 2 {
+            0 => r.bytes(&[10, 3], Some(&[2, 0])),
+            _ => r.bytes(&[37, 13], Some(&[2, 0])),
+        };
+        let mut host = cpu(&seeds, Stream::Dropout);
+        let mut ahead = cpu(&seeds, Stream::Dropout).on_tensor_path();
+        let (mut want, mut got, mut at) = (vec![], vec![], vec![]);
+        for i in 0..8 {
+            if i == 3 {
+                at = ahead.positions();
+            }
+            want.push(draw(&mut host, i));
+            got.push(draw(&mut ahead, i));
+            // Draw 3 is served by the window draw 2 evaluated (it spans the resume point).
+            if i == 3 {
+                let w = ahead.window.as_ref().unwrap();
+                assert!(w.start < at[0] as u64, "draw 3 started a window of its own");
+            }
+        }
+        for (i, (h, t)) in want.iter().zip(&got).enumerate() {
+            assert!(h.equal(t), "draw {i}");
+        }
+        let mut resumed = cpu(&seeds, Stream::Dropout).on_tensor_path();
+        resumed.seek(&at);
+        for (i, w) in want.iter().enumerate().skip(3) {
+            assert!(draw(&mut resumed, i).equal(w), "draw {i} after the resume");
         }
     }
 

@@ -55,12 +55,16 @@ fn philox_step(noise: &mut MemberRng, masks: &mut MemberRng, dropout: &[usize]) 
 pub fn table(device: Device, reps: usize) -> Result<String> {
     let seeds: Vec<u64> = (0..K as u64).collect();
     let dropout: Vec<usize> = (0..K).step_by(2).collect();
-    let streams = |tensors: bool| {
+    let streams = |tensors: bool, window: Option<i64>| {
         let r = |s| MemberRng::new(&seeds, s, device);
         let (mut n, mut m) = (r(Stream::Noise), r(Stream::Dropout));
         if tensors {
             n = n.on_tensor_path();
             m = m.on_tensor_path();
+        }
+        if let Some(w) = window {
+            n = n.with_window_words(w);
+            m = m.with_window_words(w);
         }
         (n, m)
     };
@@ -73,16 +77,25 @@ pub fn table(device: Device, reps: usize) -> Result<String> {
         chacha_step(device);
         sync();
     });
-    let (mut n, mut m) = streams(false);
+    let (mut n, mut m) = streams(false, None);
     let host = median(reps, || {
         philox_step(&mut n, &mut m, &dropout);
         sync();
     });
-    let (mut n, mut m) = streams(true);
-    let ops = median(reps, || {
-        philox_step(&mut n, &mut m, &dropout);
-        sync();
-    });
+    // Philox evaluations per step over `reps` + 1 steps (median() makes one unmeasured call).
+    let tensor_path = |window: Option<i64>| {
+        let (mut n, mut m) = streams(true, window);
+        let evaluations = ebgan_core::philox::evaluations();
+        let ms = median(reps, || {
+            philox_step(&mut n, &mut m, &dropout);
+            sync();
+        });
+        let per_step = (ebgan_core::philox::evaluations() - evaluations) as f64 / (reps + 1) as f64;
+        (ms, per_step)
+    };
+    let (ops, per_step) = tensor_path(None);
+    let gpu_window = ebgan_models::rng::window_words(Device::Cuda(0));
+    let (ops_gpu_window, per_step_gpu_window) = tensor_path(Some(gpu_window));
     let masks = MASK_LAYERS * B * WIDTH;
     let mut out = String::new();
     writeln!(out, "Random draws of one MLP cohort step at 5/3200/5/1024 (K = {K}, 12 with dropout; B = {B}; {} normals and {masks} mask bytes per member), ms per step, median of {reps}:\n", B * Z)?;
@@ -110,6 +123,19 @@ pub fn table(device: Device, reps: usize) -> Result<String> {
         out,
         "| Philox, tensor ops (the GPU's path) | none | {:.2} |",
         ops * 1e3
+    )?;
+    writeln!(
+        out,
+        "| Philox, tensor ops, a GPU's window ({gpu_window} words) | none | {:.2} |",
+        ops_gpu_window * 1e3
+    )?;
+    writeln!(
+        out,
+        "\nPhilox evaluations per step on the tensor path ({} draws a step; {} tensor ops an evaluation, `philox::OPS_PER_EVALUATION`), counted over {} steps: {per_step:.2} with {}'s window, {per_step_gpu_window:.2} with a GPU's (words evaluated ahead and sliced per draw, `rng::Window`).",
+        1 + MASK_LAYERS,
+        ebgan_core::philox::OPS_PER_EVALUATION,
+        reps + 1,
+        crate::device::describe(device)
     )?;
     Ok(out)
 }
