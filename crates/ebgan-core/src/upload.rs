@@ -42,6 +42,11 @@ pub fn read<T: Element + Copy>(t: &Tensor) -> Result<Vec<T>, TchError> {
 pub fn upload(t: Tensor, device: Device) -> Tensor {
     UPLOADS.with(|c| c.set(c.get() + 1));
     if device.is_cuda() {
+        // Already there (a batch gathered on the device): pinning it would throw, and build a
+        // C++ exception with its backtrace, every step.
+        if t.device() == device {
+            return t;
+        }
         let t = t.f_pin_memory(device).unwrap_or(t);
         t.to_device_(device, t.kind(), true, false)
     } else {
