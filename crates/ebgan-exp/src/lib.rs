@@ -12,7 +12,8 @@
 //!   -> report   figures and tables from results alone
 //! beside them: data (MNIST, image sources, caches), scoring (the MNIST classifier), fid (FID and
 //! KID with the FID-Inception network; fid_command: `ebgan fid`),
-//! cluster (Slurm), bench, gpu_check (the checks of a GPU session), parity (our steps against PyTorch references), png (image sheets), device, fsutil
+//! cluster (Slurm), bench, gpu_check (the checks of a GPU session), parity (our steps against PyTorch references), png (image sheets), device, fsutil,
+//! stats (order statistics, which trainers' logs and reports share)
 //! ```
 //! A module imports only modules below it in this list (or beside it), never one above.
 
@@ -34,4 +35,5 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scoring;
+pub mod stats;
 pub mod train;

@@ -246,15 +246,7 @@ pub fn fmt3(v: f64) -> String {
     }
 }
 
-/// The q-quantile (0..1) by linear interpolation between order statistics.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
+pub use crate::stats::quantile;
 
 /// Percent of `values` in each of `bins` equal-width bins over [lo, hi); values at or past hi
 /// go to the last bin.

@@ -6,7 +6,7 @@
 
 use super::data::{errors, LadderData};
 use super::LadderNets;
-use crate::report::quantile;
+use crate::stats::quantile;
 use anyhow::Result;
 use ebgan_models::rng::{MemberRng, Stream};
 use serde::{Deserialize, Serialize};
