@@ -78,7 +78,7 @@ pub struct MemberRng {
     /// Every draw since [`MemberRng::record`], in order (the parity harness hands them to the
     /// PyTorch reference).
     tape: Option<Vec<Tensor>>,
-    /// The rows of the last subset of members that drew (dropout's), kept on the device.
+    /// The keys of the last subset of members that drew (dropout's), kept on the device.
     subset: Option<(Vec<usize>, Tensor)>,
     /// Draw with tensor ops on the CPU too (tests compare the two paths).
     via_tensors: bool,
@@ -92,8 +92,8 @@ pub struct MemberRng {
 
 /// Words of the tensor path evaluated ahead, `[M, blocks, 4]` for the members that draw, from
 /// block `start` of the current sub-stream. A stream's draws take consecutive blocks, so one
-/// Philox evaluation serves the draws of many steps, each the same words it would have evaluated alone
-/// (a word is a function of its counter); `seek` and `at` drop it, and the next draw evaluates
+/// Philox evaluation serves the draws of many steps, each the same words it would have evaluated
+/// alone (a word is a function of its counter); `seek` and `at` drop it, and the next draw evaluates
 /// from there, so a resume is exact by construction.
 struct Window {
     start: u64,
@@ -268,18 +268,17 @@ impl MemberRng {
         out.narrow(1, 0, n)
     }
 
-    /// The rows of `members` in the cohort on the device (None: every member, in order; a
-    /// subset's uploaded once).
-    fn rows_of(&mut self, members: &[usize]) -> Option<Tensor> {
+    /// `[M, 2]` keys of `members` on the device (a subset's uploaded once).
+    fn keys_of(&mut self, members: &[usize]) -> Tensor {
         if members.iter().copied().eq(0..self.seeds.len()) {
-            return None;
+            return self.keys.shallow_clone();
         }
         if self.subset.as_ref().is_none_or(|(m, _)| m != members) {
             let idx: Vec<i64> = members.iter().map(|&k| k as i64).collect();
             let idx = ebgan_core::upload(Tensor::from_slice(&idx), self.device);
-            self.subset = Some((members.to_vec(), idx));
+            self.subset = Some((members.to_vec(), self.keys.index_select(0, &idx)));
         }
-        Some(self.subset.as_ref().expect("just set").1.shallow_clone())
+        self.subset.as_ref().expect("just set").1.shallow_clone()
     }
 
     fn counter(&self, start: u64, b: u64) -> [u32; 4] {
@@ -348,10 +347,7 @@ impl MemberRng {
             let cap = self.window_cap.unwrap_or_else(|| window_words(self.device));
             let most = (cap / (4 * members.len() as i64)).max(1);
             self.window_blocks = (self.window_blocks * 2).min(most).max(blocks);
-            let keys = match self.rows_of(members) {
-                Some(rows) => self.keys.index_select(0, &rows),
-                None => self.keys.shallow_clone(),
-            };
+            let keys = self.keys_of(members);
             let words = self.evaluate(start, self.window_blocks, &keys);
             let members = members.to_vec();
             self.window = Some(Window {

@@ -123,13 +123,20 @@ pub fn write(dir: &Path) -> Result<()> {
 /// not in the folder, e.g. a committed reference whose run folders are not committed): kept as
 /// they are, and named as kept in the summary rather than dropped from it.
 fn kept_figures(dir: &Path, made: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let mut kept = figures_in(dir)?;
+    kept.retain(|p| !made.contains(p));
+    Ok(kept)
+}
+
+/// The figures (PNGs) at the top of results folder `dir`, sorted.
+fn figures_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut figures: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png") && !made.contains(p))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
         .collect();
-    kept.sort();
-    Ok(kept)
+    figures.sort();
+    Ok(figures)
 }
 
 /// The results browser: a page for every run whose folder is here, then the folder's index.
@@ -160,12 +167,7 @@ pub fn run_figures(res: &ResultsDir, record: &RunRecord, log: &[LossLog]) -> Res
 pub fn refresh_index(dir: &Path) -> Result<()> {
     let res = ResultsDir::new(dir.to_path_buf());
     let rows = res.rows()?;
-    let mut figures: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    figures.sort();
+    let figures = figures_in(dir)?;
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string());
     html::write_index(dir, &name.unwrap_or_default(), &rows, &figures)?;
     Ok(())

@@ -164,9 +164,6 @@ impl RunArgs {
                 Err(e) if failed.is_some() => eprintln!("no report: {e:#}"),
                 Err(e) => return Err(e),
             }
-        }
-        if !self.no_report {
-            let exp = Experiment::load(&self.file)?;
             self.verdict(&exp.name);
         }
         failed.map_or(Ok(()), Err)

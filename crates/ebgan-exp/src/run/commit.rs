@@ -19,6 +19,7 @@ pub struct Committer<'a> {
     device: String,
     matmul_precision: String,
     machine: String,
+    mkl_path: &'static str,
     /// The scoring classifier's hash prefix, when this invocation scores runs.
     classifier: String,
     lock: Mutex<()>,
@@ -49,6 +50,7 @@ impl<'a> Committer<'a> {
             device: device::describe(device),
             matmul_precision: precision.to_string(),
             machine: device::machine(),
+            mkl_path: ebgan_core::mkl_path::path(),
             classifier,
             lock: Mutex::new(()),
             // The first redraw a minute in: a short grid's index comes with its report.
@@ -120,7 +122,7 @@ impl<'a> Committer<'a> {
             threads: tch::get_num_threads().max(1) as usize,
             matmul_precision: self.matmul_precision.clone(),
             machine: self.machine.clone(),
-            mkl_path: ebgan_core::mkl_path::path().into(),
+            mkl_path: self.mkl_path.into(),
             classifier: match scored {
                 true => self.classifier.clone(),
                 false => String::new(),
