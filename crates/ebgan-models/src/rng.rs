@@ -26,6 +26,9 @@ pub enum Stream {
     GeneratorInit = 8,
     /// WGAN-GP's interpolation weights eps (one per sample).
     Interpolate = 9,
+    /// EBGAN-LN's corruption noise on G's samples (D's hinge pass and G's step), apart from the
+    /// real images' (Dropout): at m = 0 an EBGAN-LN run then trains LN's ladder, bit for bit.
+    FakeCorruption = 10,
 }
 
 /// Stream `stream` of `seed` at position `index` (0 for a run's whole-run streams; a step or an

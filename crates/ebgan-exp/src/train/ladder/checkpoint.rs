@@ -1,6 +1,7 @@
 //! A ladder run's part of its checkpoint (train_loop writes the file): the LN's weights and Adam
 //! moments and EBGAN-LN's generator and its moments as tensors, the labelled and unlabelled draw
-//! orders, and the positions of the corruption-noise, G-noise and data streams.
+//! orders, and the positions of the corruption-noise (real and fake passes), G-noise and data
+//! streams.
 
 use super::{DataDraws, LadderNets};
 use crate::train::checkpoint::Loaded;
@@ -20,6 +21,9 @@ pub struct Meta {
     noise: u128,
     /// EBGAN-LN's G noise.
     z: Option<u128>,
+    /// EBGAN-LN's corruption noise on G's samples.
+    #[serde(default)]
+    fake_noise: Option<u128>,
     order: u128,
     labelled_pos: usize,
     unlabelled_pos: usize,
@@ -41,6 +45,7 @@ pub(super) fn save(
     let meta = Meta {
         noise: nets.noise.positions()[0],
         z: nets.generator.as_ref().map(|g| g.z.positions()[0]),
+        fake_noise: nets.generator.as_ref().map(|g| g.corruption.positions()[0]),
         order: d.order.get_word_pos(),
         labelled_pos: d.labelled.pos,
         unlabelled_pos: d.unlabelled.pos,
@@ -72,6 +77,9 @@ pub(super) fn restore(
         g.z.seek(&[meta
             .z
             .ok_or_else(|| bad("no position of G's noise".into()))?]);
+        g.corruption.seek(&[meta
+            .fake_noise
+            .ok_or_else(|| bad("no position of the corruption noise on G's samples".into()))?]);
     }
     d.order.set_word_pos(meta.order);
     for (name, draws, pos) in [

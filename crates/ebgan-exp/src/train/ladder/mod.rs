@@ -37,6 +37,8 @@ struct LnGenerator {
     g: Generator,
     opt: MemberOptim,
     z: MemberRng,
+    /// Corruption noise for the ladder's passes over G's samples.
+    corruption: MemberRng,
     batch: i64,
     z_dim: i64,
 }
@@ -55,6 +57,7 @@ impl LnGenerator {
             g,
             opt,
             z: MemberRng::new(&[c.seed], Stream::Noise, device),
+            corruption: MemberRng::new(&[c.seed], Stream::FakeCorruption, device),
             batch: c.batch_size,
             z_dim: c.z_dim,
         }
@@ -156,7 +159,7 @@ impl LadderNets {
         if let Some(g) = self.generator.as_mut() {
             let z = g.draw();
             let fake = tch::no_grad(|| g.forward(&z));
-            let e = net.energy(&fake, noise);
+            let e = net.energy(&fake, &mut g.corruption);
             loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
             energy_fake = Some(e.detach());
             z_d = Some(z);
@@ -166,7 +169,7 @@ impl LadderNets {
         let mut loss_g = Tensor::zeros([], (Kind::Float, xl.device()));
         if let (Some(g), Some(z_d)) = (self.generator.as_mut(), z_d) {
             let z = if c.g_fresh_noise { g.draw() } else { z_d };
-            loss_g = net.energy(&g.forward(&z), noise).mean(None);
+            loss_g = net.energy(&g.forward(&z), &mut g.corruption).mean(None);
             alive = alive.logical_and(&loss_g.isfinite());
             // G's own lr, decayed in step with the ladder's where asked.
             let g_lr = c.g_optim_hyper().lr;
@@ -233,17 +236,20 @@ impl LadderNets {
         self.noise.record();
         if let Some(g) = self.generator.as_mut() {
             g.z.record();
+            g.corruption.record();
         }
     }
 
-    /// (corruption noise, G's noise) drawn since the last call, in draw order.
+    /// (corruption noise, G's noise) drawn since the last call, in draw order: a step draws all
+    /// of the real passes' corruption noise before any of the fake passes'.
     pub fn take_draws(&mut self) -> (Vec<Tensor>, Vec<Tensor>) {
-        let z = self
-            .generator
-            .as_mut()
-            .map(|g| g.z.take_recorded())
-            .unwrap_or_default();
-        (self.noise.take_recorded(), z)
+        let mut noise = self.noise.take_recorded();
+        let mut z = vec![];
+        if let Some(g) = self.generator.as_mut() {
+            noise.extend(g.corruption.take_recorded());
+            z = g.z.take_recorded();
+        }
+        (noise, z)
     }
 
     pub fn new(c: &RunConfig, device: Device) -> Self {
@@ -597,6 +603,36 @@ mod tests {
             // Every window here ends an epoch: its read, and the epoch's row's (epochs.csv).
             assert_eq!(reads.reads, [(10, 2), (20, 2), (30, 2)], "{model}");
         }
+    }
+
+    #[test]
+    fn at_margin_zero_ebgan_ln_trains_lns_ladder_bit_for_bit() {
+        // Energies are >= 0, so at m = 0 the hinge and its gradient are 0 for every sample; the
+        // fake passes draw their corruption noise from their own stream, so the real passes see
+        // LN's draws. Then D's loss, the ladder and every measurement are LN's, to the bit. With
+        // a margin above the energies the hinge acts and the ladder differs.
+        let mnist = synthetic_mnist();
+        let run = |model, margin| {
+            let c = RunConfig {
+                epochs: 3,
+                margin,
+                ..tiny(model)
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let r = train(&c, &mnist, dir.path(), None);
+            let bits = |v: f64| v.to_bits();
+            let log: Vec<u64> = r.log.iter().map(|l| l.loss_d.to_bits()).collect();
+            let rows: Vec<[u64; 4]> = epochs::read(dir.path())
+                .unwrap()
+                .iter()
+                .map(|e| [e.test_error, e.real_q10, e.real_median, e.real_mean].map(bits))
+                .collect();
+            (log, rows, r.measured.test_error.map(bits))
+        };
+        let ln = run(Model::Ladder, 0.05);
+        assert_eq!(run(Model::EbganLn, 0.0), ln);
+        let acting = run(Model::EbganLn, 10.0);
+        assert_ne!(acting.0, ln.0, "a margin of 10 leaves D's loss alone");
     }
 
     #[test]
