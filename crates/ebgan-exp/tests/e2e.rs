@@ -801,7 +801,7 @@ n_layer_g = 2
 size_g = 32
 [[grid]]
 model = "ebgan-ln"
-margin = [0.0, 0.01]
+margin = [0.0, 1.0]
 g_lr = 0.0002
 [[grid]]
 model = "ladder"
@@ -825,5 +825,44 @@ model = "ladder"
         table.contains("## Search: EBGAN-LN") && table.contains("(selected)"),
         "{table}"
     );
+    assert!(table.contains("## Epoch by epoch"), "{table}");
     assert!(dir.join("epochs.png").is_file());
+    // At m = 0 the hinge never acts and the fake passes have their own noise: LN's numbers.
+    // At m = 1, above every energy here (about 0.2), it acts on every sample.
+    use ebgan_exp::config::Model;
+    let find = |model, m: f64| {
+        let r = rows
+            .iter()
+            .find(|r| r.config.model == model && r.config.margin == m);
+        let r = r.unwrap().result.clone();
+        (
+            r.validation_error.map(f64::to_bits),
+            r.test_error.map(f64::to_bits),
+        )
+    };
+    let ln = rows
+        .iter()
+        .find(|r| r.config.model == Model::Ladder)
+        .unwrap();
+    let ln = find(Model::Ladder, ln.config.margin);
+    assert_eq!(find(Model::EbganLn, 0.0), ln);
+    assert_ne!(find(Model::EbganLn, 1.0), ln);
+    // Every run's rows gathered beside runs.csv: a header and 2 rows a run. With the run
+    // folders gone (a committed reference in a fresh clone) the report redraws from it.
+    let gathered = std::fs::read_to_string(dir.join("epochs.csv")).unwrap();
+    assert_eq!(gathered.lines().count(), 1 + 3 * 2, "{gathered}");
+    for r in &rows {
+        std::fs::remove_dir_all(dir.join(&r.result.run_id)).unwrap();
+    }
+    std::fs::remove_file(dir.join("epochs.png")).unwrap();
+    ok(ebgan(&["report", dir.to_str().unwrap()]));
+    assert!(dir.join("epochs.png").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("table2.md")).unwrap(),
+        table
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("epochs.csv")).unwrap(),
+        gathered
+    );
 }

@@ -101,14 +101,22 @@ pub fn write(dir: &Path) -> Result<()> {
             }
         }
     }
+    let ladder_epochs = epochs::gather(&res, &rows)?;
+    if !ladder_epochs.is_empty() {
+        epochs::write_all(
+            &dir.join(crate::train::ladder::epochs::EPOCHS),
+            &ladder_epochs,
+        )?;
+    }
     if let Some(t) = table2::table2(
         &rows,
         &dir.file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default(),
+        &ladder_epochs,
     ) {
         crate::fsutil::write_atomic(&dir.join("table2.md"), t.as_bytes())?;
-        made.extend(epochs::figure(&res, &rows, &dir.join("epochs.png"))?);
+        made.extend(epochs::figure(&ladder_epochs, &dir.join("epochs.png"))?);
         if let Some(best) = best_ladder_samples(&res, &rows, &dir.join("samples-ebgan-ln.png"))? {
             made.push(best);
         }

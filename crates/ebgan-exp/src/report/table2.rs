@@ -1,5 +1,6 @@
 //! Table 2 of the paper: semi-supervised PI-MNIST test error, ours beside the paper's.
 
+use super::epochs::RunEpochs;
 use crate::config::Family;
 use crate::results::RunRecord;
 use crate::results::Status;
@@ -41,8 +42,9 @@ fn cell(rows: &[RunRecord], keep: impl Fn(&RunRecord) -> bool, labels: usize) ->
     )
 }
 
-/// The markdown table, or None when no row is semi-supervised.
-pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
+/// The markdown table, or None when no row is semi-supervised; `per_epoch`: the ladder runs'
+/// epochs.csv rows.
+pub fn table2(rows: &[RunRecord], name: &str, per_epoch: &[RunEpochs]) -> Option<String> {
     if !rows.iter().any(|r| r.config.model.is_ladder()) {
         return None;
     }
@@ -132,6 +134,65 @@ pub fn table2(rows: &[RunRecord], name: &str) -> Option<String> {
     }
     s.extend(search(rows));
     s.extend(paired(rows));
+    s.extend(by_epoch(per_epoch));
+    Some(s)
+}
+
+/// The most epochs a run's row shows (evenly spaced, the last always among them).
+const EPOCH_COLUMNS: usize = 10;
+
+/// Each ladder run after each epoch (its epochs.csv): validation error, or test error without
+/// a validation split, and for EBGAN-LN the share of G's samples inside the margin. None
+/// without rows.
+pub fn by_epoch(runs: &[RunEpochs]) -> Option<String> {
+    let last = runs
+        .iter()
+        .flat_map(|(_, e)| e.iter().map(|r| r.epoch))
+        .max()?;
+    let every = last.div_ceil(EPOCH_COLUMNS);
+    let shown: Vec<usize> = (1..=last)
+        .filter(|e| e % every == 0 || *e == last)
+        .collect();
+    let validation = runs
+        .iter()
+        .any(|(_, e)| e.iter().any(|r| r.validation_error.is_some()));
+    let mut s = String::new();
+    writeln!(s, "\n## Epoch by epoch\n").unwrap();
+    writeln!(
+        s,
+        "{} error % after each epoch; for EBGAN-LN, in brackets, the share of 1,000 of G's samples \
+         inside the margin at the epoch's last step (those the hinge acts on). From epochs.csv \
+         (`run_id`, then each run's epochs.csv).\n",
+        if validation { "Validation (test where no images are held out)" } else { "Test" }
+    )
+    .unwrap();
+    let head: Vec<String> = shown.iter().map(|e| e.to_string()).collect();
+    writeln!(s, "| run | setting | seed | {} |", head.join(" | ")).unwrap();
+    writeln!(s, "|---|---|---:|{}", "---:|".repeat(shown.len())).unwrap();
+    for (r, rows) in runs {
+        let cells: Vec<String> = shown
+            .iter()
+            .map(|&e| match rows.iter().find(|row| row.epoch == e) {
+                None => "-".into(),
+                Some(row) => {
+                    let error = row.validation_error.unwrap_or(row.test_error);
+                    match row.hinge_active {
+                        Some(h) => format!("{error:.2} ({:.1}%)", 100.0 * h),
+                        None => format!("{error:.2}"),
+                    }
+                }
+            })
+            .collect();
+        writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            r.run_id,
+            setting(r),
+            r.config.seed,
+            cells.join(" | ")
+        )
+        .unwrap();
+    }
     Some(s)
 }
 
@@ -243,17 +304,18 @@ pub fn paired(rows: &[RunRecord]) -> Option<String> {
         }
         if s.is_empty() {
             writeln!(s, "\n## Paired by seed (test error %, EBGAN-LN - LN)\n").unwrap();
-            writeln!(s, "| labels | seeds | LN mean | EBGAN-LN mean | mean difference +- std | EBGAN-LN lower in | sign-flip p (two-sided, exact) |").unwrap();
-            writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|").unwrap();
+            writeln!(s, "| labels | seeds | LN mean | EBGAN-LN mean | mean difference +- std | 95% interval (t) | EBGAN-LN lower in | sign-flip p (two-sided, exact) |").unwrap();
+            writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
         }
         let d: Vec<f64> = pairs.iter().map(|p| p.2 - p.1).collect();
         let (dm, ds) = mean_std(&d);
         let lm = mean_std(&pairs.iter().map(|p| p.1).collect::<Vec<_>>()).0;
         let em = mean_std(&pairs.iter().map(|p| p.2).collect::<Vec<_>>()).0;
         let lower = d.iter().filter(|&&x| x < 0.0).count();
+        let (lo, hi) = crate::stats::mean_ci95(&d).expect("at least two pairs");
         writeln!(
             s,
-            "| {labels} | {} | {lm:.2} | {em:.2} | {dm:+.2} +- {ds:.2} | {lower} of {} | {:.3} |",
+            "| {labels} | {} | {lm:.2} | {em:.2} | {dm:+.2} +- {ds:.2} | [{lo:+.2}, {hi:+.2}] | {lower} of {} | {:.3} |",
             pairs.len(),
             pairs.len(),
             sign_flip_p(&d)
@@ -288,7 +350,7 @@ mod tests {
             row(Model::EbganLn, 0.01, 0, 9.0),
             row(Model::EbganLn, 0.1, 0, 40.0),
         ];
-        let t = table2(&search, "s").unwrap();
+        let t = table2(&search, "s", &[]).unwrap();
         assert!(
             t.contains("| EBGAN-LN (m = 0.01), ours | 9.00 +- 0.00 (1 seed) |"),
             "{t}"
@@ -301,7 +363,7 @@ mod tests {
             row(Model::EbganLn, 0.01, 0, 4.0),
             row(Model::EbganLn, 0.01, 1, 6.0),
         ];
-        let t = table2(&seeds, "s").unwrap();
+        let t = table2(&seeds, "s", &[]).unwrap();
         assert!(
             t.contains("| EBGAN-LN, ours | 5.00 +- 1.41 (2 seeds) |"),
             "{t}"
@@ -344,9 +406,61 @@ mod tests {
         // Differences 2, 1, 3: mean 2, std 1; all 3 positive: p = 2 / 8.
         let t = paired(&rows).unwrap();
         assert!(
-            t.contains("| 100 | 3 | 3.50 | 5.50 | +2.00 +- 1.00 | 0 of 3 | 0.250 |"),
+            t.contains(
+                "| 100 | 3 | 3.50 | 5.50 | +2.00 +- 1.00 | [-0.48, +4.48] | 0 of 3 | 0.250 |"
+            ),
             "{t}"
         );
+    }
+
+    #[test]
+    fn each_run_epoch_by_epoch_with_the_hinges_share() {
+        use crate::config::Model;
+        use crate::train::ladder::epochs::EpochRow;
+        let at = |epoch: usize, error: f64, hinge: Option<f64>| EpochRow {
+            epoch,
+            step: 10 * epoch as u64,
+            test_error: error + 1.0,
+            validation_error: Some(error),
+            margin: hinge.map(|_| 0.01),
+            real_q10: 0.1,
+            real_median: 0.2,
+            real_q90: 0.3,
+            real_mean: 0.2,
+            fake_q10: None,
+            fake_median: None,
+            fake_q90: None,
+            fake_mean: None,
+            hinge_active: hinge,
+        };
+        let (ln, eb) = (
+            row(Model::Ladder, 0.0, 3, 4.0),
+            row(Model::EbganLn, 0.01, 3, 5.0),
+        );
+        let runs = [
+            (&ln, vec![at(1, 9.0, None), at(2, 7.125, None)]),
+            (&eb, vec![at(1, 12.0, Some(0.0413)), at(2, 8.0, Some(0.0))]),
+        ];
+        let t = by_epoch(&runs).unwrap();
+        assert!(
+            t.contains("Validation (test where no images are held out) error %"),
+            "{t}"
+        );
+        assert!(t.contains("| run | setting | seed | 1 | 2 |"), "{t}");
+        let ln_row = format!(
+            "| {} | lambda_0 1000, 100 labels, 25 epochs | 3 | 9.00 | 7.12 |",
+            ln.run_id
+        );
+        assert!(t.contains(&ln_row), "{t}");
+        assert!(t.contains("| 3 | 12.00 (4.1%) | 8.00 (0.0%) |"), "{t}");
+        // 25 epochs show every third and the last: 3, 6, .., 24, 25.
+        let long: Vec<EpochRow> = (1..=25).map(|e| at(e, 1.0, None)).collect();
+        let t = by_epoch(&[(&ln, long)]).unwrap();
+        assert!(
+            t.contains("| run | setting | seed | 3 | 6 | 9 | 12 | 15 | 18 | 21 | 24 | 25 |"),
+            "{t}"
+        );
+        assert_eq!(by_epoch(&[]), None);
     }
 
     #[test]
