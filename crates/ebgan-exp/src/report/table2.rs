@@ -169,6 +169,15 @@ pub fn by_epoch(runs: &[RunEpochs]) -> Option<String> {
     let head: Vec<String> = shown.iter().map(|e| e.to_string()).collect();
     writeln!(s, "| run | setting | seed | {} |", head.join(" | ")).unwrap();
     writeln!(s, "|---|---|---:|{}", "---:|".repeat(shown.len())).unwrap();
+    // By labelled count, LN first, then setting and seed: a search's settings and a comparison's
+    // pairs read down the table.
+    let mut runs: Vec<&RunEpochs> = runs.iter().collect();
+    runs.sort_by_key(|(r, _)| {
+        let family = [Family::Ln, Family::EbganLn]
+            .iter()
+            .position(|f| *f == r.family);
+        (r.config.labels, family, setting(r), r.config.seed)
+    });
     for (r, rows) in runs {
         let cells: Vec<String> = shown
             .iter()
@@ -438,8 +447,8 @@ mod tests {
             row(Model::EbganLn, 0.01, 3, 5.0),
         );
         let runs = [
-            (&ln, vec![at(1, 9.0, None), at(2, 7.125, None)]),
             (&eb, vec![at(1, 12.0, Some(0.0413)), at(2, 8.0, Some(0.0))]),
+            (&ln, vec![at(1, 9.0, None), at(2, 7.125, None)]),
         ];
         let t = by_epoch(&runs).unwrap();
         assert!(
@@ -453,6 +462,7 @@ mod tests {
         );
         assert!(t.contains(&ln_row), "{t}");
         assert!(t.contains("| 3 | 12.00 (4.1%) | 8.00 (0.0%) |"), "{t}");
+        assert!(t.find(&ln_row) < t.find("12.00 (4.1%)"), "LN first: {t}");
         // 25 epochs show every third and the last: 3, 6, .., 24, 25.
         let long: Vec<EpochRow> = (1..=25).map(|e| at(e, 1.0, None)).collect();
         let t = by_epoch(&[(&ln, long)]).unwrap();
