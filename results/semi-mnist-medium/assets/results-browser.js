@@ -1,20 +1,23 @@
 // The results browser's table (report/html.rs): COLUMNS and RUNS come from index.html.
 const exact = new Set(["family", "status"]);
+// A cell's text as HTML text: what a formatter returns becomes markup.
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
+  (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
 // A number as the table shows it: 4 significant digits, no trailing zeros.
 const shown = (v) => Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
 for (const c of COLUMNS) {
   if (c.formatter === "run") {
     c.formatter = (cell) => cell.getData().has_page
-      ? `<a href="${cell.getValue()}/index.html">${cell.getValue()}</a>` : cell.getValue();
+      ? `<a href="${esc(cell.getValue())}/index.html">${esc(cell.getValue())}</a>` : esc(cell.getValue());
     c.headerFilter = "input";
   } else if (c.formatter === "thumb") {
     c.formatter = (cell) => cell.getData().has_samples
-      ? `<img class="thumb" loading="lazy" src="${cell.getValue()}/samples.png" alt="samples">` : "";
+      ? `<img class="thumb" loading="lazy" src="${esc(cell.getValue())}/samples.png" alt="samples">` : "";
   } else if (RUNS.some((r) => typeof r[c.field] === "number")) {
     // Numbers: shown to 4 significant digits, filtered by "1.5", ">1.5", "<=0.01".
     c.sorter = "number";
     c.formatter = (cell) => { const v = cell.getValue();
-      return typeof v === "number" ? shown(v) : (v ?? ""); };
+      return typeof v === "number" ? shown(v) : esc(v); };
     c.headerFilter = "input";
     c.headerFilterFunc = (want, value) => {
       if (typeof value !== "number") return false;
