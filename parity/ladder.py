@@ -2,7 +2,7 @@
 Rasmus et al. 2015 (784-1000-500-250-250-250-10, batch normalisation without learned scale,
 Gaussian corruption of the input and of every normalised pre-activation, the Gaussian
 or "sig" combinator, top-down decoder) trained on cross-entropy + lambda_0 x the bottom-layer
-reconstruction cost, and for EBGAN-LN the hinge lambda_0 x mean [m - E(G(z))]^+ on generated
+reconstruction cost, and for EBGAN-LN the hinge hinge_weight x mean [m - E(G(z))]^+ on generated
 images, then a G step through the updated ladder (E = the bottom-layer cost of the corrupted
 pass). Plain torch ops, torch.optim (Adam or SGD) with the ladder's learning-rate schedule set
 at every step.
@@ -128,7 +128,7 @@ def main(base):
             z_d = next(zs)
             with torch.no_grad():
                 fake = generator(z_d, g, cfg["n_layer_g"])
-            loss_d = loss_d + F.relu(cfg["margin"] - net.energy(fake)).mean() * cfg["lambda_0"]
+            loss_d = loss_d + F.relu(cfg["margin"] - net.energy(fake)).mean() * cfg["hinge_weight"]
         opt.zero_grad()
         loss_d.backward()
         opt.step()

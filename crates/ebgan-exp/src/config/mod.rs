@@ -281,6 +281,17 @@ mod tests {
             ("ebgan-ln", "g_lr = inf", "g_lr must be a finite number"),
             ("ebgan-ln", "g_lr = 0", "g_lr must be > 0"),
             ("ebgan-ln", "g_beta1 = 1.5", "g_beta1 must be in [0, 1)"),
+            ("ebgan-ln", "hinge_weight = -1", "hinge_weight must be >= 0"),
+            (
+                "ebgan-ln",
+                "hinge_weight = nan",
+                "hinge_weight must be a finite number",
+            ),
+            (
+                "ladder",
+                "hinge_weight = 10",
+                "hinge_weight is a setting of EBGAN-LN",
+            ),
             ("ladder", "validation = 59950", "validation leaves too few"),
             ("ebgan", "g_lr = 0.001", "g_lr is a setting of EBGAN-LN"),
             ("ebgan", "validation = 10", "validation is a setting of LN"),

@@ -166,6 +166,9 @@ run_config! {
     /// the run's beta2 and adam_eps.
     g_lr: Option<f64> = None,
     g_beta1: Option<f64> = None,
+    /// EBGAN-LN: the weight of the hinge [m - E(G(z))]^+ in D's loss (unset: `lambda_0`, the
+    /// weight of the bottom-layer cost the energy is made of).
+    hinge_weight: Option<f64> = None,
     /// Semi-supervised MNIST: the last N of the `train_images` held out as a validation set,
     /// neither trained on nor labelled; its error is measured beside the test error (model
     /// selection reads it, never the test set's).
@@ -307,6 +310,11 @@ impl RunConfig {
             eps: self.adam_eps,
             momentum: self.sgd_momentum,
         }
+    }
+
+    /// EBGAN-LN's weight of its hinge: `hinge_weight`, else `lambda_0`.
+    pub fn hinge_weight(&self) -> f64 {
+        self.hinge_weight.unwrap_or(self.lambda_0)
     }
 
     /// EBGAN-LN's generator's optimizer: the run's, with `g_lr` and `g_beta1` where set.

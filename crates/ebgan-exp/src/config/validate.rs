@@ -25,7 +25,11 @@ impl RunConfig {
     fn finite(&self) -> Result<(), Invalid> {
         let fields = fields(self);
         // serde_json writes a non-finite f64 as null; the optional fields are null when unset.
-        let optional = [("g_lr", self.g_lr), ("g_beta1", self.g_beta1)];
+        let optional = [
+            ("g_lr", self.g_lr),
+            ("g_beta1", self.g_beta1),
+            ("hinge_weight", self.hinge_weight),
+        ];
         let unset = |key: &str| optional.iter().any(|(k, v)| *k == key && v.is_none());
         match fields.iter().find(|(k, v)| v.is_null() && !unset(k)) {
             Some((key, _)) => check(false, key, format!("{key} must be a finite number")),
@@ -164,6 +168,11 @@ impl RunConfig {
             self.g_beta1.is_none_or(unit_interval),
             "g_beta1",
             "g_beta1 must be in [0, 1)",
+        )?;
+        check(
+            self.hinge_weight.is_none_or(|w| w >= 0.0),
+            "hinge_weight",
+            "hinge_weight must be >= 0",
         )?;
         check(self.n_layer_g >= 2, "n_layer_g", "n_layer_g must be >= 2")?;
         check(self.n_layer_d >= 2, "n_layer_d", "n_layer_d must be >= 2")?;

@@ -14,6 +14,7 @@ pub const EBGAN_LN_FIELDS: &[&str] = &[
     "g_fresh_noise",
     "g_lr",
     "g_beta1",
+    "hinge_weight",
 ];
 pub const LOG_COLUMNS: &[LogColumn] = &[];
 pub const LN_HAS_MARGIN: bool = false;

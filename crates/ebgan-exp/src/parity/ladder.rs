@@ -74,6 +74,8 @@ pub fn cases() -> Vec<LadderCase> {
                 optim_g: OptimKind::Adam,
                 g_lr: Some(0.004),
                 g_beta1: Some(0.5),
+                // Its own hinge weight, so that a lambda_0 in its place shows.
+                hinge_weight: Some(400.0),
                 adam_eps: 1e-6,
                 ..base.clone()
             },
@@ -176,6 +178,7 @@ pub fn export(case: &LadderCase, steps: usize, device: Device) -> Export {
         "optim": c.optim_hyper(c.optim_d),
         "optim_g": c.g_optim_hyper(),
         "lambda_0": c.lambda_0,
+        "hinge_weight": c.hinge_weight(),
         "margin": c.margin,
         "noise_std": c.ladder_noise,
         "combinator": c.combinator,

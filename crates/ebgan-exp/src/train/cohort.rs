@@ -104,6 +104,7 @@ impl CohortKey {
             g_fresh_noise: _,
             g_lr: _,
             g_beta1: _,
+            hinge_weight: _,
             validation: _,
         } = c.clone();
         CohortKey {

@@ -160,7 +160,7 @@ impl LadderNets {
             let z = g.draw();
             let fake = tch::no_grad(|| g.forward(&z));
             let e = net.energy(&fake, &mut g.corruption);
-            loss_d += (margin - &e).relu().mean(None) * c.lambda_0;
+            loss_d += (margin - &e).relu().mean(None) * c.hinge_weight();
             energy_fake = Some(e.detach());
             z_d = Some(z);
         }
