@@ -69,7 +69,7 @@ test-isa: mnist mkl-paths
 grid-mnist mode="" *flags="": setup
     {{ebgan}} run experiments/grid-mnist{{ if mode == "" { "" } else { "-" + mode } }}.toml {{flags}}
 
-# Table 2: LN and EBGAN-LN on semi-supervised MNIST; `quick`: 1 seed x 1 epoch per cell; `medium`: 6 seeds at 100 labels, 3 at 200 and 1000, 5 epochs (about 90 min on 2 cores); `search-margin`, `search-g`: the staged search of docs/semi-supervised.md; `margin-search`: an older margin search
+# Table 2: LN and EBGAN-LN on semi-supervised MNIST; `quick`: 1 seed x 1 epoch per cell; `medium`: 6 seeds at 100 labels, 3 at 200 and 1000, 5 epochs (about 75 min on 2 cores, estimated); `search-margin`, `search-g`: the staged search of docs/semi-supervised.md; `margin-search`: an older margin search
 semi-mnist mode="" *flags="": mnist
     {{ebgan}} run experiments/semi-mnist{{ if mode == "" { "" } else { "-" + mode } }}.toml {{flags}}
 

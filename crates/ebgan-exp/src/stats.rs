@@ -12,6 +12,18 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Mean and sample standard deviation (n - 1; 0 for one value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
 /// Student's t quantile 0.975 for `df` = 1..=30 degrees of freedom (scipy.stats.t.ppf(0.975,
 /// df), to 6 decimals).
 const T975: [f64; 30] = [
@@ -40,14 +52,23 @@ pub fn mean_ci95(d: &[f64]) -> Option<(f64, f64)> {
     if n < 2 {
         return None;
     }
-    let mean = d.iter().sum::<f64>() / n as f64;
-    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let half = t975(n - 1) * (var / n as f64).sqrt();
+    let (mean, std) = mean_std(d);
+    let half = t975(n - 1) * std / (n as f64).sqrt();
     Some((mean - half, mean + half))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::mean_std;
+
+    #[test]
+    fn mean_and_sample_std_by_hand() {
+        assert_eq!(mean_std(&[1.0, 2.0, 3.0]), (2.0, 1.0));
+        let (m, s) = mean_std(&[1.0, 1.5]);
+        assert_eq!(m, 1.25);
+        assert!((s - 0.125f64.sqrt()).abs() < 1e-15);
+        assert_eq!(mean_std(&[0.9]), (0.9, 0.0));
+    }
     #[test]
     fn a_paired_interval_by_hand() {
         // (1, 2, 3): mean 2, s = 1, half-width t(0.975, 2) / sqrt(3) = 4.302653 / 1.7320508 =

@@ -4,6 +4,7 @@ use super::epochs::RunEpochs;
 use crate::config::Family;
 use crate::results::RunRecord;
 use crate::results::Status;
+use crate::stats::mean_std;
 use std::fmt::Write;
 
 /// (labels, LN mean, LN std, EBGAN-LN mean, EBGAN-LN std), in %, 15 seeds (paper Table 2).
@@ -12,18 +13,6 @@ pub const PAPER: [(usize, f64, f64, f64, f64); 3] = [
     (200, 1.24, 0.09, 0.99, 0.12),
     (1000, 1.04, 0.06, 0.89, 0.04),
 ];
-
-/// Mean and sample standard deviation (n - 1; 0 for one value).
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
 
 fn cell(rows: &[RunRecord], keep: impl Fn(&RunRecord) -> bool, labels: usize) -> String {
     let v: Vec<f64> = rows
@@ -160,10 +149,15 @@ pub fn by_epoch(runs: &[RunEpochs]) -> Option<String> {
     writeln!(s, "\n## Epoch by epoch\n").unwrap();
     writeln!(
         s,
-        "{} error % after each epoch; for EBGAN-LN, in brackets, the share of 1,000 of G's samples \
+        "{} error % after each epoch; for EBGAN-LN, in brackets, the share of {} of G's samples \
          inside the margin at the epoch's last step (those the hinge acts on). From epochs.csv \
          (`run_id`, then each run's epochs.csv).\n",
-        if validation { "Validation (test where no images are held out)" } else { "Test" }
+        if validation {
+            "Validation (test where no images are held out)"
+        } else {
+            "Test"
+        },
+        crate::train::ladder::epochs::SAMPLES
     )
     .unwrap();
     let head: Vec<String> = shown.iter().map(|e| e.to_string()).collect();
@@ -172,7 +166,7 @@ pub fn by_epoch(runs: &[RunEpochs]) -> Option<String> {
     // By labelled count, LN first, then setting and seed: a search's settings and a comparison's
     // pairs read down the table.
     let mut runs: Vec<&RunEpochs> = runs.iter().collect();
-    runs.sort_by_key(|(r, _)| {
+    runs.sort_by_cached_key(|(r, _)| {
         let family = [Family::Ln, Family::EbganLn]
             .iter()
             .position(|f| *f == r.family);
@@ -471,14 +465,5 @@ mod tests {
             "{t}"
         );
         assert_eq!(by_epoch(&[]), None);
-    }
-
-    #[test]
-    fn mean_and_sample_std_by_hand() {
-        assert_eq!(mean_std(&[1.0, 2.0, 3.0]), (2.0, 1.0));
-        let (m, s) = mean_std(&[1.0, 1.5]);
-        assert_eq!(m, 1.25);
-        assert!((s - 0.125f64.sqrt()).abs() < 1e-15);
-        assert_eq!(mean_std(&[0.9]), (0.9, 0.0));
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 /// Real images and G samples whose energies an epoch's row summarises.
-const SAMPLES: i64 = 1000;
+pub const SAMPLES: i64 = 1000;
 
 /// One epoch's row of epochs.csv.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
