@@ -39,6 +39,11 @@ pub fn read<T: Element + Copy>(t: &Tensor) -> Result<Vec<T>, TchError> {
 /// `t` (on the host) on `device`, without synchronising the device's stream: on CUDA from
 /// pinned memory (libtorch's caching host allocator, which keeps the block until the copy has
 /// run), so the copy is truly asynchronous; from pageable memory if pinning fails.
+///
+/// Pinned through `_pin_memory`: tch's `pin_memory` always passes a device, and libtorch 2.11
+/// prints a deprecation warning for that argument on every call (twice: `pin_memory` asks
+/// `is_pinned` with it too). `_pin_memory` takes the device without a warning; it always copies,
+/// which `pin_memory` would do too for a tensor not yet pinned (every upload's).
 pub fn upload(t: Tensor, device: Device) -> Tensor {
     UPLOADS.with(|c| c.set(c.get() + 1));
     if device.is_cuda() {
@@ -47,7 +52,7 @@ pub fn upload(t: Tensor, device: Device) -> Tensor {
         if t.device() == device {
             return t;
         }
-        let t = t.f_pin_memory(device).unwrap_or(t);
+        let t = t.f_internal_pin_memory(device).unwrap_or(t);
         t.to_device_(device, t.kind(), true, false)
     } else {
         t.to_device(device)

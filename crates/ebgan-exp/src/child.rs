@@ -45,9 +45,31 @@ pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, Strin
     Ok((status.code().unwrap_or(-1), text))
 }
 
+/// The warning lines libtorch printed into `log` (c10's format: `[W1207 20:51:39.123 4242
+/// Memory.cpp:46] Warning: ...`). A training step prints none: one per step would bury the output
+/// a device machine sends back (tests and gpu-check's children count them).
+pub fn libtorch_warnings(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("[W")
+                && l[2..].starts_with(|c: char| c.is_ascii_digit())
+                && l.contains("] Warning: ")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libtorch_warning_lines_are_counted_and_other_lines_are_not() {
+        let log = "step 1\n[W1207 20:51:39.123456789 4242 Memory.cpp:46] Warning: The argument 'device' of Tensor.pin_memory() is deprecated. (function operator())\n[Warmup] Warning: not libtorch's\nWarning: plain\n  [W1207 20:51:40.1 4242 Memory.cpp:31] Warning: is_pinned\n";
+        let w = libtorch_warnings(log);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("pin_memory"));
+    }
 
     #[test]
     fn a_failing_reference_says_why_and_a_hanging_one_is_stopped() {

@@ -1,7 +1,8 @@
 //! Stage 3: fast. `ebgan bench`, `bench-grid` (both optimizer layouts) and `bench-conv`
 //! against PyTorch eager, run as child processes of this binary (each within the stage's
-//! slice), their tables gathered into OUT/performance-rows.md under the card's name; and the
-//! grid-epoch estimate against the goal of at most 7 minutes on one H100 / H200.
+//! slice; a libtorch warning in a child's output fails its line), their tables gathered into
+//! OUT/performance-rows.md under the card's name; and the grid-epoch estimate against the goal
+//! of at most 7 minutes on one H100 / H200.
 
 use super::{last_words, run_for, Ctx, Outcome, NO_CUDA};
 use anyhow::{bail, Context, Result};
@@ -100,7 +101,19 @@ fn bench(ctx: &Ctx, cmd: &str, file: &str, flags: &[&str]) -> Result<(bool, Stri
     }
     let text = std::fs::read_to_string(&out)
         .with_context(|| format!("{cmd} wrote no {}", out.display()))?;
-    Ok((true, rows(&text)))
+    // Its steps train as runs do: a warning per step would fill the output that comes back.
+    match crate::child::libtorch_warnings(&log)[..] {
+        [] => Ok((true, rows(&text))),
+        ref w => Ok((
+            false,
+            format!(
+                "{} libtorch warning line(s), the first: {}; {}",
+                w.len(),
+                w[0],
+                rows(&text)
+            ),
+        )),
+    }
 }
 
 pub fn run(ctx: &mut Ctx) {

@@ -34,10 +34,16 @@ pub fn ebgan_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     cmd.output().expect("ebgan runs")
 }
 
-/// stderr + stdout of a command that must have succeeded.
+/// stderr + stdout of a command that must have succeeded and printed no libtorch warning (one
+/// per training step would bury a device machine's output).
 pub fn ok(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "ebgan failed: {err}");
+    let warnings = ebgan_exp::child::libtorch_warnings(&err);
+    assert!(
+        warnings.is_empty(),
+        "ebgan printed libtorch warnings: {warnings:#?}"
+    );
     err + &String::from_utf8_lossy(&out.stdout)
 }
 
