@@ -143,6 +143,10 @@ gpu-pack: mnist
     for f in data/mnist/*-ubyte; do gzip -c "$f" > ".device/mnist/$(basename "$f").gz"; done
     du -sh .device
 
+# the device command's dry run: scripts/gpu-check.sh with the carried .device/, as a device machine runs it, on the CPU at tiny sizes under the same limits; the returned folder is OUT
+gpu-dry-run out="/tmp/ebgan-gpu-return" *flags="": gpu-pack
+    EBGAN_WORK=/tmp/ebgan-gpu-dry-run PYTHON="$EBGAN_VENV/bin/python" {{torch}} scripts/gpu-check.sh {{out}} --device cpu {{flags}}
+
 fmt:
     cargo fmt --all
 

@@ -17,26 +17,44 @@ impl std::fmt::Display for OutOfTime {
 
 impl std::error::Error for OutOfTime {}
 
-/// Runs `cmd` for at most `secs`; killed past it. Returns its exit status and stdout + stderr.
+/// A process-wide end for every child (gpu-check's budget): `run_for` stops a child there even
+/// when its own limit is later.
+static DEADLINE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Sets the process-wide deadline (once; later calls keep the first).
+pub fn set_deadline(at: Instant) {
+    let _ = DEADLINE.set(at);
+}
+
+/// Runs `cmd` for at most `secs` (and not past the process-wide deadline); past it the child and
+/// everything it started (its process group) are killed. Returns its exit status and stdout +
+/// stderr.
 pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, String)> {
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("log");
     let file = std::fs::File::create(&log)?;
     let mut child = cmd
         .stdout(file.try_clone()?)
         .stderr(file)
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
-    let deadline = Instant::now() + Duration::from_secs_f64(secs.max(1.0));
+    let started = Instant::now();
+    let own = started + Duration::from_secs_f64(secs.max(1.0));
+    let deadline = DEADLINE.get().map_or(own, |&d| d.min(own));
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break s;
         }
         if Instant::now() >= deadline {
+            // SAFETY: kill(2) on the group this child leads (process_group(0) above).
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
+            let limit = deadline.saturating_duration_since(started).as_secs_f64();
             return Err(
-                OutOfTime(format!("{cmd:?} ran past its {secs:.0} s and was stopped")).into(),
+                OutOfTime(format!("{cmd:?} ran past its {limit:.0} s and was stopped")).into(),
             );
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -4,6 +4,7 @@
 
 use ebgan_exp::config::Experiment;
 use ebgan_exp::gpu_check::reproduce::{self, Budgeted};
+use ebgan_exp::gpu_check::returned;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ const CHECKS: &[&str] = &[
     "correct.cohort-vs-alone.gan",
     "correct.cohort-vs-alone.began",
     "correct.cohort-vs-alone.magan",
+    "correct.cohort-vs-alone.wgan-gp",
     "correct.conv-checkpoint-resume",
     "correct.ladder-step",
     "correct.optim-layouts.ebgan",
@@ -36,24 +38,60 @@ const CHECKS: &[&str] = &[
     "results.grid-sample",
 ];
 
+/// The one device command (scripts/gpu-check.sh) with this binary, a scratch work folder and
+/// the returned folder `ret`.
+fn device_command(work: &Path, ret: &Path, flags: &[&str]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gpu-check.sh");
+    std::process::Command::new("bash")
+        .arg(script)
+        .arg(ret)
+        .args(flags)
+        .env("EBGAN_BIN", env!("CARGO_BIN_EXE_ebgan"))
+        .env("EBGAN_WORK", work)
+        .env("PYTHON", "python3")
+        .output()
+        .expect("bash runs")
+}
+
+/// The returned folder: the device tool's limits hold, and it holds what the docs say.
+fn assert_returned(ret: &Path) {
+    let broken = returned::violations(ret).unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    let mut names: Vec<String> = std::fs::read_dir(ret)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let want = [
+        "gpu-check.log",
+        "gpu-check.md",
+        "performance-rows.md",
+        "results.zip",
+    ];
+    assert!(
+        names.iter().all(|n| want.contains(&n.as_str())),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"gpu-check.md".to_string()) && names.contains(&"results.zip".to_string())
+    );
+}
+
+/// The dry run: the device command under the device machine's limits, on the CPU at tiny sizes.
 #[test]
-fn gpu_check_on_the_cpu_runs_every_stage_and_fails_nothing() {
+fn the_device_command_on_the_cpu_runs_every_stage_within_its_budget_and_limits() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
+    let (work, ret) = (tmp.path().join("work"), tmp.path().join("ret"));
+    let budget = 240.0;
+    let start = Instant::now();
     // parity::tests::steps_and_scores_match_pytorch runs the parity cases in the same suite.
-    let log = ok(common::ebgan_env(
-        &[
-            "gpu-check",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--python",
-            "python3",
-            "--skip-parity",
-        ],
-        &[],
-    ));
-    let md = std::fs::read_to_string(out.join("gpu-check.md")).unwrap();
+    let flags = ["--device", "cpu", "--skip-parity", "--budget", "240"];
+    let log = ok(device_command(&work, &ret, &flags));
+    // Start-up and packing beside the budget: seconds.
+    assert!(start.elapsed().as_secs_f64() < budget + 15.0, "{log}");
+    assert_returned(&ret);
+    let md = std::fs::read_to_string(ret.join("gpu-check.md")).unwrap();
+    assert!(md.contains("(--device-limits)"), "{md}");
     assert!(log.contains("[stage 4/4: results]"), "{log}");
     let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("- ")).collect();
     assert!(!lines.iter().any(|l| l.starts_with("- fail")), "{md}");
@@ -77,8 +115,45 @@ fn gpu_check_on_the_cpu_runs_every_stage_and_fails_nothing() {
         assert!(line.starts_with(want), "{name}: {line}");
     }
     assert!(md.contains("no CUDA device"), "{md}");
-    let rows = std::fs::read_to_string(out.join("performance-rows.md")).unwrap();
+    let rows = std::fs::read_to_string(ret.join("performance-rows.md")).unwrap();
     assert!(rows.contains("ebgan bench-conv"), "{rows}");
+    // The whole log came back, not only the end the device tool shows.
+    let returned_log = std::fs::read_to_string(ret.join("gpu-check.log")).unwrap();
+    assert!(
+        returned_log.contains("[stage 1/4: set-up]"),
+        "{returned_log}"
+    );
+}
+
+/// A check that runs past the budget is cut there: the command ends on time with its report and
+/// the returned folder, and what ran before the cut is in it.
+#[test]
+fn the_budgets_end_cuts_a_running_check_and_still_returns_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, ret) = (tmp.path().join("work"), tmp.path().join("ret"));
+    let start = Instant::now();
+    let flags = [
+        "--device",
+        "cpu",
+        "--skip-parity",
+        "--budget",
+        "5",
+        "--test-stall",
+        "30",
+    ];
+    ok(device_command(&work, &ret, &flags));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_returned(&ret);
+    let md = std::fs::read_to_string(ret.join("gpu-check.md")).unwrap();
+    assert!(
+        md.contains("- skipped · test-stall · skipped (budget): cut by the budget's end"),
+        "{md}"
+    );
+    assert!(md.contains("setup.libtorch-cuda-linked"), "{md}");
 }
 
 /// 4 shape groups x 4 runs, 4 steps each.

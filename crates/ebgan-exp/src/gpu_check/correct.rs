@@ -57,12 +57,12 @@ fn parity_cases(ctx: &mut Ctx) {
     }
     let out = ctx.out.join("parity");
     let device = ctx.device;
-    // KID's reference is torch-fidelity's, which a device machine's python may lack: that is
-    // not a finding about our code.
-    let fidelity = std::process::Command::new(&ctx.python)
-        .args(["-c", "import torch_fidelity"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    // A device machine's python has pytorch-fid and torch-fidelity only when carried: a case
+    // that needs a missing one is skipped, not failed (it says nothing about our code).
+    let absent: Vec<&str> = super::sandbox::HIDDEN
+        .into_iter()
+        .filter(|m| !importable(&ctx.python, m))
+        .collect();
     for (name, build) in parity::exporters(device, 5) {
         // Each case built under its own guard: a panic fails that case only.
         let e = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
@@ -76,8 +76,13 @@ fn parity_cases(ctx: &mut Ctx) {
                 continue;
             }
         };
-        if e.script == "kid.py" && !fidelity {
-            let why = "skipped: torch-fidelity is not installed in this python (the test suite runs this case)";
+        let missing: Vec<&str> = packages(e.script)
+            .iter()
+            .copied()
+            .filter(|m| absent.contains(m))
+            .collect();
+        if !missing.is_empty() {
+            let why = format!("skipped: {} not importable in this python (carry the wheels: `just gpu-pack`; the test suite runs this case)", missing.join(", "));
             ctx.line(&format!("parity.{}", e.name), Outcome::Skipped, why);
             continue;
         }
@@ -99,9 +104,30 @@ fn parity_cases(ctx: &mut Ctx) {
         return ctx.line("parity.fid-inception", Outcome::Skipped, why);
     }
     let py = ctx.python.clone();
+    if absent.contains(&"pytorch_fid") {
+        let why = "skipped: pytorch-fid is not installed in this python (carry it: `just gpu-pack` puts its wheel in .device/wheels)";
+        return ctx.line("parity.fid-inception", Outcome::Skipped, why);
+    }
     ctx.timed("parity.fid-inception", |_| {
         summarise(parity::inception::check(&out, &py, device)?)
     });
+}
+
+/// The packages beyond torch, numpy and scipy that a reference script imports.
+fn packages(script: &str) -> &'static [&'static str] {
+    match script {
+        "kid.py" => &["torch_fidelity"],
+        "scores.py" | "scoring.py" | "fid_inception.py" => &["pytorch_fid"],
+        _ => &[],
+    }
+}
+
+/// Whether `python` imports `module` (a device machine's python has only what was carried).
+fn importable(python: &std::path::Path, module: &str) -> bool {
+    std::process::Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Pass when every group passes; the worst error of each group.

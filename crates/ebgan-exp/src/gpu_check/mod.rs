@@ -10,17 +10,26 @@
 //!
 //! OUT/gpu-check.md gets one pass / fail / skipped line per check (rewritten after each line,
 //! so a killed command leaves what it found); the exit status is non-zero when a check failed.
+//! The budget is a hard end: every child stops at it, and a watchdog ends the command there with
+//! the report of what it found, whatever check is running. With `--return DIR` the few files that
+//! should come back from a device machine are packed there (`returned.rs`) after each stage and
+//! at the end; `--device-limits` also gives this process the machine's limits (`sandbox.rs`):
+//! `scripts/gpu-check.sh` is the one device command, and the same command with `--device cpu`
+//! is its dry run here.
 //! Without CUDA every stage that can runs on the CPU at tiny sizes, and the checks about CUDA
 //! itself say "skipped: no CUDA device".
 
 mod correct;
 mod fast;
 pub mod reproduce;
+pub mod returned;
+pub mod sandbox;
 mod setup;
 
 pub use crate::child::{run_for, OutOfTime};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tch::Device;
 
@@ -48,6 +57,19 @@ pub struct GpuCheckArgs {
     /// ./results/<name>/runs*.csv, the committed rows of earlier sessions).
     #[arg(long)]
     results: Option<PathBuf>,
+    /// The folder that comes back from a device machine: gpu-check.md, performance-rows.md,
+    /// gpu-check.log and results.zip (the small files of OUT), within the device tool's limits.
+    #[arg(long = "return", value_name = "DIR")]
+    ret: Option<PathBuf>,
+    /// A device machine's limits for this command: its python children have no network and no
+    /// pytorch-fid or torch-fidelity but the carried ones, and neither cargo nor just is on PATH
+    /// (needs --return, whose folder is checked against the limits).
+    #[arg(long, requires = "ret")]
+    device_limits: bool,
+    /// Tests: a check named test-stall that sleeps this many seconds after set-up (the budget's
+    /// end must cut it).
+    #[arg(long, hide = true)]
+    test_stall: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,8 +105,20 @@ pub struct Ctx {
     /// The current stage's end.
     stage_end: Instant,
     stage: (usize, &'static str),
-    lines: Vec<(usize, String, Outcome, String)>,
+    /// Shared with the watchdog, which writes it when the budget ends mid-check.
+    report: Arc<Mutex<Report>>,
+}
+
+/// What gpu-check.md says, and where it and the returned files go.
+struct Report {
+    md: PathBuf,
+    ret: Option<PathBuf>,
+    start: Instant,
+    budget: Duration,
     header: String,
+    lines: Vec<(usize, String, Outcome, String)>,
+    /// The check running now, for the watchdog's line.
+    running: Option<String>,
 }
 
 /// The stages, with the share of the budget each may use on CUDA and on the CPU (the results
@@ -117,16 +151,12 @@ impl Ctx {
 
     /// Records a check's line, shows it and rewrites gpu-check.md.
     pub fn line(&mut self, name: &str, outcome: Outcome, detail: impl Into<String>) {
-        let detail = detail.into().replace('\n', " ");
-        eprintln!(
-            "  [{:>5.0} s] {outcome} · {name} · {detail}",
-            self.start.elapsed().as_secs_f64()
-        );
-        self.lines
-            .push((self.stage.0, name.to_string(), outcome, detail));
-        if let Err(e) = self.write() {
-            eprintln!("cannot write {}: {e:#}", self.md().display());
-        }
+        self.lock().line(self.stage.0, name, outcome, detail.into());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Report> {
+        // A panic while writing leaves the lines whole: keep using them.
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A check's result: Ok((passed, numbers)) or an error, which fails it.
@@ -148,47 +178,24 @@ impl Ctx {
             let why = format!("skipped: the {} stage's time slice is spent", self.stage.1);
             return self.line(name, Outcome::Skipped, why);
         }
+        self.lock().running = Some(name.to_string());
         let start = Instant::now();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)))
             .unwrap_or_else(|p| Err(anyhow::anyhow!("panicked: {}", panic_text(&p))));
         let secs = start.elapsed().as_secs_f64();
+        self.lock().running = None;
         self.check(name, r.map(|(ok, d)| (ok, format!("{d} ({secs:.1} s)"))));
     }
 
-    fn md(&self) -> PathBuf {
-        self.out.join("gpu-check.md")
-    }
-
-    fn write(&self) -> Result<()> {
-        let mut s = format!("# gpu-check\n\n{}\n", self.header);
-        for (i, (stage, ..)) in STAGES.iter().enumerate() {
-            let lines: Vec<_> = self.lines.iter().filter(|l| l.0 == i + 1).collect();
-            if lines.is_empty() {
-                continue;
-            }
-            s += &format!("\n## {}. {stage}\n\n", i + 1);
-            for (_, name, outcome, detail) in lines {
-                s += &format!("- {outcome} · {name} · {detail}\n");
-            }
-        }
-        let fails = self.failed();
-        s += &format!(
-            "\n{} checks: {} pass, {fails} fail, {} skipped · {:.0} s of a {:.0} s budget\n",
-            self.lines.len(),
-            self.count(Outcome::Pass),
-            self.count(Outcome::Skipped),
-            self.start.elapsed().as_secs_f64(),
-            self.budget.as_secs_f64()
-        );
-        crate::fsutil::write_atomic(&self.md(), s.as_bytes())
-    }
-
-    fn count(&self, o: Outcome) -> usize {
-        self.lines.iter().filter(|l| l.2 == o).count()
-    }
-
     pub fn failed(&self) -> usize {
-        self.count(Outcome::Fail)
+        self.lock().count(Outcome::Fail)
+    }
+
+    /// Packs the returned folder (with --return) and says so when it cannot.
+    fn pack(&self) {
+        if let Err(e) = self.lock().pack() {
+            eprintln!("cannot pack the returned folder: {e:#}");
+        }
     }
 
     /// Starts stage `i` (1-based): its slice ends at its share of what is left, and never after
@@ -212,6 +219,100 @@ impl Ctx {
             self.stage_left()
         );
     }
+}
+
+impl Report {
+    fn line(&mut self, stage: usize, name: &str, outcome: Outcome, detail: String) {
+        let detail = detail.replace('\n', " ");
+        eprintln!(
+            "  [{:>5.0} s] {outcome} · {name} · {detail}",
+            self.start.elapsed().as_secs_f64()
+        );
+        self.lines.push((stage, name.to_string(), outcome, detail));
+        if let Err(e) = self.write() {
+            eprintln!("cannot write {}: {e:#}", self.md.display());
+        }
+    }
+
+    fn write(&self) -> Result<()> {
+        let mut s = format!("# gpu-check\n\n{}\n", self.header);
+        let names = STAGES.iter().map(|s| s.0).chain(["returned"]);
+        for (i, stage) in names.enumerate() {
+            let lines: Vec<_> = self.lines.iter().filter(|l| l.0 == i + 1).collect();
+            if lines.is_empty() {
+                continue;
+            }
+            s += &format!("\n## {}. {stage}\n\n", i + 1);
+            for (_, name, outcome, detail) in lines {
+                s += &format!("- {outcome} · {name} · {detail}\n");
+            }
+        }
+        s += &format!(
+            "\n{} checks: {} pass, {} fail, {} skipped · {:.0} s of a {:.0} s budget\n",
+            self.lines.len(),
+            self.count(Outcome::Pass),
+            self.count(Outcome::Fail),
+            self.count(Outcome::Skipped),
+            self.start.elapsed().as_secs_f64(),
+            self.budget.as_secs_f64()
+        );
+        crate::fsutil::write_atomic(&self.md, s.as_bytes())
+    }
+
+    fn count(&self, o: Outcome) -> usize {
+        self.lines.iter().filter(|l| l.2 == o).count()
+    }
+
+    /// The returned folder from the work folder, then its check against the device tool's
+    /// limits (a fail line, and the folder packed again with it, when they are broken).
+    fn pack(&mut self) -> Result<()> {
+        let Some(ret) = self.ret.clone() else {
+            return Ok(());
+        };
+        let work = self.md.parent().unwrap_or(Path::new(".")).to_path_buf();
+        returned::pack(&work, &ret)?;
+        let broken = returned::violations(&ret)?;
+        if !broken.is_empty() {
+            let detail = format!(
+                "{} is over the device tool's limits: {}",
+                ret.display(),
+                broken.join("; ")
+            );
+            self.line(STAGES.len() + 1, "returned.limits", Outcome::Fail, detail);
+            returned::pack(&work, &ret)?;
+        }
+        Ok(())
+    }
+}
+
+/// Ends the command at `end` whatever is running: the running check's line says the budget cut
+/// it, gpu-check.md and the returned folder are written, and the exit status is gpu-check's own
+/// (non-zero when a check failed).
+fn watchdog(report: Arc<Mutex<Report>>, end: Instant) {
+    std::thread::spawn(move || {
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+        let stage = r.lines.last().map_or(1, |l| l.0);
+        let (name, what) = match r.running.clone() {
+            Some(n) => (n, "cut by the budget's end"),
+            None => ("budget".to_string(), "the budget ended between checks"),
+        };
+        let detail = format!(
+            "skipped (budget): {what} at {:.0} s; the checks above are what it found",
+            r.start.elapsed().as_secs_f64()
+        );
+        r.line(stage, &name, Outcome::Skipped, detail);
+        if let Err(e) = r.pack() {
+            eprintln!("cannot pack the returned folder: {e:#}");
+        }
+        let fails = r.count(Outcome::Fail);
+        eprintln!(
+            "gpu-check: the {:.0} s budget ended: {} written",
+            r.budget.as_secs_f64(),
+            r.md.display()
+        );
+        std::process::exit(if fails > 0 { 1 } else { 0 });
+    });
 }
 
 /// A panic's message.
@@ -242,6 +343,20 @@ impl GpuCheckArgs {
             "--budget {}: expected a positive number of seconds",
             self.budget
         );
+        if let Some(ret) = &self.ret {
+            std::fs::create_dir_all(ret)
+                .with_context(|| format!("--return {}: cannot create it", ret.display()))?;
+            anyhow::ensure!(
+                !ret.canonicalize()?.starts_with(self.out.canonicalize()?),
+                "--return {}: must lie outside OUT {} (it is packed from OUT)",
+                ret.display(),
+                self.out.display()
+            );
+        }
+        // Before libtorch starts threads: the environment children inherit.
+        if self.device_limits {
+            sandbox::apply(&self.out.join(".device-limits"))?;
+        }
         let requested = self.device.as_str();
         let index: Option<usize> = match requested {
             "auto" | "cpu" => None,
@@ -261,6 +376,29 @@ impl GpuCheckArgs {
         // Every check and reference in full FP32 (the references are told the same).
         crate::precision::MatmulPrecision::Highest.apply()?;
         let now = Instant::now();
+        let budget = Duration::from_secs_f64(self.budget);
+        let report = Arc::new(Mutex::new(Report {
+            md: self.out.join("gpu-check.md"),
+            ret: self.ret.clone(),
+            start: now,
+            budget,
+            header: format!(
+                "device: {} · budget {:.0} s · python {} · ebgan {}{}",
+                crate::device::describe(device),
+                self.budget,
+                self.python.display(),
+                env!("CARGO_PKG_VERSION"),
+                match self.device_limits {
+                    true => " · under a device machine's limits (--device-limits)",
+                    false => "",
+                }
+            ),
+            lines: vec![],
+            running: None,
+        }));
+        // Children stop at the budget's end; the watchdog a moment later, once they are gone.
+        crate::child::set_deadline(now + budget);
+        watchdog(report.clone(), now + budget + Duration::from_secs(1));
         let mut ctx = Ctx {
             out: self.out.clone(),
             device,
@@ -272,20 +410,17 @@ impl GpuCheckArgs {
                 .unwrap_or_else(|| self.out.join("results")),
             skip_parity: self.skip_parity,
             start: now,
-            budget: Duration::from_secs_f64(self.budget),
+            budget,
             stage_end: now,
             stage: (0, ""),
-            lines: vec![],
-            header: format!(
-                "device: {} · budget {:.0} s · python {} · ebgan {}",
-                crate::device::describe(device),
-                self.budget,
-                self.python.display(),
-                env!("CARGO_PKG_VERSION")
-            ),
+            report,
         };
         ctx.begin(1);
         setup::run(&mut ctx);
+        if let Some(secs) = self.test_stall {
+            ctx.lock().running = Some("test-stall".into());
+            std::thread::sleep(Duration::from_secs_f64(secs));
+        }
         if index.is_some() && !ctx.cuda() {
             ctx.line(
                 "setup.device",
@@ -297,19 +432,22 @@ impl GpuCheckArgs {
                 .into_iter()
                 .enumerate()
             {
+                ctx.pack();
                 ctx.begin(i + 2);
                 stage(&mut ctx);
             }
         }
-        ctx.write()?;
+        ctx.lock().write()?;
+        ctx.pack();
+        let md = ctx.lock().md.clone();
         eprintln!(
             "wrote {} ({:.0} s)",
-            ctx.md().display(),
+            md.display(),
             ctx.start.elapsed().as_secs_f64()
         );
         match ctx.failed() {
             0 => Ok(()),
-            n => bail!("{n} check(s) failed: see {}", ctx.md().display()),
+            n => bail!("{n} check(s) failed: see {}", md.display()),
         }
     }
 }
