@@ -23,7 +23,7 @@ use anyhow::Result;
 use ebgan_core::{MarginSchedule, MemberOptim};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::Generator;
-use ebgan_models::rng::{stream, MemberRng, Stream};
+use ebgan_models::rng::{normal, stream, MemberRng, Stream};
 use ebgan_models::Vars;
 use std::path::Path;
 use std::time::Duration;
@@ -274,6 +274,32 @@ impl LadderNets {
             vs,
         }
     }
+}
+
+/// Seconds per training step of run `c` on `device`, probed: `steps` steps of its networks on
+/// random batches after two untimed ones, the clock read after a value comes back (so a GPU's
+/// queue has run). What a budget needs to know before it starts a run it cannot checkpoint
+/// anywhere that lasts (gpu-check's 150-epoch runs).
+pub fn seconds_per_step(c: &RunConfig, device: Device, steps: u32) -> f64 {
+    let mut nets = LadderNets::new(c, device);
+    let b = c.batch_size;
+    let mut rng = stream(c.seed, Stream::Data, 0);
+    let image = |rng: &mut _| (normal(rng, &[b, PIXELS as i64], device) * 0.5).sigmoid();
+    let (xl, xu) = (image(&mut rng), image(&mut rng));
+    let yl = Tensor::arange(b, (Kind::Int64, device)).remainder(10);
+    let alive = Tensor::ones([1], (Kind::Bool, device));
+    let step = |nets: &mut LadderNets| {
+        let (stats, _) = nets.step(c, (&xl, &yl, &xu), 0.0, c.lr, &alive);
+        f64::try_from(stats.sum(Kind::Float)).unwrap_or(f64::NAN)
+    };
+    for _ in 0..2 {
+        step(&mut nets);
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..steps.max(1) {
+        step(&mut nets);
+    }
+    start.elapsed().as_secs_f64() / steps.max(1) as f64
 }
 
 /// Trains (or resumes) one LN or EBGAN-LN run, measures its test error and (EBGAN-LN) writes its
