@@ -24,4 +24,27 @@ int ebgan_allow_tf32() {
     return -1;
   }
 }
+
+// cuDNN's deterministic convolution algorithms, without the benchmark search (1), or not (0):
+// what a check that compares bits needs. Returns 0, or 1 if libtorch refused.
+int ebgan_set_deterministic_cudnn(int on) {
+  try {
+    at::globalContext().setDeterministicCuDNN(on != 0);
+    if (on != 0) {
+      at::globalContext().setBenchmarkCuDNN(false);
+    }
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+// 1 if cuDNN is held to deterministic algorithms, 0 if not, -1 if libtorch refused.
+int ebgan_deterministic_cudnn() {
+  try {
+    return at::globalContext().deterministicCuDNN() ? 1 : 0;
+  } catch (...) {
+    return -1;
+  }
+}
 }

@@ -11,6 +11,32 @@ use std::fmt;
 extern "C" {
     fn ebgan_set_allow_tf32(allow: std::ffi::c_int) -> std::ffi::c_int;
     fn ebgan_allow_tf32() -> std::ffi::c_int;
+    fn ebgan_set_deterministic_cudnn(on: std::ffi::c_int) -> std::ffi::c_int;
+    fn ebgan_deterministic_cudnn() -> std::ffi::c_int;
+}
+
+/// Holds cuDNN to deterministic convolution algorithms without the benchmark search (`on`), or
+/// releases it (training then lets cuDNN benchmark a run's fixed shapes). Checks that compare
+/// bits between two trainings on a GPU need it: the benchmark may pick different kernels for
+/// each.
+pub fn set_deterministic_cudnn(on: bool) -> Result<()> {
+    // SAFETY: as in `MatmulPrecision::apply`.
+    let status = unsafe { ebgan_set_deterministic_cudnn(on as std::ffi::c_int) };
+    ensure!(
+        status == 0,
+        "libtorch refused to set cuDNN's deterministic switch"
+    );
+    ensure!(
+        deterministic_cudnn() == on,
+        "cuDNN's deterministic switch did not read back {on}"
+    );
+    Ok(())
+}
+
+/// Whether cuDNN is held to deterministic algorithms now.
+pub fn deterministic_cudnn() -> bool {
+    // SAFETY: as in `MatmulPrecision::apply`.
+    unsafe { ebgan_deterministic_cudnn() == 1 }
 }
 
 /// Named after PyTorch's `torch.set_float32_matmul_precision`.
@@ -61,6 +87,15 @@ impl fmt::Display for MatmulPrecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deterministic_cudnn_switch_reads_back() {
+        assert!(!deterministic_cudnn(), "libtorch's default");
+        set_deterministic_cudnn(true).unwrap();
+        assert!(deterministic_cudnn());
+        set_deterministic_cudnn(false).unwrap();
+        assert!(!deterministic_cudnn());
+    }
 
     #[test]
     fn both_switches_follow_the_setting() {

@@ -107,6 +107,21 @@ pub struct Ctx {
     stage: (usize, &'static str),
     /// Shared with the watchdog, which writes it when the budget ends mid-check.
     report: Arc<Mutex<Report>>,
+    /// The check whose CUDA error left this process's CUDA context unusable (CUDA errors are
+    /// sticky): later in-process checks are skipped, children still run.
+    poisoned: Option<String>,
+}
+
+/// Whether an error's text is CUDA's own: after one, every later CUDA call of the process fails.
+pub fn is_cuda_error(text: &str) -> bool {
+    [
+        "CUDA error",
+        "CUBLAS_STATUS_",
+        "CUDNN_STATUS_",
+        "device-side assert",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }
 
 /// What gpu-check.md says, and where it and the returned files go.
@@ -168,14 +183,26 @@ impl Ctx {
             Err(e) if e.downcast_ref::<OutOfTime>().is_some() => {
                 self.line(name, Outcome::Skipped, format!("skipped (budget): {e:#}"))
             }
-            Err(e) => self.line(name, Outcome::Fail, format!("error: {e:#}")),
+            Err(e) => {
+                let text = format!("{e:#}");
+                if is_cuda_error(&text) && self.poisoned.is_none() {
+                    self.poisoned = Some(name.to_string());
+                }
+                self.line(name, Outcome::Fail, format!("error: {text}"))
+            }
         }
     }
 
-    /// Runs `f` as check `name` unless the stage's slice is spent.
+    /// Runs `f` as check `name` unless the stage's slice is spent, or a CUDA error earlier
+    /// left this process's CUDA context unusable and `f` would use it (every stage's checks do
+    /// but the fast stage's, which run as children).
     pub fn timed(&mut self, name: &str, f: impl FnOnce(&mut Ctx) -> Result<(bool, String)>) {
         if self.stage_left() <= 0.0 {
             let why = format!("skipped: the {} stage's time slice is spent", self.stage.1);
+            return self.line(name, Outcome::Skipped, why);
+        }
+        if let (Some(check), false) = (&self.poisoned, self.stage.1 == "fast") {
+            let why = format!("skipped: the CUDA error of {check} left this process's CUDA context unusable (its line says which)");
             return self.line(name, Outcome::Skipped, why);
         }
         self.lock().running = Some(name.to_string());
@@ -414,6 +441,7 @@ impl GpuCheckArgs {
             stage_end: now,
             stage: (0, ""),
             report,
+            poisoned: None,
         };
         ctx.begin(1);
         setup::run(&mut ctx);
@@ -449,5 +477,78 @@ impl GpuCheckArgs {
             0 => Ok(()),
             n => bail!("{n} check(s) failed: see {}", md.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(out: &Path) -> Ctx {
+        let now = Instant::now();
+        let budget = Duration::from_secs(3600);
+        let report = Report {
+            md: out.join("gpu-check.md"),
+            ret: None,
+            start: now,
+            budget,
+            header: String::new(),
+            lines: vec![],
+            running: None,
+        };
+        Ctx {
+            out: out.to_path_buf(),
+            device: Device::Cpu,
+            python: "python3".into(),
+            data: out.to_path_buf(),
+            results: out.to_path_buf(),
+            skip_parity: true,
+            start: now,
+            budget,
+            stage_end: now,
+            stage: (0, ""),
+            report: Arc::new(Mutex::new(report)),
+            poisoned: None,
+        }
+    }
+
+    #[test]
+    fn a_cuda_error_fails_its_check_and_skips_the_later_in_process_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = ctx(tmp.path());
+        c.begin(2);
+        c.timed("a", |_| Ok((true, "fine".into())));
+        c.timed("b", |_| {
+            Err(anyhow::anyhow!(
+                "Torch(\"CUDA error: an illegal memory access was encountered\")"
+            ))
+        });
+        c.timed("c", |_| panic!("must not run"));
+        c.begin(3);
+        c.timed("d", |_| Ok((true, "a child".into())));
+        c.begin(4);
+        c.timed("e", |_| panic!("must not run"));
+        let md = std::fs::read_to_string(tmp.path().join("gpu-check.md")).unwrap();
+        let line = |n: &str| {
+            md.lines()
+                .find(|l| l.split(" · ").nth(1) == Some(n))
+                .unwrap_or_else(|| panic!("no {n}: {md}"))
+                .to_string()
+        };
+        assert!(line("a").starts_with("- pass"), "{md}");
+        assert!(
+            line("b").starts_with("- fail · b · error: Torch(\"CUDA error"),
+            "{md}"
+        );
+        for n in ["c", "e"] {
+            assert!(line(n).contains("skipped: the CUDA error of b"), "{md}");
+        }
+        assert!(line("d").starts_with("- pass"), "{md}");
+        // An error that is not CUDA's poisons nothing.
+        let mut c = ctx(tmp.path());
+        c.begin(2);
+        c.timed("f", |_| Err(anyhow::anyhow!("a reference failed")));
+        assert!(c.poisoned.is_none());
+        assert!(!is_cuda_error("cudaMalloc is a word") && is_cuda_error("CUDNN_STATUS_BAD_PARAM"));
     }
 }

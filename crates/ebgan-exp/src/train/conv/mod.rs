@@ -96,8 +96,9 @@ impl ConvGan {
 
     /// `layout`: how the optimizers hold the parameters (tests compare both on the CPU).
     pub fn with_layout(c: &RunConfig, channels: i64, device: Device, layout: Layout) -> Self {
-        if device.is_cuda() {
-            // Shapes are fixed for a whole run: let cuDNN pick the fastest convolution kernels.
+        if device.is_cuda() && !crate::precision::deterministic_cudnn() {
+            // Shapes are fixed for a whole run: let cuDNN pick the fastest convolution kernels
+            // (unless a check that compares bits holds it to deterministic ones).
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let spec = c.conv_spec(channels);
