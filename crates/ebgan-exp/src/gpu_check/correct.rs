@@ -4,7 +4,7 @@
 //! per ladder case; the packed and per-tensor optimizer layouts. Tiny sizes on the CPU, Table 1
 //! sizes on CUDA.
 
-use super::{Ctx, Outcome};
+use super::{sandbox, Ctx, Outcome};
 use crate::config::{Dataset, Model, Network, RunConfig};
 use crate::data::image_set::ImageSet;
 use crate::data::mnist::PIXELS;
@@ -63,10 +63,7 @@ fn parity_cases(ctx: &mut Ctx) {
     let device = ctx.device;
     // A device machine's python has pytorch-fid and torch-fidelity only when carried: a case
     // that needs a missing one is skipped, not failed (it says nothing about our code).
-    let absent: Vec<&str> = super::sandbox::HIDDEN
-        .into_iter()
-        .filter(|m| !importable(&ctx.python, m))
-        .collect();
+    let absent = sandbox::absent(&ctx.python);
     for (name, build) in parity::exporters(device, 5) {
         // Each case built under its own guard: a panic fails that case only.
         let e = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
@@ -80,7 +77,7 @@ fn parity_cases(ctx: &mut Ctx) {
                 continue;
             }
         };
-        let missing: Vec<&str> = packages(e.script)
+        let missing: Vec<&str> = sandbox::packages(e.script)
             .iter()
             .copied()
             .filter(|m| absent.contains(m))
@@ -115,23 +112,6 @@ fn parity_cases(ctx: &mut Ctx) {
     ctx.timed("parity.fid-inception", |_| {
         summarise(parity::inception::check(&out, &py, device)?)
     });
-}
-
-/// The packages beyond torch, numpy and scipy that a reference script imports.
-fn packages(script: &str) -> &'static [&'static str] {
-    match script {
-        "kid.py" => &["torch_fidelity"],
-        "scores.py" | "scoring.py" | "fid_inception.py" => &["pytorch_fid"],
-        _ => &[],
-    }
-}
-
-/// Whether `python` imports `module` (a device machine's python has only what was carried).
-fn importable(python: &std::path::Path, module: &str) -> bool {
-    std::process::Command::new(python)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Pass when every group passes; the worst error of each group.

@@ -39,6 +39,31 @@ socket.socket.connect = _no_network
 socket.socket.connect_ex = _no_network
 "#;
 
+/// The packages beyond torch, numpy and scipy that a reference script imports.
+pub fn packages(script: &str) -> &'static [&'static str] {
+    match script {
+        "kid.py" => &["torch_fidelity"],
+        "scores.py" | "scoring.py" | "fid_inception.py" => &["pytorch_fid"],
+        _ => &[],
+    }
+}
+
+/// Whether `python` imports `module` (a device machine's python has only what was carried).
+fn importable(python: &Path, module: &str) -> bool {
+    std::process::Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Which of [`HIDDEN`] `python` cannot import.
+pub fn absent(python: &Path) -> Vec<&'static str> {
+    HIDDEN
+        .into_iter()
+        .filter(|m| !importable(python, m))
+        .collect()
+}
+
 /// The sitecustomize with the hidden names as a Python set.
 fn sitecustomize() -> String {
     let names: Vec<String> = HIDDEN.iter().map(|n| format!("{n:?}")).collect();
