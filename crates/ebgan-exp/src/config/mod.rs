@@ -295,6 +295,18 @@ mod tests {
             ("ladder", "validation = 59950", "validation leaves too few"),
             ("ebgan", "g_lr = 0.001", "g_lr is a setting of EBGAN-LN"),
             ("ebgan", "validation = 10", "validation is a setting of LN"),
+            ("ebgan", "labels = 1000", "labels is a setting of LN"),
+            ("gan", "lambda_0 = 10", "lambda_0 is a setting of LN"),
+            (
+                "wgan-gp",
+                "combinator = \"sig\"",
+                "combinator is a setting of LN",
+            ),
+            (
+                "began",
+                "ladder_noise = 0.1",
+                "ladder_noise is a setting of LN",
+            ),
             (
                 "ebgan",
                 "began_gamma = 0.7",

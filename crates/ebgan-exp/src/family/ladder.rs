@@ -5,9 +5,22 @@
 use super::{DKind, LogColumn};
 
 pub const D: DKind = DKind::Ladder;
-/// The learning-rate decay is the ladder trainer's; G's settings are EBGAN-LN's.
-pub const LN_FIELDS: &[&str] = &["lr_decay_start", "validation"];
+/// The ladder's own settings (labelled count, reconstruction weight, combinator, corruption
+/// noise) and its trainer's (learning-rate decay, validation split) belong to both; G's settings
+/// are EBGAN-LN's.
+pub const LN_FIELDS: &[&str] = &[
+    "labels",
+    "lambda_0",
+    "combinator",
+    "ladder_noise",
+    "lr_decay_start",
+    "validation",
+];
 pub const EBGAN_LN_FIELDS: &[&str] = &[
+    "labels",
+    "lambda_0",
+    "combinator",
+    "ladder_noise",
     "lr_decay_start",
     "validation",
     "g_lr_decay",
