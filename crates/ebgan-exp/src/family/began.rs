@@ -77,26 +77,48 @@ impl State {
         }
     }
 
-    /// After a step whose D measured mean energies `real` and `fake` `[K]` before its update
-    /// (BEGAN evaluates all three losses with one D; its G step's fakes are the D step's, so
-    /// L(G(z_G)) is the D step's mean fake energy). Members not `alive` keep their k_t.
-    pub fn after_step(&mut self, real: &Tensor, fake: &Tensor, alive: &Tensor) {
+    /// The log's extra rows `[2, K]`: k_t and M_global ([`LOG_COLUMNS`]).
+    pub fn log_rows(&self) -> Tensor {
+        Tensor::stack(&[&self.k, &self.m_global], 0)
+    }
+}
+
+impl super::State for State {
+    fn pretraining(&self, _: u64, _: u64) -> bool {
+        false
+    }
+
+    fn energy_loss<'a>(&'a self, _: &'a Tensor) -> super::EnergyLoss<'a> {
+        super::EnergyLoss::Began(&self.k)
+    }
+
+    fn wgan_gp(&self) -> Option<&super::wgan_gp::State> {
+        None
+    }
+
+    /// BEGAN evaluates all three losses with one D; its G step's fakes are the D step's, so
+    /// L(G(z_G)) is the D step's mean fake energy. Members not `alive` keep their k_t.
+    fn after_step(&mut self, real: &Tensor, fake: &Tensor, alive: &Tensor) {
         let k = began::update_k(&self.k, real, fake, &self.gamma, &self.lambda_k);
         self.k = k.where_self(alive, &self.k);
         self.m_global = began::convergence(real, fake, &self.gamma);
     }
 
-    /// The log's extra rows `[2, K]`: k_t and M_global ([`LOG_COLUMNS`]).
-    pub fn log_rows(&self) -> Tensor {
-        Tensor::stack(&[&self.k, &self.m_global], 0)
+    fn after_epoch(&mut self, _: u64, _: u64) {}
+
+    fn extra_stats(&self) -> Option<Tensor> {
+        Some(self.log_rows())
     }
 
-    /// What a checkpoint keeps, by name.
-    pub fn named(&self) -> [(&'static str, &Tensor); 2] {
-        [("k", &self.k), ("m_global", &self.m_global)]
+    fn margins(&self) -> Option<&Tensor> {
+        None
     }
 
-    pub fn named_mut(&mut self) -> [(&'static str, &mut Tensor); 2] {
-        [("k", &mut self.k), ("m_global", &mut self.m_global)]
+    fn named(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![("k", &self.k), ("m_global", &self.m_global)]
+    }
+
+    fn named_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
+        vec![("k", &mut self.k), ("m_global", &mut self.m_global)]
     }
 }

@@ -76,21 +76,23 @@ impl State {
             pretrain_epochs: members[0].pretrain_epochs as u64,
         }
     }
+}
 
+impl super::State for State {
     /// Whether the step after `done` steps (of `per_epoch` an epoch) pretrains D alone.
-    pub fn pretraining(&self, done: u64, per_epoch: u64) -> bool {
+    fn pretraining(&self, done: u64, per_epoch: u64) -> bool {
         done < self.pretrain_epochs * per_epoch
     }
 
     /// Sums a step's mean energies `[K]` (members not `alive` add 0).
-    pub fn after_step(&mut self, real: &Tensor, fake: &Tensor, alive: &Tensor) {
+    fn after_step(&mut self, real: &Tensor, fake: &Tensor, alive: &Tensor) {
         self.sum_real += real.where_scalarother(alive, 0.0);
         self.sum_fake += fake.where_scalarother(alive, 0.0);
     }
 
     /// After step `done` when it ends an epoch: the margin becomes the mean real energy of the
     /// last pretraining epoch, and after each adversarial epoch follows MAGAN's rule.
-    pub fn after_epoch(&mut self, done: u64, per_epoch: u64) {
+    fn after_epoch(&mut self, done: u64, per_epoch: u64) {
         if !done.is_multiple_of(per_epoch) {
             return;
         }
@@ -114,9 +116,24 @@ impl State {
         let _ = self.sum_fake.zero_();
     }
 
-    /// What a checkpoint keeps, by name.
-    pub fn named(&self) -> [(&'static str, &Tensor); 4] {
-        [
+    fn energy_loss<'a>(&'a self, _: &'a Tensor) -> super::EnergyLoss<'a> {
+        super::EnergyLoss::Margin(&self.margin)
+    }
+
+    fn wgan_gp(&self) -> Option<&super::wgan_gp::State> {
+        None
+    }
+
+    fn extra_stats(&self) -> Option<Tensor> {
+        None
+    }
+
+    fn margins(&self) -> Option<&Tensor> {
+        Some(&self.margin)
+    }
+
+    fn named(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![
             ("margin", &self.margin),
             ("sum_real", &self.sum_real),
             ("sum_fake", &self.sum_fake),
@@ -124,8 +141,8 @@ impl State {
         ]
     }
 
-    pub fn named_mut(&mut self) -> [(&'static str, &mut Tensor); 4] {
-        [
+    fn named_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
+        vec![
             ("margin", &mut self.margin),
             ("sum_real", &mut self.sum_real),
             ("sum_fake", &mut self.sum_fake),

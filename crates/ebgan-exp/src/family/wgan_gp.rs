@@ -68,3 +68,38 @@ impl State {
         (done + 1).is_multiple_of(self.n_critic)
     }
 }
+
+/// Its state is its settings: nothing moves from step to step, and a checkpoint keeps nothing.
+impl super::State for State {
+    fn pretraining(&self, _: u64, _: u64) -> bool {
+        false
+    }
+
+    fn energy_loss<'a>(&'a self, scheduled: &'a Tensor) -> super::EnergyLoss<'a> {
+        super::EnergyLoss::Margin(scheduled)
+    }
+
+    fn wgan_gp(&self) -> Option<&State> {
+        Some(self)
+    }
+
+    fn after_step(&mut self, _: &Tensor, _: &Tensor, _: &Tensor) {}
+
+    fn after_epoch(&mut self, _: u64, _: u64) {}
+
+    fn extra_stats(&self) -> Option<Tensor> {
+        None
+    }
+
+    fn margins(&self) -> Option<&Tensor> {
+        None
+    }
+
+    fn named(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![]
+    }
+
+    fn named_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
+        vec![]
+    }
+}

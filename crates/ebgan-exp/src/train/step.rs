@@ -58,13 +58,7 @@ pub trait Critic {
     fn critique(&mut self, x: &Tensor) -> Critique;
 }
 
-/// How an auto-encoder D's loss treats the fakes' energies, per member `[K]` on the device.
-pub enum EnergyLoss<'a> {
-    /// EBGAN and MAGAN: the hinge [m - D(G(z))]^+ at margins m.
-    Margin(&'a Tensor),
-    /// BEGAN: - k_t L(G(z)) with control variables k_t.
-    Began(&'a Tensor),
-}
+pub use crate::family::EnergyLoss;
 
 /// Per-member constants of the objective, `[K]` on the device.
 pub struct Objective<'a> {
