@@ -6,7 +6,9 @@
 //! (docs/decisions.md, "One MKL path"). libtorch_cpu calls the question through its dynamic
 //! symbol, and the dynamic linker looks in the executable first (before any library, preloaded
 //! or not). So every binary and test binary of this workspace answers it here: each crate's
-//! build.rs keeps the function (`-u`) and exports it (`--export-dynamic-symbol`). MKL still
+//! build.rs keeps the function (`-u`) and exports it (`--export-dynamic-symbol`), and ebgan-exp
+//! names this module (its `MKL_PIN`) so that its own unit-test binary, where nothing else pulls
+//! this object in ahead of libtorch's definition, links the answer too. MKL still
 //! chooses by instruction set (AVX-512, AVX2, ...) after this answer; only the vendor is fixed.
 
 use std::ffi::{c_char, c_int, c_void};

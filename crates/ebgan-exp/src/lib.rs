@@ -17,6 +17,14 @@
 //! ```
 //! A module imports only modules below it in this list (or beside it), never one above.
 
+/// Keeps ebgan-core's answer to MKL's vendor question (`ebgan_core::mkl_path`) in every
+/// executable that links this library, its own unit-test binary included. Naming the C symbol
+/// would not: libtorch_cpu.so defines it too, and the linker binds to the first definition it
+/// has seen. Naming a Rust item of the same module pulls in the object that defines ebgan-core's
+/// answer, which then takes precedence and build.rs exports.
+#[used]
+static MKL_PIN: fn() -> u64 = ebgan_core::mkl_path::queries;
+
 pub mod bench;
 pub mod child;
 pub mod cluster;
@@ -37,3 +45,29 @@ pub mod run;
 pub mod scoring;
 pub mod stats;
 pub mod train;
+
+#[cfg(test)]
+mod tests {
+    /// Where the process-wide lookup finds MKL's vendor question, found without naming
+    /// ebgan-core's answer here (naming it would link it in by itself): in this executable.
+    #[test]
+    fn this_librarys_unit_tests_take_mkls_pinned_path_too() {
+        let name = c"mkl_serv_intel_cpu_true";
+        // SAFETY: dlsym and dladdr on a NUL-terminated name; dli_fname is NUL-terminated.
+        let file = unsafe {
+            let sym = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+            assert!(!sym.is_null(), "libtorch is linked and asks MKL's question");
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            assert!(libc::dladdr(sym, &mut info) != 0);
+            std::ffi::CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+        assert_eq!(
+            std::fs::canonicalize(&file).ok().as_ref(),
+            Some(&exe),
+            "MKL's vendor question resolves in {file}, not in this test binary (MKL_PIN)"
+        );
+    }
+}
