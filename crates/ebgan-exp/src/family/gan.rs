@@ -11,4 +11,6 @@ pub const LOG_COLUMNS: &[LogColumn] = &[];
 /// so that a GAN run's files stay as they were.
 pub const HAS_MARGIN: bool = true;
 pub const LABEL: &str = "GAN";
+/// The name of its convolutional runs' samples: the paper's DCGAN (Figure 5, 6, 7).
+pub const CONV_LABEL: &str = "DCGAN";
 pub const COLOR: (u8, u8, u8) = (214, 39, 40);

@@ -248,6 +248,20 @@ impl Family {
         }
     }
 
+    /// The name over a convolutional run's samples: the paper's DCGAN for the GAN baseline.
+    pub fn conv_label(self) -> &'static str {
+        match self {
+            Family::Gan => gan::CONV_LABEL,
+            Family::Ebgan
+            | Family::EbganPt
+            | Family::Began
+            | Family::Magan
+            | Family::WganGp
+            | Family::Ln
+            | Family::EbganLn => self.label(),
+        }
+    }
+
     /// The family's colour in every figure (RGB; no two families share one).
     pub fn color(self) -> (u8, u8, u8) {
         match self {

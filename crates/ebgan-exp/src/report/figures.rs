@@ -283,10 +283,7 @@ pub fn conv_side_by_side(
         .iter()
         .filter_map(|f| super::representative(&conv, *f))
         .map(|r| {
-            let name = match r.family {
-                Family::Gan => "DCGAN".to_string(),
-                f => f.as_str().to_uppercase(),
-            };
+            let name = r.family.conv_label();
             let score = r
                 .i_prime
                 .map(|v| format!(", I' {v:.2}"))
