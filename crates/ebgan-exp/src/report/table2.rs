@@ -228,8 +228,10 @@ fn setting(r: &RunRecord) -> String {
     s
 }
 
-/// The search (a family's runs of several settings): each setting's mean validation error (the
-/// selection criterion) and test error, best first. None when no family has two settings.
+/// The search (a family's runs of several settings at one labelled count): each setting's mean
+/// validation error (the selection criterion) and test error, best first. None when no family
+/// has two settings at any labelled count (a comparison whose settings, such as lambda_0, only
+/// follow the labelled count is no search).
 pub fn search(rows: &[RunRecord]) -> Option<String> {
     let ladder: Vec<&RunRecord> = rows
         .iter()
@@ -238,10 +240,23 @@ pub fn search(rows: &[RunRecord]) -> Option<String> {
     let mut s = String::new();
     for family in [Family::Ln, Family::EbganLn] {
         let mut groups: std::collections::BTreeMap<String, Vec<&RunRecord>> = Default::default();
+        let mut per_labels: std::collections::BTreeMap<usize, std::collections::BTreeSet<String>> =
+            Default::default();
         for r in ladder.iter().filter(|r| r.family == family) {
             groups.entry(setting(r)).or_default().push(r);
+            per_labels
+                .entry(r.config.labels)
+                .or_default()
+                .insert(setting(r));
         }
-        if groups.len() < 2 {
+        // The labelled counts at which this family tried several settings.
+        let searched: std::collections::BTreeSet<usize> = per_labels
+            .iter()
+            .filter(|(_, settings)| settings.len() >= 2)
+            .map(|(&labels, _)| labels)
+            .collect();
+        groups.retain(|_, runs| searched.contains(&runs[0].config.labels));
+        if groups.is_empty() {
             continue;
         }
         let mean = |v: Vec<f64>| (!v.is_empty()).then(|| mean_std(&v).0);
@@ -412,6 +427,35 @@ mod tests {
             t.contains(
                 "| 100 | 3 | 3.50 | 5.50 | +2.00 +- 1.00 | [-0.48, +4.48] | 0 of 3 | 0.250 |"
             ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn settings_that_only_follow_the_labelled_count_are_no_search() {
+        use crate::config::Model;
+        let at = |labels: usize, lambda_0: f64, test: f64| {
+            let mut r = row(Model::Ladder, 0.0, 0, test);
+            r.config.labels = labels;
+            r.config.lambda_0 = lambda_0;
+            r
+        };
+        // Table 2's own file: lambda_0 set per labelled count, one setting at each.
+        let mut rows = vec![
+            at(100, 5000.0, 11.0),
+            at(200, 3000.0, 8.0),
+            at(1000, 2000.0, 4.0),
+        ];
+        assert_eq!(search(&rows), None);
+        // A second setting at 100 labels is a search there, and only there.
+        rows.push(at(100, 1000.0, 12.0));
+        let t = search(&rows).unwrap();
+        assert!(
+            t.contains("lambda_0 5000, 100 labels") && t.contains("lambda_0 1000, 100 labels"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("200 labels") && !t.contains("1000 labels"),
             "{t}"
         );
     }
