@@ -117,6 +117,11 @@ fn the_device_command_on_the_cpu_runs_every_stage_within_its_budget_and_limits()
     assert!(md.contains("no CUDA device"), "{md}");
     let rows = std::fs::read_to_string(ret.join("performance-rows.md")).unwrap();
     assert!(rows.contains("ebgan bench-conv"), "{rows}");
+    // Under the limits cargo and just answer "not here" and nothing else on PATH is lost.
+    let stub = work.join(".device-limits/bin/cargo");
+    let out = std::process::Command::new(&stub).output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on a device machine"));
     // The whole log came back, not only the end the device tool shows.
     let returned_log = std::fs::read_to_string(ret.join("gpu-check.log")).unwrap();
     assert!(

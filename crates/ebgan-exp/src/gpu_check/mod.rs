@@ -62,7 +62,7 @@ pub struct GpuCheckArgs {
     #[arg(long = "return", value_name = "DIR")]
     ret: Option<PathBuf>,
     /// A device machine's limits for this command: its python children have no network and no
-    /// pytorch-fid or torch-fidelity but the carried ones, and neither cargo nor just is on PATH
+    /// pytorch-fid or torch-fidelity but the carried ones, and cargo and just answer "not here"
     /// (needs --return, whose folder is checked against the limits).
     #[arg(long, requires = "ret")]
     device_limits: bool,

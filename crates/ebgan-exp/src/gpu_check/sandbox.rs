@@ -1,8 +1,8 @@
 //! `--device-limits`: this process and its children see what a device machine offers. Python
 //! children get a sitecustomize that refuses network connections and hides pytorch-fid and
 //! torch-fidelity unless they come from the carried wheels (.device/wheels, `just gpu-pack`);
-//! pip may not reach an index; `cargo` and `just` leave PATH. A dry run on the CPU then finds
-//! what a device machine would refuse, here.
+//! pip may not reach an index; `cargo` and `just` answer "not here" (exit 127). A dry run on
+//! the CPU then finds what a device machine would refuse, here.
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -78,19 +78,30 @@ pub fn apply(dir: &Path) -> Result<()> {
     let dir = dir.canonicalize()?;
     let pythonpath = match std::env::var_os("PYTHONPATH") {
         Some(p) if !p.is_empty() => {
-            let mut v = vec![dir];
+            let mut v = vec![dir.clone()];
             v.extend(std::env::split_paths(&p));
             std::env::join_paths(v)?
         }
-        _ => dir.into_os_string(),
+        _ => dir.clone().into_os_string(),
     };
+    // cargo and just answer "not here" from the front of PATH. Dropping their folders instead
+    // could drop the python beside them.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for tool in ["cargo", "just"] {
+        let stub = format!(
+            "#!/bin/sh\necho \"{tool}: not on a device machine (--device-limits)\" >&2\nexit 127\n"
+        );
+        crate::fsutil::write_atomic(&bin.join(tool), stub.as_bytes())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))?;
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let kept: Vec<_> = std::env::split_paths(&path)
-        .filter(|d| !d.join("cargo").exists() && !d.join("just").exists())
-        .collect();
+    let mut dirs = vec![bin];
+    dirs.extend(std::env::split_paths(&path));
     std::env::set_var("PYTHONPATH", pythonpath);
     std::env::set_var("PIP_NO_INDEX", "1");
-    std::env::set_var("PATH", std::env::join_paths(kept)?);
+    std::env::set_var("PATH", std::env::join_paths(dirs)?);
     Ok(())
 }
 
