@@ -26,30 +26,46 @@ pub fn set_deadline(at: Instant) {
     let _ = DEADLINE.set(at);
 }
 
-/// Runs `cmd` for at most `secs` (and not past the process-wide deadline); past it the child and
-/// everything it started (its process group) are killed. Returns its exit status and stdout +
-/// stderr.
+/// Runs `cmd` for at most `secs` (and not past the process-wide deadline); past it the child is
+/// killed. Under a process-wide deadline the child leads its own process group and the whole
+/// group is killed, so a benchmark's PyTorch reference ends with it; without one it stays in
+/// ours, where a terminal's Ctrl-C reaches it. Returns its exit status and stdout + stderr.
 pub fn run_for(cmd: &mut std::process::Command, secs: f64) -> Result<(i32, String)> {
+    let own = Instant::now() + Duration::from_secs_f64(secs.max(1.0));
+    match DEADLINE.get() {
+        Some(&d) => run_until(cmd, d.min(own), true),
+        None => run_until(cmd, own, false),
+    }
+}
+
+/// [`run_for`] until `deadline`, the child in its own process group or not.
+fn run_until(
+    cmd: &mut std::process::Command,
+    deadline: Instant,
+    own_group: bool,
+) -> Result<(i32, String)> {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("log");
     let file = std::fs::File::create(&log)?;
+    if own_group {
+        cmd.process_group(0);
+    }
     let mut child = cmd
         .stdout(file.try_clone()?)
         .stderr(file)
-        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
     let started = Instant::now();
-    let own = started + Duration::from_secs_f64(secs.max(1.0));
-    let deadline = DEADLINE.get().map_or(own, |&d| d.min(own));
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break s;
         }
         if Instant::now() >= deadline {
-            // SAFETY: kill(2) on the group this child leads (process_group(0) above).
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            if own_group {
+                // SAFETY: kill(2) on the group this child leads (process_group(0) above).
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            }
             let _ = child.kill();
             let _ = child.wait();
             let limit = deadline.saturating_duration_since(started).as_secs_f64();
@@ -80,6 +96,35 @@ pub fn libtorch_warnings(log: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn under_a_deadline_what_the_child_started_is_stopped_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pid_file = tmp.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &script]);
+        let err = run_until(&mut sh, Instant::now() + Duration::from_secs(1), true).unwrap_err();
+        assert!(err.downcast_ref::<OutOfTime>().is_some(), "{err}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The grandchild (sleep) is gone: reaped by init, or a zombie at most.
+        std::thread::sleep(Duration::from_millis(200));
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = state
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        assert!(
+            matches!(state, None | Some("Z")),
+            "sleep {pid} still {state:?}"
+        );
+    }
 
     #[test]
     fn libtorch_warning_lines_are_counted_and_other_lines_are_not() {

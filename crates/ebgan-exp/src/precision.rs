@@ -33,6 +33,25 @@ pub fn set_deterministic_cudnn(on: bool) -> Result<()> {
     Ok(())
 }
 
+/// cuDNN held to deterministic algorithms while this lives: released when it drops, also when
+/// the check that holds it fails or panics.
+pub struct DeterministicCudnn(());
+
+impl DeterministicCudnn {
+    pub fn hold() -> Result<Self> {
+        set_deterministic_cudnn(true)?;
+        Ok(DeterministicCudnn(()))
+    }
+}
+
+impl Drop for DeterministicCudnn {
+    fn drop(&mut self) {
+        if let Err(e) = set_deterministic_cudnn(false) {
+            eprintln!("cannot release cuDNN's deterministic switch: {e:#}");
+        }
+    }
+}
+
 /// Whether cuDNN is held to deterministic algorithms now.
 pub fn deterministic_cudnn() -> bool {
     // SAFETY: as in `MatmulPrecision::apply`.
@@ -95,6 +114,13 @@ mod tests {
         assert!(deterministic_cudnn());
         set_deterministic_cudnn(false).unwrap();
         assert!(!deterministic_cudnn());
+        // Held for a check, released when it ends, by a panic too.
+        let r = std::panic::catch_unwind(|| {
+            let _held = DeterministicCudnn::hold().unwrap();
+            assert!(deterministic_cudnn());
+            panic!("the check fails");
+        });
+        assert!(r.is_err() && !deterministic_cudnn());
     }
 
     #[test]

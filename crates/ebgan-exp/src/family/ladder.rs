@@ -6,8 +6,7 @@ use super::{DKind, LogColumn};
 
 pub const D: DKind = DKind::Ladder;
 /// The ladder's own settings (labelled count, reconstruction weight, combinator, corruption
-/// noise) and its trainer's (learning-rate decay, validation split) belong to both; G's settings
-/// are EBGAN-LN's.
+/// noise) and its trainer's (learning-rate decay, validation split): LN's and EBGAN-LN's.
 pub const LN_FIELDS: &[&str] = &[
     "labels",
     "lambda_0",
@@ -16,13 +15,8 @@ pub const LN_FIELDS: &[&str] = &[
     "lr_decay_start",
     "validation",
 ];
-pub const EBGAN_LN_FIELDS: &[&str] = &[
-    "labels",
-    "lambda_0",
-    "combinator",
-    "ladder_noise",
-    "lr_decay_start",
-    "validation",
+/// G's settings: EBGAN-LN's beside [`LN_FIELDS`].
+pub const GENERATOR_FIELDS: &[&str] = &[
     "g_lr_decay",
     "g_fresh_noise",
     "g_lr",

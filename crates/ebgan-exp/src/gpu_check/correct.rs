@@ -37,10 +37,9 @@ pub fn run(ctx: &mut Ctx) {
     }
     ctx.timed("correct.conv-checkpoint-resume", |c| {
         // Equal bits need the same convolution kernels in both trainings: no benchmark search.
-        crate::precision::set_deterministic_cudnn(true)?;
-        let r = conv_round_trip(big, c.device, &c.out);
-        crate::precision::set_deterministic_cudnn(false)?;
-        r.map(|(ok, d)| (ok, format!("{d}; cuDNN deterministic")))
+        let _held = crate::precision::DeterministicCudnn::hold()?;
+        let (ok, d) = conv_round_trip(big, c.device, &c.out)?;
+        Ok((ok, format!("{d}; cuDNN deterministic")))
     });
     ctx.timed("correct.ladder-step", |_| ladder_step(device));
     for model in [Model::Ebgan, Model::Gan] {

@@ -137,12 +137,13 @@ struct Report {
 }
 
 /// The stages, with the share of the budget each may use on CUDA and on the CPU (the results
-/// stage: the rest; on the CPU it has nothing to run).
-const STAGES: [(&str, f64, f64); 4] = [
-    ("set-up", 0.03, 0.03),
-    ("correct", 0.27, 0.5),
-    ("fast", 0.25, 0.45),
-    ("results", 1.0, 1.0),
+/// stage: the rest; on the CPU it has nothing to run), and whether its checks use this
+/// process's CUDA context (the fast stage's run as children).
+const STAGES: [(&str, f64, f64, bool); 4] = [
+    ("set-up", 0.03, 0.03, true),
+    ("correct", 0.27, 0.5, true),
+    ("fast", 0.25, 0.45, false),
+    ("results", 1.0, 1.0, true),
 ];
 
 impl Ctx {
@@ -201,7 +202,8 @@ impl Ctx {
             let why = format!("skipped: the {} stage's time slice is spent", self.stage.1);
             return self.line(name, Outcome::Skipped, why);
         }
-        if let (Some(check), false) = (&self.poisoned, self.stage.1 == "fast") {
+        let in_process = STAGES.get(self.stage.0.wrapping_sub(1)).is_none_or(|s| s.3);
+        if let (Some(check), true) = (&self.poisoned, in_process) {
             let why = format!("skipped: the CUDA error of {check} left this process's CUDA context unusable (its line says which)");
             return self.line(name, Outcome::Skipped, why);
         }
@@ -228,7 +230,7 @@ impl Ctx {
     /// Starts stage `i` (1-based): its slice ends at its share of what is left, and never after
     /// the budget.
     fn begin(&mut self, i: usize) {
-        let (name, cuda_share, cpu_share) = STAGES[i - 1];
+        let (name, cuda_share, cpu_share, _) = STAGES[i - 1];
         let share = if self.cuda() { cuda_share } else { cpu_share };
         let left = self.budget_left();
         self.stage = (i, name);

@@ -28,26 +28,38 @@ const KEPT: [&str; 9] = [
     "md", "csv", "png", "svg", "json", "txt", "toml", "log", "html",
 ];
 
-/// The work tree's files for the archive, in the order they are added: shallowest first (a
-/// folder's runs.csv and figures before its runs' own files), then by path.
-fn candidates(work: &Path) -> Result<Vec<(PathBuf, u64)>> {
+/// What a tree holds, below `root`.
+enum Entry {
+    Folder,
+    File(u64),
+    /// A link, a socket, ...: nothing the device tool returns.
+    Other,
+}
+
+/// Every entry below `root` with its path relative to `root`, shallowest first (a folder's
+/// runs.csv and figures before its runs' own files), then by path.
+fn entries(root: &Path) -> Result<Vec<(PathBuf, Entry)>> {
     let mut found = vec![];
-    let mut stack = vec![work.to_path_buf()];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries =
+        let listing =
             std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        for e in entries {
+        for e in listing {
             let e = e?;
             let (path, kind) = (e.path(), e.file_type()?);
-            if kind.is_dir() {
-                stack.push(path);
+            let entry = if kind.is_dir() {
+                stack.push(path.clone());
+                Entry::Folder
             } else if kind.is_file() {
-                found.push((path, e.metadata()?.len()));
-            }
+                Entry::File(e.metadata()?.len())
+            } else {
+                Entry::Other
+            };
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            found.push((rel, entry));
         }
     }
-    let depth = |p: &Path| p.strip_prefix(work).map_or(0, |r| r.components().count());
-    found.sort_by_cached_key(|(p, _)| (depth(p), p.clone()));
+    found.sort_by_cached_key(|(p, _)| (p.components().count(), p.clone()));
     Ok(found)
 }
 
@@ -68,8 +80,9 @@ pub fn pack(work: &Path, ret: &Path) -> Result<usize> {
     let options =
         zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     let (mut total, mut members, mut left_out) = (0u64, 0usize, vec![]);
-    for (path, len) in candidates(work)? {
-        let rel = path.strip_prefix(work).unwrap_or(&path);
+    for (rel, entry) in entries(work)? {
+        let Entry::File(len) = entry else { continue };
+        let path = work.join(&rel);
         let name = rel.to_string_lossy().replace('\\', "/");
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let why = if !KEPT.contains(&ext) {
@@ -112,33 +125,21 @@ pub fn pack(work: &Path, ret: &Path) -> Result<usize> {
 pub fn violations(ret: &Path) -> Result<Vec<String>> {
     let mut found = vec![];
     let (mut files, mut total) = (0usize, 0u64);
-    let mut stack = vec![(ret.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        for e in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
-        {
-            let e = e?;
-            let (path, kind) = (e.path(), e.file_type()?);
-            let rel = path
-                .strip_prefix(ret)
-                .unwrap_or(&path)
-                .display()
-                .to_string();
-            if kind.is_dir() {
-                if depth + 1 > MAX_DEPTH {
-                    found.push(format!("{rel}: more than {MAX_DEPTH} folders down"));
-                }
-                stack.push((path, depth + 1));
-            } else if kind.is_file() {
-                let len = e.metadata()?.len();
+    for (rel, entry) in entries(ret)? {
+        let name = rel.display();
+        match entry {
+            Entry::Folder if rel.components().count() > MAX_DEPTH => {
+                found.push(format!("{name}: more than {MAX_DEPTH} folders down"))
+            }
+            Entry::Folder => {}
+            Entry::File(len) => {
                 files += 1;
                 total += len;
                 if len > MAX_FILE_BYTES {
-                    found.push(format!("{rel}: {len} bytes, over {MAX_FILE_BYTES}"));
+                    found.push(format!("{name}: {len} bytes, over {MAX_FILE_BYTES}"));
                 }
-            } else {
-                found.push(format!("{rel}: not a plain file"));
             }
+            Entry::Other => found.push(format!("{name}: not a plain file")),
         }
     }
     if files > MAX_FILES {
