@@ -285,7 +285,14 @@ pub fn run(ctx: &mut Ctx) {
         Ok(describe(&s, "Figure 9 margin sweep"))
     });
     // Table 2's pending runs, and whether they fit in half of what is left.
-    let table2 = table2_estimate(&results, device);
+    // The probe trains in this process: a panic (a CUDA error) fails Table 2's line, not gpu-check.
+    let table2 =
+        std::panic::catch_unwind(|| table2_estimate(&results, device)).unwrap_or_else(|p| {
+            Err(anyhow::anyhow!(
+                "the step probe panicked: {}",
+                super::panic_text(&p)
+            ))
+        });
     let left = (ctx.stage_left() - RESERVE_S).max(0.0);
     let reserved = match &table2 {
         Ok(e) if e.seconds <= left / 2.0 => e.seconds,
