@@ -5,7 +5,8 @@
 //! resuming one is exact by construction. The generator behind the training streams
 //! (`ebgan_models::rng::MemberRng`).
 
-use tch::Tensor;
+use std::cell::Cell;
+use tch::{Kind, Tensor};
 
 const M0: i64 = 0xD251_1F53;
 const M1: i64 = 0xCD9E_8D57;
@@ -13,51 +14,63 @@ const W0: i64 = 0x9E37_79B9;
 const W1: i64 = 0xBB67_AE85;
 const LOW32: i64 = 0xFFFF_FFFF;
 
-/// The high and low 32-bit halves of `a * m` for words `a` < 2^32 and a constant `m` < 2^32:
-/// the product is below 2^64, so a wrapping int64 multiply holds it exactly as a two's-complement
-/// bit pattern (ATen's int64 multiply wraps on the CPU and on CUDA), and the halves are a shift
-/// and masks away: four ops (the host's `block` is the reference; tests hold them equal).
-fn mulhilo(a: &Tensor, m: i64) -> (Tensor, Tensor) {
-    let p = a * m;
-    let hi = p.bitwise_right_shift_tensor_scalar(32).bitwise_and(LOW32);
-    let lo = p.bitwise_and(LOW32);
-    (hi, lo)
-}
-
-/// Tensor ops of one [`philox4x32_10`] evaluation, as written below: 6 selects, 10 rounds of
-/// two 4-op `mulhilo`s and 4 xors, 9 key bumps of 4 ops, 1 stack.
-pub const OPS_PER_EVALUATION: u64 = 6 + 10 * (2 * 4 + 4) + 9 * 4 + 1;
-
 thread_local! {
-    static EVALUATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static EVALUATIONS: Cell<u64> = const { Cell::new(0) };
+    static OPS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// [`philox4x32_10`] evaluations on this thread so far (`ebgan bench` counts a step's).
 pub fn evaluations() -> u64 {
-    EVALUATIONS.with(|c| c.get())
+    EVALUATIONS.with(Cell::get)
+}
+
+/// Tensor ops that launch work (not views) the random draws have made on this thread so far:
+/// each is counted where it is written, through [`op`] (`ebgan bench` counts a step's).
+pub fn tensor_ops() -> u64 {
+    OPS.with(Cell::get)
+}
+
+/// `t`, counted as one launched tensor op in [`tensor_ops`].
+pub fn op(t: Tensor) -> Tensor {
+    OPS.with(|c| c.set(c.get() + 1));
+    t
+}
+
+/// `[a, b]` int64 on `like`'s device, built there (nothing uploaded): three ops.
+fn pair(a: i64, b: i64, like: &Tensor) -> Tensor {
+    let i = op(Tensor::arange(2, (Kind::Int64, like.device())));
+    op(op(i * (b - a)) + a)
 }
 
 /// Philox4x32-10 of counters `ctr` `[..., 4]` under keys `key` `[..., 2]` (int64 holding 32-bit
 /// words; the two broadcast): `[..., 4]` int64 words below 2^32.
+///
+/// The state is held as two pairs, (c0, c2) and (c1, c3), so that one multiply makes both of a
+/// round's products. A product of two words below 2^32 is below 2^64, and ATen's int64 multiply
+/// wraps on the CPU and on CUDA, so it holds the exact product as a bit pattern: its high word is
+/// a shift away and its low word is its low 32 bits. Those low words become (c1, c3) and are
+/// left unmasked: they only meet the next round through an xor whose result is masked to 32 bits
+/// (as are the keys, bumped without a mask). Six ops a round; the host's [`block`] is the
+/// reference (tests hold them equal).
 pub fn philox4x32_10(ctr: &Tensor, key: &Tensor) -> Tensor {
     EVALUATIONS.with(|c| c.set(c.get() + 1));
-    let mut c: Vec<Tensor> = (0..4).map(|i| ctr.select(-1, i)).collect();
-    let (mut k0, mut k1) = (key.select(-1, 0), key.select(-1, 1));
+    let pairs = |t: &Tensor| t.unflatten(-1, [2, 2]);
+    let (mut even, mut odd) = (pairs(ctr).select(-1, 0), pairs(ctr).select(-1, 1));
+    let (multipliers, bumps) = (pair(M0, M1, ctr), pair(W0, W1, ctr));
+    let mut key = key.shallow_clone();
     for round in 0..10 {
         if round > 0 {
-            k0 = (k0 + W0).bitwise_and(LOW32);
-            k1 = (k1 + W1).bitwise_and(LOW32);
+            key = op(key + &bumps);
         }
-        let (hi0, lo0) = mulhilo(&c[0], M0);
-        let (hi1, lo1) = mulhilo(&c[2], M1);
-        c = vec![
-            hi1.bitwise_xor_tensor(&c[1]).bitwise_xor_tensor(&k0),
-            lo1,
-            hi0.bitwise_xor_tensor(&c[3]).bitwise_xor_tensor(&k1),
-            lo0,
-        ];
+        // (c2 M1, c0 M0): the products in the order the new words take them.
+        let products = op(op(even * &multipliers).flip([-1]));
+        let high = op(products.bitwise_right_shift_tensor_scalar(32));
+        even =
+            op(op(op(high.bitwise_xor_tensor(&odd)).bitwise_xor_tensor(&key)).bitwise_and(LOW32));
+        odd = products;
     }
-    Tensor::stack(&c, -1)
+    let odd = op(odd.bitwise_and(LOW32));
+    op(Tensor::stack(&[even, odd], -1)).flatten(-2, -1)
 }
 
 /// One Philox4x32-10 block on the host: the words [`philox4x32_10`] gives for the same counter
@@ -119,10 +132,8 @@ pub fn fill(position: u64, high: [u32; 2], key: [u32; 2], out: &mut [[u32; 4]]) 
 /// Uniform floats in [0, 1) from words `[...]` < 2^32: the top 24 bits times 2^-24, exact in
 /// f32 on every device.
 pub fn uniform(words: &Tensor) -> Tensor {
-    words
-        .bitwise_right_shift_tensor_scalar(8)
-        .to_kind(tch::Kind::Float)
-        * (1.0 / 16_777_216.0)
+    let top = op(words.bitwise_right_shift_tensor_scalar(8));
+    op(op(top.to_kind(Kind::Float)) * (1.0 / 16_777_216.0))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
-//! The random draws of one MLP cohort step, timed three ways (`ebgan bench` prints them): the
-//! host ChaCha streams and upload that training used before its streams moved to the device (every member's
-//! masks whenever any member uses dropout), and the Philox streams that replaced them (only
-//! dropout members draw masks): the host loop the CPU runs and the tensor ops a GPU runs.
+//! The random draws of a training step on the tensor path (what a GPU runs), counted and timed
+//! (`ebgan bench` prints both tables): through the three trainers, each draw evaluated alone
+//! against a window of steps evaluated at once (`ebgan_models::rng::Streams`); and one MLP
+//! cohort step at Table 1's largest shape on every path, the host ChaCha streams and upload that
+//! training used before its streams moved to the device among them.
 
+use super::transfers::each_trainer;
 use anyhow::Result;
-use ebgan_models::rng::{normal, stream, MemberRng, Stream};
+use ebgan_models::rng::{
+    normal, set_draw_window, step_draws, stream, MemberRng, StepDraws, Stream, Streams,
+};
 use rand::RngCore;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -18,18 +22,112 @@ const Z: i64 = 100;
 const MASK_LAYERS: i64 = 4 * 3;
 const WIDTH: i64 = 1024;
 
-/// Median seconds of `reps` calls of `f` (after one unmeasured call).
-fn median(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[reps / 2]
+/// The trainers train 13 epochs of 10 steps: windows of 1, 2, 4, ... steps from the third step
+/// on, so that steps 65-128 (0-based) are one whole window of 64, the most a window holds.
+const EPOCHS: usize = 13;
+const MEASURED: (u64, u64) = (65, 129);
+
+/// Streams as usual again when dropped (also when a bench fails half-way).
+struct Forced;
+
+impl Forced {
+    fn window(blocks: i64) -> Forced {
+        set_draw_window(Some(blocks));
+        Forced
+    }
+}
+
+impl Drop for Forced {
+    fn drop(&mut self) {
+        set_draw_window(None);
+    }
+}
+
+/// Evaluations, tensor ops and seconds of the draws of training steps on this thread so far.
+#[derive(Clone, Copy, Default)]
+struct Count(StepDraws);
+
+impl Count {
+    fn now() -> Count {
+        Count(step_draws())
+    }
+
+    /// Per step, from `self` to `later` over `steps` steps.
+    fn per_step(self, later: Count, steps: u64) -> (f64, f64, f64) {
+        let (a, b, n) = (self.0, later.0, steps as f64);
+        (
+            (b.evaluations - a.evaluations) as f64 / n,
+            (b.ops - a.ops) as f64 / n,
+            (b.seconds - a.seconds) / n,
+        )
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Both tables: the trainers' (3 side-by-side runs) and the cohort step's (5).
+pub fn table(device: Device) -> Result<String> {
+    Ok(format!(
+        "{}\n{}",
+        trainers(device, 3)?,
+        cohort_step(device, 5)?
+    ))
+}
+
+/// A trainer's name, (evaluations, ops) a step with each draw alone and with a window, and the
+/// seconds of drawing a step of each side-by-side run of each.
+type Row = (String, [(f64, f64); 2], [Vec<f64>; 2]);
+
+/// Per trainer: evaluations and tensor ops a step (amortized over steps 65-128) with each draw
+/// evaluated alone and with a GPU's window, and (on the CPU) milliseconds of drawing a step,
+/// medians of `reps` side-by-side runs.
+fn trainers(device: Device, reps: usize) -> Result<String> {
+    let window = ebgan_models::rng::window_blocks(Device::Cuda(0));
+    let mut rows: Vec<Row> = vec![];
+    for _ in 0..reps.max(1) {
+        for (mode, blocks) in [0, window].into_iter().enumerate() {
+            let _forced = Forced::window(blocks);
+            let (mut from, mut per_step) = (Count::default(), (0.0, 0.0, 0.0));
+            let mut trainer = 0;
+            each_trainer(device, EPOCHS, &mut |name, done| match name {
+                Some(name) => {
+                    if rows.len() == trainer {
+                        rows.push((name.into(), Default::default(), Default::default()));
+                    }
+                    let (evaluations, ops, seconds) = per_step;
+                    rows[trainer].1[mode] = (evaluations, ops);
+                    rows[trainer].2[mode].push(seconds);
+                    trainer += 1;
+                }
+                None if done == MEASURED.0 => from = Count::now(),
+                None if done == MEASURED.1 => {
+                    per_step = from.per_step(Count::now(), MEASURED.1 - MEASURED.0)
+                }
+                None => {}
+            })?;
+        }
+    }
+    let mut out = String::new();
+    writeln!(out, "Random draws of a training step on the tensor path (what a GPU runs; on {}), counted through each trainer over steps {}-{} (one whole window of 64 steps): each draw evaluated alone against a GPU's window ({window} blocks), in Philox evaluations and tensor ops that launch work (`rng::step_draws`: a training step's draws; sample sheets are not among them), and milliseconds of drawing, median of {reps} side-by-side runs{}:\n", crate::device::describe(device), MEASURED.0, MEASURED.1 - 1, if device == Device::Cpu { "" } else { " (on a GPU only the time to queue the ops)" })?;
+    writeln!(out, "| trainer | draws a step | evaluations a step, alone / window | tensor ops a step, alone / window | ms of drawing a step, alone / window |")?;
+    writeln!(out, "|---|---:|---:|---:|---:|")?;
+    for (name, [alone, ahead], [t_alone, t_ahead]) in rows {
+        writeln!(
+            out,
+            "| {name} | {:.0} | {:.0} / {:.3} | {:.0} / {:.1} | {:.3} / {:.3} |",
+            alone.0,
+            alone.0,
+            ahead.0,
+            alone.1,
+            ahead.1,
+            median(t_alone) * 1e3,
+            median(t_ahead) * 1e3
+        )?;
+    }
+    Ok(out)
 }
 
 /// The earlier path: host ChaCha normals and mask bytes for all K members, then one upload each.
@@ -44,98 +142,118 @@ fn chacha_step(device: Device) {
     }
 }
 
-fn philox_step(noise: &mut MemberRng, masks: &mut MemberRng, dropout: &[usize]) {
-    let _ = noise.normal(&[B, Z], 1.0);
-    for _ in 0..MASK_LAYERS {
-        let _ = masks.bytes(&[B, WIDTH], Some(dropout));
+/// An MLP cohort step's streams: the shared window, noise and dropout masks.
+struct Cohort {
+    streams: Streams,
+    noise: MemberRng,
+    masks: MemberRng,
+}
+
+impl Cohort {
+    fn new(device: Device) -> Cohort {
+        let seeds: Vec<u64> = (0..K as u64).collect();
+        let streams = Streams::new(&seeds, device);
+        Cohort {
+            noise: streams.stream(Stream::Noise),
+            masks: streams.stream(Stream::Dropout),
+            streams,
+        }
+    }
+
+    fn step(&mut self, dropout: &[usize]) {
+        self.streams.next_step();
+        let _ = self.noise.normal(&[B, Z], 1.0);
+        for _ in 0..MASK_LAYERS {
+            let _ = self.masks.bytes(&[B, WIDTH], Some(dropout));
+        }
     }
 }
 
-/// The markdown table: milliseconds per step for each path, median of `reps`.
-pub fn table(device: Device, reps: usize) -> Result<String> {
-    let seeds: Vec<u64> = (0..K as u64).collect();
+/// The markdown table of one MLP cohort step at Table 1's largest shape on each path: ms per
+/// step (the mean of a window's steps after the windows have grown to their most), median of
+/// `reps` side-by-side runs, with evaluations and tensor ops a step.
+fn cohort_step(device: Device, reps: usize) -> Result<String> {
     let dropout: Vec<usize> = (0..K).step_by(2).collect();
-    let streams = |tensors: bool, window: Option<i64>| {
-        let r = |s| MemberRng::new(&seeds, s, device);
-        let (mut n, mut m) = (r(Stream::Noise), r(Stream::Dropout));
-        if tensors {
-            n = n.on_tensor_path();
-            m = m.on_tensor_path();
-        }
-        if let Some(w) = window {
-            n = n.with_window_words(w);
-            m = m.with_window_words(w);
-        }
-        (n, m)
-    };
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    let before = median(reps, || {
-        chacha_step(device);
-        sync();
-    });
-    let (mut n, mut m) = streams(false, None);
-    let host = median(reps, || {
-        philox_step(&mut n, &mut m, &dropout);
-        sync();
-    });
-    // Philox evaluations per step over `reps` + 1 steps (median() makes one unmeasured call).
-    let tensor_path = |window: Option<i64>| {
-        let (mut n, mut m) = streams(true, window);
-        let evaluations = ebgan_core::philox::evaluations();
-        let ms = median(reps, || {
-            philox_step(&mut n, &mut m, &dropout);
+    let gpu = ebgan_models::rng::window_blocks(Device::Cuda(0));
+    let per_step_blocks =
+        (K as i64 * B * Z / 4) + dropout.len() as i64 * MASK_LAYERS * B * WIDTH / 16;
+    // A window's steps once grown: the most its blocks allow (windows double from one step).
+    let steps = (gpu / per_step_blocks).clamp(1, 64) as usize;
+    let paths: [(&str, Option<i64>); 4] = [
+        (
+            "host ChaCha + upload (before the Philox streams; masks for all 24)",
+            None,
+        ),
+        ("Philox, host loop (the CPU device's kernel)", None),
+        ("Philox, tensor ops, each draw evaluated alone", Some(0)),
+        ("Philox, tensor ops, a GPU's window", Some(gpu)),
+    ];
+    let mut cohorts: Vec<Option<Cohort>> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, window))| {
+            let _forced = window.map(Forced::window);
+            (i > 0 && (device == Device::Cpu || window.is_some())).then(|| Cohort::new(device))
+        })
+        .collect();
+    // Grow the windows: two steps alone, then windows of 1, 2, 4, ... steps up to `steps`;
+    // from `warm` on each window holds `steps` steps.
+    let (mut warm, mut size) = (2, 1);
+    while size < steps {
+        warm += size;
+        size = (2 * size).min(steps);
+    }
+    for cohort in cohorts.iter_mut().flatten() {
+        for _ in 0..warm {
+            cohort.step(&dropout);
+        }
+    }
+    let mut times = vec![vec![]; paths.len()];
+    let mut counts = vec![(0.0, 0.0); paths.len()];
+    for _ in 0..reps.max(1) {
+        for (i, cohort) in cohorts.iter_mut().enumerate() {
+            let before = Count::now();
+            let start = Instant::now();
+            for _ in 0..steps {
+                match (i, cohort.as_mut()) {
+                    (0, _) => chacha_step(device),
+                    (_, Some(c)) => c.step(&dropout),
+                    (_, None) => continue,
+                }
+            }
             sync();
-        });
-        let per_step = (ebgan_core::philox::evaluations() - evaluations) as f64 / (reps + 1) as f64;
-        (ms, per_step)
-    };
-    let (ops, per_step) = tensor_path(None);
-    let gpu_window = ebgan_models::rng::window_words(Device::Cuda(0));
-    let (ops_gpu_window, per_step_gpu_window) = tensor_path(Some(gpu_window));
-    let masks = MASK_LAYERS * B * WIDTH;
+            times[i].push(start.elapsed().as_secs_f64() / steps as f64);
+            let (evaluations, ops, _) = before.per_step(Count::now(), steps as u64);
+            counts[i] = (evaluations, ops);
+        }
+    }
     let mut out = String::new();
-    writeln!(out, "Random draws of one MLP cohort step at 5/3200/5/1024 (K = {K}, 12 with dropout; B = {B}; {} normals and {masks} mask bytes per member), ms per step, median of {reps}:\n", B * Z)?;
-    writeln!(out, "| path | host work per step | ms per step |")?;
-    writeln!(out, "|---|---|---:|")?;
+    writeln!(out, "Random draws of one MLP cohort step at 5/3200/5/1024 (K = {K}, 12 with dropout; B = {B}; {} normals and {} mask bytes per member; a GPU's window holds {steps} such steps) on {}, ms per step over {steps} steps, median of {reps} side-by-side runs:\n", B * Z, MASK_LAYERS * B * WIDTH, crate::device::describe(device))?;
     writeln!(
         out,
-        "| host ChaCha + upload (before; masks for all {K}) | every draw | {:.2} |",
-        before * 1e3
+        "| path | evaluations a step | tensor ops a step | ms per step |"
     )?;
-    let on = if device == Device::Cpu {
-        "none beyond the CPU's own kernel"
-    } else {
-        "none"
-    };
-    let host_path = match device {
-        Device::Cpu => format!("{:.2}", host * 1e3),
-        _ => "- (CPU only)".into(),
-    };
-    writeln!(
-        out,
-        "| Philox, host loop (the CPU device's kernel) | {on} | {host_path} |"
-    )?;
-    writeln!(
-        out,
-        "| Philox, tensor ops (the GPU's path) | none | {:.2} |",
-        ops * 1e3
-    )?;
-    writeln!(
-        out,
-        "| Philox, tensor ops, a GPU's window ({gpu_window} words) | none | {:.2} |",
-        ops_gpu_window * 1e3
-    )?;
-    writeln!(
-        out,
-        "\nPhilox evaluations per step on the tensor path ({} draws a step; {} tensor ops an evaluation, `philox::OPS_PER_EVALUATION`), counted over {} steps: {per_step:.2} with {}'s window, {per_step_gpu_window:.2} with a GPU's (words evaluated ahead and sliced per draw, `rng::Window`).",
-        1 + MASK_LAYERS,
-        ebgan_core::philox::OPS_PER_EVALUATION,
-        reps + 1,
-        crate::device::describe(device)
-    )?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    for (i, (name, _)) in paths.iter().enumerate() {
+        if i > 0 && cohorts[i].is_none() {
+            writeln!(out, "| {name} | - | - | - (CPU only) |")?;
+            continue;
+        }
+        let (evaluations, ops) = counts[i];
+        let (evaluations, ops) = match i {
+            0 | 1 => ("-".to_string(), "-".to_string()),
+            _ => (format!("{evaluations:.2}"), format!("{ops:.1}")),
+        };
+        writeln!(
+            out,
+            "| {name} | {evaluations} | {ops} | {:.2} |",
+            median(times[i].clone()) * 1e3
+        )?;
+    }
     Ok(out)
 }

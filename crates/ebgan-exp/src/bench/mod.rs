@@ -264,8 +264,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     eprintln!("counting host transfers per step of each trainer");
     writeln!(table, "\n{}", transfers::table(dev)?)?;
-    eprintln!("timing one cohort step's random draws");
-    writeln!(table, "\n{}", draws::table(dev, 11)?)?;
+    eprintln!("counting and timing the random draws of a step");
+    writeln!(table, "\n{}", draws::table(dev)?)?;
     print!("{table}");
     if let Some(out) = &args.out {
         crate::fsutil::write_atomic(out, table.as_bytes())?;

@@ -68,13 +68,32 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 /// The markdown table of transfers per step for an MLP cohort (EBGAN, with and without
 /// dropout), a 64x64-style convolutional run (EBGAN-PT, 16x16 here) and an EBGAN-LN run.
 pub fn table(device: Device) -> Result<String> {
-    let root = tempfile::tempdir()?;
-    let stop = Stop::never();
     let mut out = String::new();
     writeln!(out, "Host transfers per step, counted through the training loop (10 steps an epoch; a log window closes at each epoch's end):\n")?;
     writeln!(out, "| trainer | uploads, ordinary step | reads, ordinary step | uploads, window boundary | reads, window boundary |")?;
     writeln!(out, "|---|---:|---:|---:|---:|")?;
+    let mut counts = PerStep::default();
+    each_trainer(device, 2, &mut |trainer, step| match (trainer, step) {
+        (Some(name), _) => {
+            writeln!(out, "{}", counts.row(name, 10)).expect("a String takes writes");
+            counts = PerStep::default();
+        }
+        (None, step) => counts.after(step),
+    })?;
+    Ok(out)
+}
 
+/// The three trainers of the benches, each trained `epochs` epochs of 10 steps from fresh on
+/// `device`: an MLP cohort (K = 2, one member with dropout: Table 1), a 64x64-style
+/// convolutional run (EBGAN-PT, 16x16 here) and an EBGAN-LN run. `after` sees (None, steps
+/// done) after every step, and (Some(trainer), 0) after each trainer's last.
+pub(crate) fn each_trainer(
+    device: Device,
+    epochs: usize,
+    after: &mut dyn FnMut(Option<&str>, u64),
+) -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let stop = Stop::never();
     let members: Vec<RunConfig> = [(1, true), (2, false)]
         .map(|(seed, dropout_d)| RunConfig {
             n_layer_g: 2,
@@ -83,7 +102,7 @@ pub fn table(device: Device) -> Result<String> {
             size_d: 128,
             dropout_d,
             train_images: 640,
-            epochs: 2,
+            epochs,
             score_samples: 64,
             seed,
             ..Default::default()
@@ -95,7 +114,6 @@ pub fn table(device: Device) -> Result<String> {
         .collect();
     dirs.iter().try_for_each(std::fs::create_dir_all)?;
     let ids: Vec<String> = members.iter().map(RunConfig::run_id).collect();
-    let mut counts = PerStep::default();
     let run = mlp::CohortRun {
         members: &members,
         ids: &ids,
@@ -105,8 +123,8 @@ pub fn table(device: Device) -> Result<String> {
         stop: &stop,
         checkpoint_every: Duration::MAX,
     };
-    mlp::train_cohort(&run, &mut |s, _| counts.after(s))?;
-    writeln!(out, "{}", counts.row("MLP cohort, K = 2 (Table 1)", 10))?;
+    mlp::train_cohort(&run, &mut |s, _| after(None, s))?;
+    after(Some("MLP cohort, K = 2 (Table 1)"), 0);
 
     let c = RunConfig {
         model: Model::Ebgan,
@@ -117,7 +135,7 @@ pub fn table(device: Device) -> Result<String> {
         d_base: 4,
         batch_size: 4,
         pulling_away: 0.1,
-        epochs: 2,
+        epochs,
         sample_every: 1000,
         ..Default::default()
     };
@@ -130,7 +148,6 @@ pub fn table(device: Device) -> Result<String> {
         device,
     );
     let dir = root.path().join("conv");
-    let mut counts = PerStep::default();
     let run = conv::ConvRun {
         config: &c,
         id: "conv",
@@ -141,8 +158,8 @@ pub fn table(device: Device) -> Result<String> {
         stop: &stop,
         checkpoint_every: Duration::MAX,
     };
-    conv::train_run(&run, device, &mut |s, _| counts.after(s))?;
-    writeln!(out, "{}", counts.row("convolutional run (EBGAN-PT)", 10))?;
+    conv::train_run(&run, device, &mut |s, _| after(None, s))?;
+    after(Some("convolutional run (EBGAN-PT)"), 0);
 
     let labels: Vec<u8> = (0..200).map(|i| (i % 10) as u8).collect();
     let mnist = Mnist {
@@ -158,12 +175,11 @@ pub fn table(device: Device) -> Result<String> {
         train_images: 200,
         n_layer_g: 2,
         size_g: 64,
-        epochs: 2,
+        epochs,
         ..Default::default()
     };
     let dir = root.path().join("ladder");
     std::fs::create_dir_all(&dir)?;
-    let mut counts = PerStep::default();
     let run = ladder::LadderRun {
         config: &c,
         id: "ladder",
@@ -172,7 +188,7 @@ pub fn table(device: Device) -> Result<String> {
         stop: &stop,
         checkpoint_every: Duration::MAX,
     };
-    ladder::train_run(&run, device, &mut |s, _| counts.after(s))?;
-    writeln!(out, "{}", counts.row("ladder run (EBGAN-LN)", 10))?;
-    Ok(out)
+    ladder::train_run(&run, device, &mut |s, _| after(None, s))?;
+    after(Some("ladder run (EBGAN-LN)"), 0);
+    Ok(())
 }

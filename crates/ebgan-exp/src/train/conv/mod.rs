@@ -20,7 +20,7 @@ use crate::scoring::Scorer;
 use anyhow::{bail, Result};
 use ebgan_core::{Layout, MarginSchedule, MemberOptim};
 use ebgan_models::dcgan::{self, AutoEncoder, ConvSpec, Discriminator, Generator};
-use ebgan_models::rng::{stream as stream_rng, MemberRng, Stream};
+use ebgan_models::rng::{stream as stream_rng, MemberRng, Stream, Streams};
 use std::path::Path;
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
@@ -83,6 +83,8 @@ pub struct ConvGan {
     adaptive: Adaptive,
     /// WGAN-GP's interpolation weights, a sub-stream per D step.
     interpolation: MemberRng,
+    /// The run's streams, sharing one window of draws.
+    streams: Streams,
 }
 
 /// Per-step statistics `[4]` on the device: D loss, G loss, real and fake energy (EBGAN) or
@@ -118,6 +120,7 @@ impl ConvGan {
             MemberOptim::with_layout(vs.trainable_variables(), vec![c.optim_hyper(kind)], layout)
         };
         let one = |v: f64| Tensor::from_slice(&[v as f32]).to_device(device);
+        let streams = Streams::new(&[c.seed], device);
         ConvGan {
             opt_g: optim(&g_vs, c.optim_g),
             opt_d: optim(&d_vs, c.optim_d),
@@ -133,7 +136,8 @@ impl ConvGan {
             alive: Tensor::ones([1], (Kind::Bool, device)),
             margin: (f64::NAN, Tensor::zeros([1], (Kind::Float, device))),
             adaptive: Adaptive::new(std::slice::from_ref(c), device),
-            interpolation: MemberRng::new(&[c.seed], Stream::Interpolate, device),
+            interpolation: streams.stream(Stream::Interpolate),
+            streams,
         }
     }
 
@@ -344,7 +348,7 @@ pub fn train_run(
                 images_per_step: c.batch_size as u64,
             },
             margins: c.margin_schedule_over(total),
-            noise: MemberRng::new(&[c.seed], Stream::Noise, device),
+            noise: gan.streams.stream(Stream::Noise),
             run,
             gan,
             fixed,
@@ -383,6 +387,7 @@ impl Training for ConvTraining<'_> {
 
     fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped> {
         let c = self.run.config;
+        self.gan.streams.next_step();
         let x = self.batches.at(done);
         let latent = Latent::from_stream(&self.gan.spec, c.batch_size, self.noise.at(done));
         let margin = self.margins.margin_at(done);

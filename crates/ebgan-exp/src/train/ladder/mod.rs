@@ -23,7 +23,7 @@ use anyhow::Result;
 use ebgan_core::{MarginSchedule, MemberOptim};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::Generator;
-use ebgan_models::rng::{normal, stream, MemberRng, Stream};
+use ebgan_models::rng::{normal, stream, MemberRng, Stream, Streams};
 use ebgan_models::Vars;
 use std::path::Path;
 use std::time::Duration;
@@ -44,7 +44,7 @@ struct LnGenerator {
 }
 
 impl LnGenerator {
-    fn new(c: &RunConfig, device: Device) -> Self {
+    fn new(c: &RunConfig, streams: &Streams, device: Device) -> Self {
         // Its own init stream: on the ladder's, G would start as a rescaled copy of its first layer.
         let mut vars = Vars::on_stream(&[c.seed], Stream::GeneratorInit, device);
         let g = Generator::new(
@@ -56,8 +56,8 @@ impl LnGenerator {
             vars,
             g,
             opt,
-            z: MemberRng::new(&[c.seed], Stream::Noise, device),
-            corruption: MemberRng::new(&[c.seed], Stream::FakeCorruption, device),
+            z: streams.stream(Stream::Noise),
+            corruption: streams.stream(Stream::FakeCorruption),
             batch: c.batch_size,
             z_dim: c.z_dim,
         }
@@ -124,6 +124,8 @@ pub struct LadderNets {
     opt: MemberOptim,
     generator: Option<LnGenerator>,
     noise: MemberRng,
+    /// The run's streams, sharing one window of draws.
+    streams: Streams,
 }
 
 impl LadderNets {
@@ -142,6 +144,7 @@ impl LadderNets {
         lr: f64,
         alive: &Tensor,
     ) -> (Tensor, Tensor) {
+        self.streams.next_step();
         self.opt.set_lr(lr);
         let (net, noise) = (&self.net, &mut self.noise);
         let ce = -net
@@ -266,11 +269,13 @@ impl LadderNets {
             sorted(&vs).into_iter().map(|(_, t)| t).collect(),
             vec![c.optim_hyper(c.optim_d)],
         );
+        let streams = Streams::new(&[c.seed], device);
         LadderNets {
             net,
             opt,
-            generator: (c.model == Model::EbganLn).then(|| LnGenerator::new(c, device)),
-            noise: MemberRng::new(&[c.seed], Stream::Dropout, device),
+            generator: (c.model == Model::EbganLn).then(|| LnGenerator::new(c, &streams, device)),
+            noise: streams.stream(Stream::Dropout),
+            streams,
             vs,
         }
     }

@@ -31,7 +31,7 @@ use anyhow::Result;
 use ebgan_core::score::Scores;
 use ebgan_core::{upload, Layout, MarginSchedule, MemberOptim};
 use ebgan_models::mlp::{AutoEncoder, Generator, Logistic};
-use ebgan_models::rng::{MemberRng, Stream};
+use ebgan_models::rng::{MemberRng, Stream, Streams};
 use ebgan_models::Vars;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,6 +79,8 @@ pub struct Cohort {
     noise: MemberRng,
     /// WGAN-GP's interpolation weights.
     interpolation: MemberRng,
+    /// The three streams, sharing one window of draws.
+    streams: Streams,
     pt_weight: Option<Tensor>,
     /// BEGAN's k_t, MAGAN's margin.
     adaptive: Adaptive,
@@ -130,19 +132,21 @@ impl Cohort {
             .iter()
             .any(|&w| w > 0.0)
             .then(|| Tensor::from_slice(&pt).to_device(device));
+        let streams = Streams::new(&seeds, device);
         Cohort {
             vars,
             g,
             critic: MlpCritic {
                 d,
-                masks: MemberRng::new(&seeds, Stream::Dropout, device),
+                masks: streams.stream(Stream::Dropout),
                 // The energy's fields are part of the CohortKey: the first member's stand for all.
                 energy: EnergyOf::of_run(&members[0]),
             },
             opt_g,
             opt_d,
-            noise: MemberRng::new(&seeds, Stream::Noise, device),
-            interpolation: MemberRng::new(&seeds, Stream::Interpolate, device),
+            noise: streams.stream(Stream::Noise),
+            interpolation: streams.stream(Stream::Interpolate),
+            streams,
             pt_weight,
             adaptive: Adaptive::new(members, device),
             steps_per_epoch: members[0].steps_per_epoch(),
@@ -200,6 +204,7 @@ impl Cohort {
         alive: &Tensor,
         done: u64,
     ) -> StepOutput {
+        self.streams.next_step();
         let out = if self.adaptive.pretraining(done, self.steps_per_epoch) {
             pretrain_step(&mut self.critic, &mut self.opt_d, x, alive)
         } else {
