@@ -22,10 +22,10 @@ const Z: i64 = 100;
 const MASK_LAYERS: i64 = 4 * 3;
 const WIDTH: i64 = 1024;
 
-/// The trainers train 13 epochs of 10 steps: windows of 1, 2, 4, ... steps from the third step
-/// on, so that steps 65-128 (0-based) are one whole window of 64, the most a window holds.
-const EPOCHS: usize = 13;
-const MEASURED: (u64, u64) = (65, 129);
+/// The trainers train 7 epochs of 10 steps: windows of 1, 2, 4, ... steps from the third step
+/// on, so that steps 33-64 (0-based) are one whole window of 32 (later ones hold 64).
+const EPOCHS: usize = 7;
+const MEASURED: (u64, u64) = (33, 65);
 
 /// Streams as usual again when dropped (also when a bench fails half-way).
 struct Forced;
@@ -43,7 +43,7 @@ impl Drop for Forced {
     }
 }
 
-/// Evaluations, tensor ops and seconds of the draws of training steps on this thread so far.
+/// Evaluations and tensor ops of the draws of training steps on this thread so far.
 #[derive(Clone, Copy, Default)]
 struct Count(StepDraws);
 
@@ -53,12 +53,11 @@ impl Count {
     }
 
     /// Per step, from `self` to `later` over `steps` steps.
-    fn per_step(self, later: Count, steps: u64) -> (f64, f64, f64) {
+    fn per_step(self, later: Count, steps: u64) -> (f64, f64) {
         let (a, b, n) = (self.0, later.0, steps as f64);
         (
             (b.evaluations - a.evaluations) as f64 / n,
             (b.ops - a.ops) as f64 / n,
-            (b.seconds - a.seconds) / n,
         )
     }
 }
@@ -68,63 +67,49 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Both tables: the trainers' (3 side-by-side runs) and the cohort step's (5).
+/// Both tables: the trainers' counts and the cohort step's times (3 side-by-side runs).
 pub fn table(device: Device) -> Result<String> {
     Ok(format!(
         "{}\n{}",
-        trainers(device, 3)?,
-        cohort_step(device, 5)?
+        trainers(device)?,
+        cohort_step(device, 3)?
     ))
 }
 
-/// A trainer's name, (evaluations, ops) a step with each draw alone and with a window, and the
-/// seconds of drawing a step of each side-by-side run of each.
-type Row = (String, [(f64, f64); 2], [Vec<f64>; 2]);
-
-/// Per trainer: evaluations and tensor ops a step (amortized over steps 65-128) with each draw
-/// evaluated alone and with a GPU's window, and (on the CPU) milliseconds of drawing a step,
-/// medians of `reps` side-by-side runs.
-fn trainers(device: Device, reps: usize) -> Result<String> {
+/// Per trainer: evaluations and tensor ops a step, amortized over a whole window, with each
+/// draw evaluated alone and with a GPU's window (the counts are the code path's, the same on
+/// every device).
+fn trainers(device: Device) -> Result<String> {
     let window = ebgan_models::rng::window_blocks(Device::Cuda(0));
-    let mut rows: Vec<Row> = vec![];
-    for _ in 0..reps.max(1) {
-        for (mode, blocks) in [0, window].into_iter().enumerate() {
-            let _forced = Forced::window(blocks);
-            let (mut from, mut per_step) = (Count::default(), (0.0, 0.0, 0.0));
-            let mut trainer = 0;
-            each_trainer(device, EPOCHS, &mut |name, done| match name {
-                Some(name) => {
-                    if rows.len() == trainer {
-                        rows.push((name.into(), Default::default(), Default::default()));
-                    }
-                    let (evaluations, ops, seconds) = per_step;
-                    rows[trainer].1[mode] = (evaluations, ops);
-                    rows[trainer].2[mode].push(seconds);
-                    trainer += 1;
+    let mut rows: Vec<(String, [(f64, f64); 2])> = vec![];
+    for (mode, blocks) in [0, window].into_iter().enumerate() {
+        let _forced = Forced::window(blocks);
+        let (mut from, mut per_step) = (Count::default(), (0.0, 0.0));
+        let mut trainer = 0;
+        each_trainer(device, EPOCHS, &mut |name, done| match name {
+            Some(name) => {
+                if rows.len() == trainer {
+                    rows.push((name.into(), Default::default()));
                 }
-                None if done == MEASURED.0 => from = Count::now(),
-                None if done == MEASURED.1 => {
-                    per_step = from.per_step(Count::now(), MEASURED.1 - MEASURED.0)
-                }
-                None => {}
-            })?;
-        }
+                rows[trainer].1[mode] = per_step;
+                trainer += 1;
+            }
+            None if done == MEASURED.0 => from = Count::now(),
+            None if done == MEASURED.1 => {
+                per_step = from.per_step(Count::now(), MEASURED.1 - MEASURED.0)
+            }
+            None => {}
+        })?;
     }
     let mut out = String::new();
-    writeln!(out, "Random draws of a training step on the tensor path (what a GPU runs; on {}), counted through each trainer over steps {}-{} (one whole window of 64 steps): each draw evaluated alone against a GPU's window ({window} blocks), in Philox evaluations and tensor ops that launch work (`rng::step_draws`: a training step's draws; sample sheets are not among them), and milliseconds of drawing, median of {reps} side-by-side runs{}:\n", crate::device::describe(device), MEASURED.0, MEASURED.1 - 1, if device == Device::Cpu { "" } else { " (on a GPU only the time to queue the ops)" })?;
-    writeln!(out, "| trainer | draws a step | evaluations a step, alone / window | tensor ops a step, alone / window | ms of drawing a step, alone / window |")?;
-    writeln!(out, "|---|---:|---:|---:|---:|")?;
-    for (name, [alone, ahead], [t_alone, t_ahead]) in rows {
+    writeln!(out, "Random draws of a training step on the tensor path (what a GPU runs), counted through each trainer over steps {}-{} (one whole window of 32 steps; later windows hold 64): each draw evaluated alone against a GPU's window ({window} blocks), in Philox evaluations and tensor ops that launch work (`rng::step_draws`: a training step's draws; sample sheets are not among them):\n", MEASURED.0, MEASURED.1 - 1)?;
+    writeln!(out, "| trainer | draws a step | evaluations a step, alone / window | tensor ops a step, alone / window |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    for (name, [alone, ahead]) in rows {
         writeln!(
             out,
-            "| {name} | {:.0} | {:.0} / {:.3} | {:.0} / {:.1} | {:.3} / {:.3} |",
-            alone.0,
-            alone.0,
-            ahead.0,
-            alone.1,
-            ahead.1,
-            median(t_alone) * 1e3,
-            median(t_ahead) * 1e3
+            "| {name} | {:.0} | {:.0} / {:.3} | {:.0} / {:.1} |",
+            alone.0, alone.0, ahead.0, alone.1, ahead.1,
         )?;
     }
     Ok(out)
@@ -170,8 +155,8 @@ impl Cohort {
 }
 
 /// The markdown table of one MLP cohort step at Table 1's largest shape on each path: ms per
-/// step (the mean of a window's steps after the windows have grown to their most), median of
-/// `reps` side-by-side runs, with evaluations and tensor ops a step.
+/// step (the mean over whole windows once they have grown to their most: 13 steps on a GPU, one
+/// on the CPU), median of `reps` side-by-side runs, with evaluations and tensor ops a step.
 fn cohort_step(device: Device, reps: usize) -> Result<String> {
     let dropout: Vec<usize> = (0..K).step_by(2).collect();
     let sync = || {
@@ -179,11 +164,13 @@ fn cohort_step(device: Device, reps: usize) -> Result<String> {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    let gpu = ebgan_models::rng::window_blocks(Device::Cuda(0));
+    let window = ebgan_models::rng::window_blocks(device);
     let per_step_blocks =
         (K as i64 * B * Z / 4) + dropout.len() as i64 * MASK_LAYERS * B * WIDTH / 16;
     // A window's steps once grown: the most its blocks allow (windows double from one step).
-    let steps = (gpu / per_step_blocks).clamp(1, 64) as usize;
+    let steps = (window / per_step_blocks).clamp(1, 64) as usize;
+    // At least 4 steps a run, whole windows.
+    let measured = steps * 4usize.div_ceil(steps);
     let paths: [(&str, Option<i64>); 4] = [
         (
             "host ChaCha + upload (before the Philox streams; masks for all 24)",
@@ -191,7 +178,7 @@ fn cohort_step(device: Device, reps: usize) -> Result<String> {
         ),
         ("Philox, host loop (the CPU device's kernel)", None),
         ("Philox, tensor ops, each draw evaluated alone", Some(0)),
-        ("Philox, tensor ops, a GPU's window", Some(gpu)),
+        ("Philox, tensor ops, this device's window", Some(window)),
     ];
     let mut cohorts: Vec<Option<Cohort>> = paths
         .iter()
@@ -219,7 +206,7 @@ fn cohort_step(device: Device, reps: usize) -> Result<String> {
         for (i, cohort) in cohorts.iter_mut().enumerate() {
             let before = Count::now();
             let start = Instant::now();
-            for _ in 0..steps {
+            for _ in 0..measured {
                 match (i, cohort.as_mut()) {
                     (0, _) => chacha_step(device),
                     (_, Some(c)) => c.step(&dropout),
@@ -227,13 +214,12 @@ fn cohort_step(device: Device, reps: usize) -> Result<String> {
                 }
             }
             sync();
-            times[i].push(start.elapsed().as_secs_f64() / steps as f64);
-            let (evaluations, ops, _) = before.per_step(Count::now(), steps as u64);
-            counts[i] = (evaluations, ops);
+            times[i].push(start.elapsed().as_secs_f64() / measured as f64);
+            counts[i] = before.per_step(Count::now(), measured as u64);
         }
     }
     let mut out = String::new();
-    writeln!(out, "Random draws of one MLP cohort step at 5/3200/5/1024 (K = {K}, 12 with dropout; B = {B}; {} normals and {} mask bytes per member; a GPU's window holds {steps} such steps) on {}, ms per step over {steps} steps, median of {reps} side-by-side runs:\n", B * Z, MASK_LAYERS * B * WIDTH, crate::device::describe(device))?;
+    writeln!(out, "Random draws of one MLP cohort step at 5/3200/5/1024 (K = {K}, 12 with dropout; B = {B}; {} normals and {} mask bytes per member; this device's window, {window} blocks, holds {steps}) on {}, ms per step over {measured} steps, median of {reps} side-by-side runs:\n", B * Z, MASK_LAYERS * B * WIDTH, crate::device::describe(device))?;
     writeln!(
         out,
         "| path | evaluations a step | tensor ops a step | ms per step |"

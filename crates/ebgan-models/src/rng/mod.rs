@@ -12,7 +12,6 @@ use rand_distr::StandardNormal;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 use window::{Draw, Pool, Values};
 
@@ -79,20 +78,18 @@ pub fn set_draw_window(blocks: Option<i64>) {
     FORCED_WINDOW.store(blocks.map_or(0, |b| b + 1), Ordering::Relaxed);
 }
 
-/// The draws of training steps: Philox evaluations, tensor ops that launch work and seconds.
+/// The draws of training steps: Philox evaluations and tensor ops that launch work.
 /// Only streams whose trainer marks its steps ([`Streams::next_step`]) count, so one-off draws
 /// (sample sheets, initial weights) are not among them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StepDraws {
     pub evaluations: u64,
     pub ops: u64,
-    /// On the CPU the draws' work; on CUDA only the time to queue it.
-    pub seconds: f64,
 }
 
 thread_local! {
     static STEP_DRAWS: Cell<StepDraws> = const {
-        Cell::new(StepDraws { evaluations: 0, ops: 0, seconds: 0.0 })
+        Cell::new(StepDraws { evaluations: 0, ops: 0 })
     };
 }
 
@@ -110,13 +107,11 @@ fn counted<T>(stepping: bool, f: impl FnOnce() -> T) -> T {
         ebgan_core::philox::evaluations(),
         ebgan_core::philox::tensor_ops(),
     );
-    let start = Instant::now();
     let out = f();
     STEP_DRAWS.with(|c| {
         let mut d = c.get();
         d.evaluations += ebgan_core::philox::evaluations() - evaluations;
         d.ops += ebgan_core::philox::tensor_ops() - ops;
-        d.seconds += start.elapsed().as_secs_f64();
         c.set(d);
     });
     out
