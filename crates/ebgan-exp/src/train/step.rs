@@ -42,20 +42,32 @@ impl EnergyOf {
     }
 }
 
-/// What D says of a batch, per member and sample.
+/// What D says of each of a few batches, per member and sample: one kind of answer for all of
+/// them, the kind its network gives, so a step never meets two kinds at once.
 pub enum Critique {
     /// Auto-encoder D: energies `[K, B]` and the encoder's codes `[K, B, ...]` (for PT).
-    Energy { energy: Tensor, code: Tensor },
+    Energy {
+        energy: Vec<Tensor>,
+        code: Vec<Tensor>,
+    },
     /// Logistic D: logits `[K, B]`.
-    Logit(Tensor),
+    Logit(Vec<Tensor>),
     /// WGAN-GP's critic: unbounded scores `[K, B]`.
-    Value(Tensor),
+    Value(Vec<Tensor>),
 }
 
-/// A discriminator as the step sees it: D in training mode on a batch (dropout masks, where D
-/// has dropout, drawn from D's own stream in call order: real, fake, fake for G).
+/// A discriminator as the step sees it: D in training mode on batches `xs`, one answer each, in
+/// order (dropout masks, where D has dropout, drawn from D's own stream in call order: real,
+/// fake and WGAN-GP's interpolates for D's step, then fake for G's).
 pub trait Critic {
-    fn critique(&mut self, x: &Tensor) -> Critique;
+    fn critique(&mut self, xs: &[&Tensor]) -> Critique;
+}
+
+/// The `N` answers of a critique of `N` batches.
+fn each<const N: usize>(answers: Vec<Tensor>) -> [Tensor; N] {
+    answers
+        .try_into()
+        .unwrap_or_else(|a: Vec<Tensor>| panic!("{} answers to {N} batches", a.len()))
 }
 
 pub use crate::family::EnergyLoss;
@@ -112,35 +124,38 @@ pub fn step(
     objective: &Objective,
     alive: &Tensor,
 ) -> StepOutput {
-    // D step: fakes detached, so L_D does not update G.
+    // D step: fakes detached, so L_D does not update G. WGAN-GP's interpolates are critiqued
+    // with them (a pure function of x, the fakes and eps, made first).
     let fake_d = fake.detach();
-    let (on_real, on_fake) = (critic.critique(x), critic.critique(&fake_d));
+    let x_hat = (objective.wasserstein.as_ref()).map(|w| wgan_gp::interpolates(x, &fake_d, w.eps));
+    let mut batches = vec![x, &fake_d];
+    batches.extend(&x_hat);
     let mut penalty = None;
-    let (loss_d, real, fake_stat) = match (on_real, on_fake) {
-        (Critique::Energy { energy: e_real, .. }, Critique::Energy { energy: e_fake, .. }) => (
-            match objective.energy {
+    let (loss_d, real, fake_stat) = match critic.critique(&batches) {
+        Critique::Energy { energy, .. } => {
+            let [e_real, e_fake] = each(energy);
+            let loss = match objective.energy {
                 // The hinge is taken on each fake sample's energy, then averaged (Eq. 1).
                 EnergyLoss::Margin(m) => loss::discriminator(&e_real, &e_fake, m),
                 EnergyLoss::Began(k) => began::discriminator(&e_real, &e_fake, k),
-            },
-            e_real.mean_dim(1, false, None),
-            e_fake.mean_dim(1, false, None),
-        ),
-        (Critique::Logit(l_real), Critique::Logit(l_fake)) => (
-            gan_loss::discriminator(&l_real, &l_fake),
-            member_wise(&l_real, Tensor::sigmoid).mean_dim(1, false, None),
-            member_wise(&l_fake, Tensor::sigmoid).mean_dim(1, false, None),
-        ),
-        (Critique::Value(v_real), Critique::Value(v_fake)) => {
-            let w = objective
-                .wasserstein
-                .as_ref()
-                .expect("a critic's objective has WGAN-GP's terms");
-            let x_hat = wgan_gp::interpolates(x, &fake_d, w.eps);
-            let Critique::Value(v_hat) = critic.critique(&x_hat) else {
-                unreachable!("a critic answers with one kind of critique")
             };
-            let gp = wgan_gp::gradient_penalty(&v_hat, &x_hat);
+            let mean = |e: Tensor| e.mean_dim(1, false, None);
+            (loss, mean(e_real), mean(e_fake))
+        }
+        Critique::Logit(logits) => {
+            let [l_real, l_fake] = each(logits);
+            (
+                gan_loss::discriminator(&l_real, &l_fake),
+                member_wise(&l_real, Tensor::sigmoid).mean_dim(1, false, None),
+                member_wise(&l_fake, Tensor::sigmoid).mean_dim(1, false, None),
+            )
+        }
+        Critique::Value(values) => {
+            let (Some(w), Some(x_hat)) = (objective.wasserstein.as_ref(), x_hat.as_ref()) else {
+                panic!("a critic's objective has WGAN-GP's terms")
+            };
+            let [v_real, v_fake, v_hat] = each(values);
+            let gp = wgan_gp::gradient_penalty(&v_hat, x_hat);
             let loss = wgan_gp::critic(&v_real, &v_fake, &gp, w.lambda);
             penalty = Some(gp.detach());
             (
@@ -149,7 +164,6 @@ pub fn step(
                 v_fake.mean_dim(1, false, None),
             )
         }
-        _ => unreachable!("a critic answers with one kind of critique"),
     };
     let alive_d = alive.logical_and(&loss_d.isfinite());
     opt_d.backward_step(&loss_d.sum(None), &alive_d);
@@ -168,16 +182,17 @@ pub fn step(
 
     // G step through the updated D; the gradient flows through D's reconstruction AND its
     // target G(z) (no detach). L_G does not update D: only G's gradients are taken.
-    let loss_g = match critic.critique(fake) {
+    let loss_g = match critic.critique(&[fake]) {
         Critique::Energy { energy, code } => {
+            let ([energy], [code]) = (each(energy), each(code));
             let l = loss::generator(&energy);
             match objective.pulling_away {
                 Some(w) => l + w * pulling_away(&code),
                 None => l,
             }
         }
-        Critique::Logit(logit) => gan_loss::generator(&logit),
-        Critique::Value(value) => wgan_gp::generator(&value),
+        Critique::Logit(logits) => gan_loss::generator(&each::<1>(logits)[0]),
+        Critique::Value(values) => wgan_gp::generator(&each::<1>(values)[0]),
     };
     let alive = alive_d.logical_and(&loss_g.isfinite());
     opt_g.backward_step(&loss_g.sum(None), &alive);
@@ -199,8 +214,11 @@ pub fn pretrain_step(
     x: &Tensor,
     alive: &Tensor,
 ) -> StepOutput {
-    let Critique::Energy { energy, .. } = critic.critique(x) else {
-        unreachable!("only auto-encoder discriminators are pretrained")
+    let [energy] = match critic.critique(&[x]) {
+        Critique::Energy { energy, .. } => each(energy),
+        Critique::Logit(_) | Critique::Value(_) => {
+            panic!("only auto-encoder discriminators are pretrained")
+        }
     };
     let loss_d = energy.mean_dim(1, false, None);
     let alive = alive.logical_and(&loss_d.isfinite());

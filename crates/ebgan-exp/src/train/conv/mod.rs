@@ -49,19 +49,25 @@ struct ConvCritic {
 }
 
 impl Critic for ConvCritic {
-    fn critique(&mut self, x: &Tensor) -> Critique {
+    fn critique(&mut self, xs: &[&Tensor]) -> Critique {
         let one = |t: &Tensor| t.unsqueeze(0); // [B, ...] -> [1, B, ...]
         match &self.d {
             ConvD::Energy(ae) => {
-                let out = ae.forward(x, true);
-                let (recon, x) = (one(&out.reconstruction), one(x));
-                Critique::Energy {
-                    energy: self.energy.energy(&recon, &x),
-                    code: one(&out.code),
+                let (mut energy, mut code) = (vec![], vec![]);
+                for x in xs {
+                    let out = ae.forward(x, true);
+                    let (recon, x) = (one(&out.reconstruction), one(x));
+                    energy.push(self.energy.energy(&recon, &x));
+                    code.push(one(&out.code));
                 }
+                Critique::Energy { energy, code }
             }
-            ConvD::Logistic(d) => Critique::Logit(one(&d.forward(x, true))),
-            ConvD::Critic(d) => Critique::Value(one(&d.forward(x, true))),
+            ConvD::Logistic(d) => {
+                Critique::Logit(xs.iter().map(|x| one(&d.forward(x, true))).collect())
+            }
+            ConvD::Critic(d) => {
+                Critique::Value(xs.iter().map(|x| one(&d.forward(x, true))).collect())
+            }
         }
     }
 }

@@ -53,17 +53,28 @@ struct MlpCritic {
 }
 
 impl Critic for MlpCritic {
-    fn critique(&mut self, x: &Tensor) -> Critique {
+    fn critique(&mut self, xs: &[&Tensor]) -> Critique {
+        let masks = &mut self.masks;
         match &self.d {
             Discriminator::Energy(ae) => {
-                let out = ae.forward(x, Some(&mut self.masks));
-                Critique::Energy {
-                    energy: self.energy.energy(&out.reconstruction, x),
-                    code: out.code,
+                let (mut energy, mut code) = (vec![], vec![]);
+                for x in xs {
+                    let out = ae.forward(x, Some(&mut *masks));
+                    energy.push(self.energy.energy(&out.reconstruction, x));
+                    code.push(out.code);
                 }
+                Critique::Energy { energy, code }
             }
-            Discriminator::Logistic(net) => Critique::Logit(net.forward(x, Some(&mut self.masks))),
-            Discriminator::Critic(net) => Critique::Value(net.forward(x, Some(&mut self.masks))),
+            Discriminator::Logistic(net) => Critique::Logit(
+                xs.iter()
+                    .map(|x| net.forward(x, Some(&mut *masks)))
+                    .collect(),
+            ),
+            Discriminator::Critic(net) => Critique::Value(
+                xs.iter()
+                    .map(|x| net.forward(x, Some(&mut *masks)))
+                    .collect(),
+            ),
         }
     }
 }
