@@ -3,7 +3,7 @@
 
 use super::grid::OneOrMany;
 use super::kinds::{Family, MarginDecay, Model, Network};
-use crate::family::{self, DKind};
+use crate::family;
 use ebgan_core::{Energy, MarginSchedule, OptimHyper, OptimKind};
 use ebgan_models::mlp::{MlpMember, MlpSpec};
 use serde::{Deserialize, Serialize};
@@ -346,10 +346,7 @@ impl RunConfig {
             z_dim: self.z_dim,
             data_dim,
             batch_norm: self.batch_norm,
-            d_batch_norm: match self.model.d_kind() {
-                DKind::Critic => false,
-                DKind::AutoEncoder | DKind::Logistic | DKind::Ladder => true,
-            },
+            d_batch_norm: self.model.d_kind().batch_norm(),
             members: members.iter().map(RunConfig::mlp_member).collect(),
         }
     }

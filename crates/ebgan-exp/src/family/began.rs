@@ -3,11 +3,12 @@
 //! variable k_t moves after every step towards the equilibrium gamma L(x) = L(G(z)). The math
 //! is ebgan-core `began.rs`; here are its settings and the k_t it carries, per member.
 
-use super::{check, DKind, Invalid, LogColumn};
+use super::{check, DKind, EnergyMeasure, Invalid, LogColumn};
 use ebgan_core::began;
 use tch::{Device, Tensor};
 
 pub const D: DKind = DKind::AutoEncoder;
+pub const ENERGY: EnergyMeasure = EnergyMeasure::Began;
 pub const FIELDS: &[&str] = &["began_eta", "began_gamma", "began_lambda_k"];
 pub const LOG_COLUMNS: &[LogColumn] = &[LogColumn::KT, LogColumn::MGlobal];
 pub const HAS_MARGIN: bool = false;

@@ -3,9 +3,10 @@
 //! for EBGAN-PT the pulling-away term in G's loss. The losses live in ebgan-core (`loss.rs`,
 //! `pulling_away.rs`, `margin.rs`); nothing is carried from step to step but the schedule.
 
-use super::{DKind, Family, LogColumn};
+use super::{DKind, EnergyMeasure, Family, LogColumn};
 
 pub const D: DKind = DKind::AutoEncoder;
+pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
 /// The PT weight: GAN-style models have no encoder code to pull apart.
 pub const FIELDS: &[&str] = &["pulling_away"];
 pub const LOG_COLUMNS: &[LogColumn] = &[];

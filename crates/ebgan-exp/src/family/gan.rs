@@ -2,9 +2,11 @@
 //! non-saturating G loss (ebgan-core `gan_loss.rs`). It owns no settings; its grid is Table 1's
 //! optimiser settings (optimD, optimG, lr).
 
-use super::{DKind, LogColumn};
+use super::{DKind, EnergyMeasure, LogColumn};
 
 pub const D: DKind = DKind::Logistic;
+/// Unread: a logistic D has no energy.
+pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
 pub const FIELDS: &[&str] = &[];
 pub const LOG_COLUMNS: &[LogColumn] = &[];
 /// GAN has no margin, but its losses.csv has always carried the (unused) margin field: kept,

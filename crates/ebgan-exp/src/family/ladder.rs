@@ -2,9 +2,11 @@
 //! the ladder as EBGAN's D with its bottom-layer cost as the energy. Trained one run at a time
 //! by train::ladder, which logs test error beside the losses.
 
-use super::{DKind, LogColumn};
+use super::{DKind, EnergyMeasure, LogColumn};
 
 pub const D: DKind = DKind::Ladder;
+/// Unread: the ladder's energy is its own bottom-layer cost.
+pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
 /// The ladder's own settings (labelled count, reconstruction weight, combinator, corruption
 /// noise) and its trainer's (learning-rate decay, validation split): LN's and EBGAN-LN's.
 pub const LN_FIELDS: &[&str] = &[

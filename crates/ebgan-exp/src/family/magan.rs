@@ -3,11 +3,12 @@
 //! epoch's end lowered to the epoch's mean real energy under MAGAN's rule (ebgan-core
 //! `magan.rs`). Here are its settings and the margin it carries, per member.
 
-use super::{check, DKind, Invalid, LogColumn};
+use super::{check, DKind, EnergyMeasure, Invalid, LogColumn};
 use ebgan_core::magan;
 use tch::{Device, Tensor};
 
 pub const D: DKind = DKind::AutoEncoder;
+pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
 pub const FIELDS: &[&str] = &["magan_pretrain_epochs", "magan_strict"];
 pub const LOG_COLUMNS: &[LogColumn] = &[];
 pub const HAS_MARGIN: bool = true;

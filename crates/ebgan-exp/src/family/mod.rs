@@ -57,6 +57,27 @@ pub enum DKind {
     Ladder,
 }
 
+impl DKind {
+    /// Whether D's hidden layers take batch norm where the run asks for it: not a critic's,
+    /// whose gradient penalty is per sample (batch norm would tie a sample's gradient to its
+    /// batch).
+    pub fn batch_norm(self) -> bool {
+        match self {
+            DKind::Critic => false,
+            DKind::AutoEncoder | DKind::Logistic | DKind::Ladder => true,
+        }
+    }
+}
+
+/// How a family measures an auto-encoder D's energy from its reconstruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnergyMeasure {
+    /// The run's `energy` norm (EBGAN's, MAGAN's; unread where D has no energy).
+    Norm,
+    /// BEGAN's per-pixel mean of |v - D(v)|^began_eta.
+    Began,
+}
+
 impl Model {
     /// Every model, in declaration order (a test checks that none is missing).
     pub const ALL: [Model; 7] = [
@@ -77,6 +98,18 @@ impl Model {
             Model::Began => began::D,
             Model::Magan => magan::D,
             Model::Ladder | Model::EbganLn => ladder::D,
+        }
+    }
+
+    /// How its auto-encoder D's energy is measured.
+    pub fn energy_measure(self) -> EnergyMeasure {
+        match self {
+            Model::Ebgan => ebgan::ENERGY,
+            Model::Gan => gan::ENERGY,
+            Model::WganGp => wgan_gp::ENERGY,
+            Model::Began => began::ENERGY,
+            Model::Magan => magan::ENERGY,
+            Model::Ladder | Model::EbganLn => ladder::ENERGY,
         }
     }
 

@@ -10,10 +10,12 @@
 //! step's fakes. The paper's optimiser, Adam(1e-4, beta1 0, beta2 0.9), is set in the
 //! experiment file (`lr`, `beta1`, `beta2`): the defaults of `RunConfig` are Table 1's.
 
-use super::{check, DKind, Invalid, LogColumn};
+use super::{check, DKind, EnergyMeasure, Invalid, LogColumn};
 use tch::{Device, Tensor};
 
 pub const D: DKind = DKind::Critic;
+/// Unread: a critic has no energy.
+pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
 pub const FIELDS: &[&str] = &["wgan_lambda", "wgan_n_critic"];
 pub const LOG_COLUMNS: &[LogColumn] = &[LogColumn::GradientPenalty];
 pub const HAS_MARGIN: bool = false;

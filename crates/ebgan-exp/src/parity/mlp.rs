@@ -409,7 +409,7 @@ fn settings(members: &[RunConfig], steps: usize, cohort: &Cohort) -> serde_json:
 /// [`super::Export::unchecked`]): G normalises after every hidden layer, D after every one but
 /// its input layer (a WGAN-GP critic has none).
 pub(crate) fn feeds_batch_norm(name: &str, c: &RunConfig) -> bool {
-    let d_norms = c.model.d_kind() != crate::family::DKind::Critic;
+    let d_norms = c.model.d_kind().batch_norm();
     c.batch_norm
         && name.ends_with(".bias")
         && (name.starts_with("g.l")

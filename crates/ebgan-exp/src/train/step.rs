@@ -5,7 +5,8 @@
 //! critic's turns only). Losses are means per member, summed over members only
 //! for the backward pass, so no gradient crosses members.
 
-use crate::config::{Model, RunConfig};
+use crate::config::RunConfig;
+use crate::family::EnergyMeasure;
 use ebgan_core::{
     began, gan_loss, loss, member_wise, pulling_away::pulling_away, wgan_gp, Energy, MemberOptim,
 };
@@ -21,15 +22,9 @@ pub enum EnergyOf {
 
 impl EnergyOf {
     pub fn of_run(c: &RunConfig) -> Self {
-        match c.model {
-            Model::Began => EnergyOf::Began { eta: c.began_eta },
-            // GAN's and WGAN-GP's D have no energy; the field is unused there.
-            Model::Ebgan
-            | Model::Magan
-            | Model::EbganLn
-            | Model::Gan
-            | Model::WganGp
-            | Model::Ladder => EnergyOf::Norm(c.energy),
+        match c.model.energy_measure() {
+            EnergyMeasure::Norm => EnergyOf::Norm(c.energy),
+            EnergyMeasure::Began => EnergyOf::Began { eta: c.began_eta },
         }
     }
 
