@@ -209,17 +209,8 @@ impl RunConfig {
 
     /// MAGAN's pretraining of D before the adversarial steps (0 for every other model).
     pub fn pretrain_steps_over(&self, images: usize) -> u64 {
-        match self.model {
-            Model::Magan => self
-                .steps_per_epoch_over(images)
-                .saturating_mul(self.magan_pretrain_epochs as u64),
-            Model::Ebgan
-            | Model::Gan
-            | Model::WganGp
-            | Model::Began
-            | Model::Ladder
-            | Model::EbganLn => 0,
-        }
+        self.steps_per_epoch_over(images)
+            .saturating_mul(family::pretrain_epochs(self))
     }
 
     /// Pretraining, then `steps` when set, else `epochs` epochs of `images` training images.
@@ -272,32 +263,6 @@ impl RunConfig {
     /// The family the paper compares this run in (EBGAN-PT: EBGAN with a PT weight > 0).
     pub fn family(&self) -> Family {
         Family::of(self.model, self.pulling_away)
-    }
-
-    /// BEGAN's settings, read from the flat fields.
-    pub fn began(&self) -> family::began::Settings {
-        family::began::Settings {
-            eta: self.began_eta,
-            gamma: self.began_gamma,
-            lambda_k: self.began_lambda_k,
-        }
-    }
-
-    /// MAGAN's settings, read from the flat fields.
-    pub fn magan(&self) -> family::magan::Settings {
-        family::magan::Settings {
-            pretrain_epochs: self.magan_pretrain_epochs,
-            strict: self.magan_strict,
-            steps: self.steps,
-        }
-    }
-
-    /// WGAN-GP's settings, read from the flat fields.
-    pub fn wgan_gp(&self) -> family::wgan_gp::Settings {
-        family::wgan_gp::Settings {
-            lambda: self.wgan_lambda,
-            n_critic: self.wgan_n_critic,
-        }
     }
 
     /// Optimizer hyper-parameters of a `kind` optimizer of this run (D's or G's).
@@ -376,5 +341,37 @@ impl RunConfig {
         let digest = Sha256::digest(canonical.as_bytes());
         let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
         format!("{}-{hex}", self.family())
+    }
+}
+
+impl family::RunSettings for RunConfig {
+    fn model(&self) -> Model {
+        self.model
+    }
+
+    /// BEGAN's settings, read from the flat fields.
+    fn began(&self) -> family::began::Settings {
+        family::began::Settings {
+            eta: self.began_eta,
+            gamma: self.began_gamma,
+            lambda_k: self.began_lambda_k,
+        }
+    }
+
+    /// MAGAN's settings, read from the flat fields.
+    fn magan(&self) -> family::magan::Settings {
+        family::magan::Settings {
+            pretrain_epochs: self.magan_pretrain_epochs,
+            strict: self.magan_strict,
+            steps: self.steps,
+        }
+    }
+
+    /// WGAN-GP's settings, read from the flat fields.
+    fn wgan_gp(&self) -> family::wgan_gp::Settings {
+        family::wgan_gp::Settings {
+            lambda: self.wgan_lambda,
+            n_critic: self.wgan_n_critic,
+        }
     }
 }

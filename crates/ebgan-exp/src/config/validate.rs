@@ -285,12 +285,7 @@ impl RunConfig {
                 format!("{key} is a setting of {} only", named.join(" or ")),
             )?;
         }
-        match self.model {
-            Model::Began => family::began::validate(&self.began()),
-            Model::Magan => family::magan::validate(&self.magan()),
-            Model::WganGp => family::wgan_gp::validate(&self.wgan_gp()),
-            Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Ok(()),
-        }
+        family::validate(self)
     }
 }
 

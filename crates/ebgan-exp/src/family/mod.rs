@@ -316,6 +316,52 @@ impl fmt::Display for Family {
     }
 }
 
+/// A run's settings as the families read them: its model and each family's own settings.
+/// `RunConfig` answers (config imports family, never the other way), so what a family does
+/// with its settings is decided here, in family/.
+pub trait RunSettings {
+    fn model(&self) -> Model;
+    fn began(&self) -> began::Settings;
+    fn magan(&self) -> magan::Settings;
+    fn wgan_gp(&self) -> wgan_gp::Settings;
+}
+
+/// The checks of `c`'s own family settings.
+pub fn validate(c: &impl RunSettings) -> Result<(), Invalid> {
+    match c.model() {
+        Model::Began => began::validate(&c.began()),
+        Model::Magan => magan::validate(&c.magan()),
+        Model::WganGp => wgan_gp::validate(&c.wgan_gp()),
+        Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Ok(()),
+    }
+}
+
+/// Epochs that train D alone before the adversarial ones (MAGAN's pretraining).
+pub fn pretrain_epochs(c: &impl RunSettings) -> u64 {
+    match c.model() {
+        Model::Magan => c.magan().pretrain_epochs as u64,
+        Model::Ebgan
+        | Model::Gan
+        | Model::WganGp
+        | Model::Began
+        | Model::Ladder
+        | Model::EbganLn => 0,
+    }
+}
+
+/// The state of a cohort of `members` (one model), on `device`.
+pub fn state<C: RunSettings>(members: &[C], device: Device) -> Box<dyn State> {
+    fn of<C, S>(members: &[C], slice: fn(&C) -> S) -> Vec<S> {
+        members.iter().map(slice).collect()
+    }
+    match members[0].model() {
+        Model::Began => Box::new(began::State::new(&of(members, C::began), device)),
+        Model::Magan => Box::new(magan::State::new(&of(members, C::magan), device)),
+        Model::WganGp => Box::new(wgan_gp::State::new(&of(members, C::wgan_gp), device)),
+        Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Box::new(Stateless),
+    }
+}
+
 /// How an auto-encoder D's loss treats the fakes' energies, per member `[K]` on the device.
 pub enum EnergyLoss<'a> {
     /// EBGAN and MAGAN: the hinge [m - D(G(z))]^+ at margins m.

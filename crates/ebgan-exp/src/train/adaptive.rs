@@ -5,7 +5,7 @@
 
 use super::step::{EnergyLoss, StepOutput};
 use crate::config::{Model, RunConfig};
-use crate::family::{began, magan, wgan_gp, State, Stateless};
+use crate::family::{self, wgan_gp, State};
 use tch::{Device, Tensor};
 
 /// A cohort's family state ([`State`], one impl per family file) and its model.
@@ -17,20 +17,10 @@ pub struct Adaptive {
 impl Adaptive {
     /// The state of a cohort of `members` (one model).
     pub fn new(members: &[RunConfig], device: Device) -> Self {
-        fn of<S>(members: &[RunConfig], slice: fn(&RunConfig) -> S) -> Vec<S> {
-            members.iter().map(slice).collect()
+        Adaptive {
+            model: members[0].model,
+            state: family::state(members, device),
         }
-        let model = members[0].model;
-        let state: Box<dyn State> = match model {
-            Model::Began => Box::new(began::State::new(&of(members, RunConfig::began), device)),
-            Model::Magan => Box::new(magan::State::new(&of(members, RunConfig::magan), device)),
-            Model::WganGp => Box::new(wgan_gp::State::new(
-                &of(members, RunConfig::wgan_gp),
-                device,
-            )),
-            Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Box::new(Stateless),
-        };
-        Adaptive { model, state }
     }
 
     pub fn model(&self) -> Model {
