@@ -67,6 +67,24 @@ impl DKind {
             DKind::AutoEncoder | DKind::Logistic | DKind::Ladder => true,
         }
     }
+
+    /// D's outputs per sample of `pixels` pixels: an auto-encoder's reconstruction, else one
+    /// score.
+    pub fn outputs(self, pixels: u128) -> u128 {
+        match self {
+            DKind::AutoEncoder | DKind::Ladder => pixels,
+            DKind::Logistic | DKind::Critic => 1,
+        }
+    }
+
+    /// D's passes in one step whose graphs autograd keeps: real, fake for D's step, fake for
+    /// G's; a critic's interpolates and their gradient's graph besides.
+    pub fn kept_passes(self) -> u128 {
+        match self {
+            DKind::AutoEncoder | DKind::Logistic | DKind::Ladder => 3,
+            DKind::Critic => 5,
+        }
+    }
 }
 
 /// How a family measures an auto-encoder D's energy from its reconstruction.

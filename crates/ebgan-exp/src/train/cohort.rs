@@ -5,7 +5,6 @@
 //! on the CPU, 2 (docs/performance.md).
 
 use crate::config::{Model, Network, RunConfig};
-use crate::family::DKind;
 use ebgan_core::Energy;
 use tch::Device;
 
@@ -188,13 +187,10 @@ pub fn bytes_per_member(key: &CohortKey) -> u64 {
     );
     let linear = |i: u128, o: u128| i * o + o;
     let g = linear(z, sg) + ng.saturating_sub(2) * linear(sg, sg) + linear(sg, PIXELS);
-    // D's output width, and its passes that autograd keeps: real, fake for D's step, fake for
-    // G's; WGAN-GP's critic also the interpolates and their gradient's graph.
-    let (d_out, passes) = match key.model.d_kind() {
-        DKind::AutoEncoder | DKind::Ladder => (PIXELS, 3),
-        DKind::Logistic => (1, 3),
-        DKind::Critic => (1, 5),
-    };
+    let (d_out, passes) = (
+        key.model.d_kind().outputs(PIXELS),
+        key.model.d_kind().kept_passes(),
+    );
     let d = linear(PIXELS, sd) + nd.saturating_sub(2) * linear(sd, sd) + linear(sd, d_out);
     let params = g + d;
     let b = key.batch_size as u128;
