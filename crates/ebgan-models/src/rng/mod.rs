@@ -9,14 +9,13 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tch::{Device, Kind, Tensor};
 use window::{Draw, Pool, Values};
 
 mod window;
-pub use window::window_blocks;
+pub use window::{step_draws, window_blocks, StepDraws};
 
 /// Independent streams derived from one run seed.
 #[derive(Clone, Copy, Debug)]
@@ -78,43 +77,10 @@ pub fn set_draw_window(blocks: Option<i64>) {
     FORCED_WINDOW.store(blocks.map_or(0, |b| b + 1), Ordering::Relaxed);
 }
 
-/// The draws of training steps: Philox evaluations and tensor ops that launch work.
-/// Only streams whose trainer marks its steps ([`Streams::next_step`]) count, so one-off draws
-/// (sample sheets, initial weights) are not among them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StepDraws {
-    pub evaluations: u64,
-    pub ops: u64,
-}
-
-thread_local! {
-    static STEP_DRAWS: Cell<StepDraws> = const {
-        Cell::new(StepDraws { evaluations: 0, ops: 0 })
-    };
-}
-
-/// The draws of training steps on this thread so far.
-pub fn step_draws() -> StepDraws {
-    STEP_DRAWS.with(Cell::get)
-}
-
-/// `f()`, counted in [`step_draws`] if `stepping`.
-fn counted<T>(stepping: bool, f: impl FnOnce() -> T) -> T {
-    if !stepping {
-        return f();
-    }
-    let (evaluations, ops) = (
-        ebgan_core::philox::evaluations(),
-        ebgan_core::philox::tensor_ops(),
-    );
-    let out = f();
-    STEP_DRAWS.with(|c| {
-        let mut d = c.get();
-        d.evaluations += ebgan_core::philox::evaluations() - evaluations;
-        d.ops += ebgan_core::philox::tensor_ops() - ops;
-        c.set(d);
-    });
-    out
+/// The pool behind `pool` (a panic elsewhere leaves its window usable: every draw is checked
+/// against its counter).
+fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The streams of one trainer: one seed per member on one device, sharing the window their
@@ -155,7 +121,7 @@ impl Streams {
 
     /// Stream `stream` of every member, drawing through this window.
     pub fn stream(&self, stream: Stream) -> MemberRng {
-        let mut pool = self.pool();
+        let mut pool = lock(&self.pool);
         pool.sources += 1;
         MemberRng {
             seeds: self.seeds.clone(),
@@ -172,11 +138,12 @@ impl Streams {
 
     /// A training step begins (see [`window`]).
     pub fn next_step(&self) {
-        counted(true, || self.pool().next_step());
+        lock(&self.pool).next_step();
     }
 
+    #[cfg(test)]
     fn pool(&self) -> MutexGuard<'_, Pool> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.pool)
     }
 }
 
@@ -279,24 +246,12 @@ impl MemberRng {
     pub fn seek(&mut self, positions: &[u128]) {
         assert_eq!(positions.len(), self.seeds.len(), "one position per member");
         self.position = positions.first().map_or(0, |&p| p as u64);
-        self.pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .forget(self.source);
+        lock(&self.pool).forget(self.source);
     }
 
     /// `[M, n]` values for members `members` (None: all), from the current position, which then
     /// moves past them.
     fn draw(&mut self, values: Values, n: i64, members: Option<&[usize]>) -> Tensor {
-        let stepping = self
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stepping;
-        counted(stepping, || self.draw_uncounted(values, n, members))
-    }
-
-    fn draw_uncounted(&mut self, values: Values, n: i64, members: Option<&[usize]>) -> Tensor {
         let members = members.map_or_else(|| (0..self.seeds.len()).collect(), <[usize]>::to_vec);
         let m = members.len() as i64;
         if n == 0 || m == 0 {
@@ -327,10 +282,7 @@ impl MemberRng {
                 members,
                 values,
             };
-            self.pool
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(d)
+            lock(&self.pool).take(d)
         };
         out.narrow(1, 0, n)
     }

@@ -9,7 +9,8 @@
 //! alone. A word is a function of its counter, so either way a draw gets the words it would
 //! have got alone: the window changes how many kernels run, never a word.
 
-use ebgan_core::philox::{op, philox4x32_10, uniform};
+use ebgan_core::philox::{evaluations, op, philox4x32_10, tensor_ops, uniform};
+use std::cell::Cell;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
@@ -24,6 +25,42 @@ pub fn window_blocks(device: Device) -> i64 {
         Device::Cpu => 1 << 14,
         _ => 1 << 23,
     }
+}
+
+/// The draws of training steps: Philox evaluations and tensor ops that launch work.
+/// Only streams whose trainer marks its steps ([`super::Streams::next_step`]) count, so one-off draws
+/// (sample sheets, initial weights) are not among them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepDraws {
+    pub evaluations: u64,
+    pub ops: u64,
+}
+
+thread_local! {
+    static STEP_DRAWS: Cell<StepDraws> = const {
+        Cell::new(StepDraws { evaluations: 0, ops: 0 })
+    };
+}
+
+/// The draws of training steps on this thread so far.
+pub fn step_draws() -> StepDraws {
+    STEP_DRAWS.with(Cell::get)
+}
+
+/// `f()`, counted in [`step_draws`] if `stepping`.
+fn counted<T>(stepping: bool, f: impl FnOnce() -> T) -> T {
+    if !stepping {
+        return f();
+    }
+    let before = (evaluations(), tensor_ops());
+    let out = f();
+    STEP_DRAWS.with(|c| {
+        let mut d = c.get();
+        d.evaluations += evaluations() - before.0;
+        d.ops += tensor_ops() - before.1;
+        c.set(d);
+    });
+    out
 }
 
 /// What a draw turns its words into.
@@ -110,7 +147,6 @@ impl Draw {
 
 /// Blocks `draw.start..draw.start + span` of each of `steps` steps from `step` on (moving `by`
 /// a step), for one source, member subset and kind of value: one piece of a window.
-#[derive(Clone)]
 struct Lane {
     draw: Draw,
     by: Move,
@@ -164,8 +200,8 @@ pub(super) struct Pool {
     pub(super) sources: usize,
     /// The most blocks a window holds (0: none; every draw is evaluated alone).
     pub(super) most_blocks: i64,
-    /// Whether its trainer marks its steps.
-    pub(super) stepping: bool,
+    /// Whether its trainer marks its steps (its work is then counted in [`step_draws`]).
+    stepping: bool,
     /// This step's draws, in order.
     this_step: Vec<Draw>,
     /// Each source's (index, end) after its last draw of the step before.
@@ -197,6 +233,10 @@ impl Pool {
 
     /// `[M, blocks * per_block]` values of draw `d`: a view into the window, or evaluated alone.
     pub(super) fn take(&mut self, d: Draw) -> Tensor {
+        counted(self.stepping, || self.take_uncounted(d))
+    }
+
+    fn take_uncounted(&mut self, d: Draw) -> Tensor {
         let served = self.ready.remove(&d);
         let (blocks, per) = (d.blocks, d.values.per_block());
         self.this_step.push(d);
@@ -204,13 +244,18 @@ impl Pool {
             return self.lanes[lane].get(step).narrow(1, first, blocks * per);
         }
         let d = self.this_step.last().expect("just pushed");
-        self.evaluate(&[Lane::of(d)]).remove(0).get(0)
+        self.evaluate(&[&Lane::of(d)]).remove(0).get(0)
     }
 
     /// A step begins: predicts the coming steps' draws from the step that ended and, unless
     /// the window already holds the coming step's, evaluates a new window.
     pub(super) fn next_step(&mut self) {
         self.stepping = true;
+        counted(true, || self.predict());
+    }
+
+    /// What [`Pool::next_step`] does: the prediction and, where needed, a new window.
+    fn predict(&mut self) {
         let done = std::mem::take(&mut self.this_step);
         let mut ends = HashMap::new();
         let mut mixed = vec![];
@@ -284,7 +329,7 @@ impl Pool {
             return;
         }
         self.ahead = steps;
-        self.lanes = self.evaluate(&lanes.iter().map(|l| l.0.clone()).collect::<Vec<_>>());
+        self.lanes = self.evaluate(&lanes.iter().map(|l| &l.0).collect::<Vec<_>>());
         self.ready.clear();
         for (i, (lane, draws)) in lanes.iter().enumerate() {
             let per = lane.draw.values.per_block();
@@ -319,7 +364,7 @@ impl Pool {
     }
 
     /// Every lane's `[W, M, L * per_block]` values, from one Philox evaluation.
-    fn evaluate(&mut self, lanes: &[Lane]) -> Vec<Tensor> {
+    fn evaluate(&mut self, lanes: &[&Lane]) -> Vec<Tensor> {
         let (mut counters, mut keys, mut sizes) = (vec![], vec![], vec![]);
         for lane in lanes {
             let m = lane.draw.members.len() as i64;
