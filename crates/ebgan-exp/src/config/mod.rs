@@ -243,7 +243,6 @@ mod tests {
             ("adam_eps = 0", "adam_eps must be > 0"),
             ("sgd_momentum = -2", "sgd_momentum must be in [0, 1)"),
             ("pulling_away = -1", "pulling_away must be >= 0"),
-            ("lr_decay_start = -3", "lr_decay_start must be in [0, 1]"),
             ("init_std_g = -1", "init_std_g must be >= 0"),
             ("margin_floor = -5", "margin_floor must be in [0, margin]"),
             (
@@ -293,6 +292,18 @@ mod tests {
                 "hinge_weight is a setting of EBGAN-LN",
             ),
             ("ladder", "validation = 59950", "validation leaves too few"),
+            (
+                "ladder",
+                "lr_decay_start = -3",
+                "lr_decay_start must be in [0, 1]",
+            ),
+            ("ladder", "lambda_0 = -1", "lambda_0 must be >= 0"),
+            (
+                "ebgan-ln",
+                "ladder_noise = -0.1",
+                "ladder_noise must be >= 0",
+            ),
+            ("ladder", "labels = 15", "labels must be a multiple of 10"),
             ("ebgan", "g_lr = 0.001", "g_lr is a setting of EBGAN-LN"),
             ("ebgan", "validation = 10", "validation is a setting of LN"),
             ("ebgan", "labels = 1000", "labels is a setting of LN"),
@@ -405,6 +416,81 @@ mod tests {
         assert!(
             err.contains("a.toml: line 3: nLayerG = [2, 1]: n_layer_g must be >= 2"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn each_family_owns_the_fields_its_settings_type_holds() {
+        use crate::family::{self, began, ladder, Settings};
+        let defaults = RunConfig::default().fields();
+        let mut owners: std::collections::BTreeMap<String, Vec<Model>> = Default::default();
+        for m in Model::ALL {
+            let c = RunConfig {
+                model: m,
+                ..RunConfig::default()
+            };
+            assert_eq!(c.settings().model(), m);
+            for (key, value) in c.settings().flat() {
+                assert_eq!(defaults.get(&key), Some(&value), "{m}: {key}");
+                owners.entry(key).or_default().push(m);
+            }
+        }
+        let ladders = vec![Model::Ladder, Model::EbganLn];
+        let expected: std::collections::BTreeMap<String, Vec<Model>> = [
+            ("pulling_away", vec![Model::Ebgan]),
+            ("began_eta", vec![Model::Began]),
+            ("began_gamma", vec![Model::Began]),
+            ("began_lambda_k", vec![Model::Began]),
+            ("magan_pretrain_epochs", vec![Model::Magan]),
+            ("magan_strict", vec![Model::Magan]),
+            ("wgan_lambda", vec![Model::WganGp]),
+            ("wgan_n_critic", vec![Model::WganGp]),
+            ("labels", ladders.clone()),
+            ("lambda_0", ladders.clone()),
+            ("combinator", ladders.clone()),
+            ("ladder_noise", ladders.clone()),
+            ("lr_decay_start", ladders.clone()),
+            ("validation", ladders),
+            ("g_lr_decay", vec![Model::EbganLn]),
+            ("g_fresh_noise", vec![Model::EbganLn]),
+            ("g_lr", vec![Model::EbganLn]),
+            ("g_beta1", vec![Model::EbganLn]),
+            ("hinge_weight", vec![Model::EbganLn]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(owners, expected);
+        // Values are read by name from the flat fields.
+        let c = RunConfig {
+            model: Model::Began,
+            began_gamma: 0.7,
+            ..RunConfig::default()
+        };
+        let began = began::Settings {
+            eta: 1.0,
+            gamma: 0.7,
+            lambda_k: 0.001,
+        };
+        assert_eq!(c.settings(), Settings::Began(began));
+        let c = RunConfig {
+            model: Model::EbganLn,
+            labels: 200,
+            hinge_weight: Some(4.0),
+            ..RunConfig::default()
+        };
+        let Settings::EbganLn(s, g) = c.settings() else {
+            panic!("{:?}", c.settings());
+        };
+        assert_eq!(
+            (s.labels, s.lambda_0, g.hinge_weight),
+            (200, 1000.0, Some(4.0))
+        );
+        assert_eq!(s.combinator, ebgan_models::ladder::Combinator::Gauss);
+        let _: ladder::Generator = g;
+        assert_eq!(
+            RunConfig::default().settings(),
+            Settings::Ebgan(family::ebgan::Settings { pulling_away: 0.0 })
         );
     }
 

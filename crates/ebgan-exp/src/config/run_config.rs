@@ -210,7 +210,7 @@ impl RunConfig {
     /// MAGAN's pretraining of D before the adversarial steps (0 for every other model).
     pub fn pretrain_steps_over(&self, images: usize) -> u64 {
         self.steps_per_epoch_over(images)
-            .saturating_mul(family::pretrain_epochs(self))
+            .saturating_mul(self.settings().pretrain_epochs())
     }
 
     /// Pretraining, then `steps` when set, else `epochs` epochs of `images` training images.
@@ -316,18 +316,27 @@ impl RunConfig {
         }
     }
 
+    /// The run's family and its own settings, read from the flat fields.
+    pub fn settings(&self) -> family::Settings {
+        family::Settings::of(self.model, &self.fields())
+    }
+
+    /// The fields by name, as JSON values (the form the canonical JSON and the families'
+    /// settings read).
+    pub fn fields(&self) -> family::Flat {
+        match serde_json::to_value(self).expect("a run config always serialises") {
+            serde_json::Value::Object(m) => m,
+            other => unreachable!("a struct serialises to an object, not {other}"),
+        }
+    }
+
     /// Canonical form: the fields that differ from [`RunConfig::default`], as JSON with sorted
     /// keys. Adding a field (at a default that keeps the old behaviour) leaves every existing run
     /// id unchanged; for the same reason a default must never change meaning.
     pub fn canonical(&self) -> String {
-        let fields = |c: &RunConfig| match serde_json::to_value(c)
-            .expect("a run config always serialises")
-        {
-            serde_json::Value::Object(m) => m,
-            _ => unreachable!("a struct serialises to an object"),
-        };
-        let defaults = fields(&RunConfig::default());
-        let differing: std::collections::BTreeMap<String, serde_json::Value> = fields(self)
+        let defaults = RunConfig::default().fields();
+        let differing: std::collections::BTreeMap<String, serde_json::Value> = self
+            .fields()
             .into_iter()
             .filter(|(k, v)| defaults.get(k) != Some(v))
             .collect();
@@ -341,37 +350,5 @@ impl RunConfig {
         let digest = Sha256::digest(canonical.as_bytes());
         let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
         format!("{}-{hex}", self.family())
-    }
-}
-
-impl family::RunSettings for RunConfig {
-    fn model(&self) -> Model {
-        self.model
-    }
-
-    /// BEGAN's settings, read from the flat fields.
-    fn began(&self) -> family::began::Settings {
-        family::began::Settings {
-            eta: self.began_eta,
-            gamma: self.began_gamma,
-            lambda_k: self.began_lambda_k,
-        }
-    }
-
-    /// MAGAN's settings, read from the flat fields.
-    fn magan(&self) -> family::magan::Settings {
-        family::magan::Settings {
-            pretrain_epochs: self.magan_pretrain_epochs,
-            strict: self.magan_strict,
-            steps: self.steps,
-        }
-    }
-
-    /// WGAN-GP's settings, read from the flat fields.
-    fn wgan_gp(&self) -> family::wgan_gp::Settings {
-        family::wgan_gp::Settings {
-            lambda: self.wgan_lambda,
-            n_critic: self.wgan_n_critic,
-        }
     }
 }

@@ -3,9 +3,8 @@
 
 use super::kinds::{Dataset, Model};
 use super::run_config::RunConfig;
-use crate::family;
-use crate::family::check;
 pub use crate::family::Invalid;
+use crate::family::{self, check};
 
 /// `[lo, hi)` for a probability-like field.
 fn unit_interval(v: f64) -> bool {
@@ -23,7 +22,7 @@ impl RunConfig {
 
     /// Every number finite: an inf or NaN would train, then write a row no reader accepts.
     fn finite(&self) -> Result<(), Invalid> {
-        let fields = fields(self);
+        let fields = self.fields();
         // serde_json writes a non-finite f64 as null; the optional fields are null when unset.
         let optional = [
             ("g_lr", self.g_lr),
@@ -146,34 +145,6 @@ impl RunConfig {
     }
 
     fn validate(&self) -> Result<(), Invalid> {
-        check(
-            !self.model.is_ladder()
-                || (self.labels >= 10 && self.labels.is_multiple_of(10) && self.labels <= 60000),
-            "labels",
-            "labels must be a multiple of 10 in [10, 60000] (equal count per class)",
-        )?;
-        check(
-            !self.model.is_ladder()
-                || self.validation + self.labels.max(self.batch_size as usize) <= self.train_images,
-            "validation",
-            "validation leaves too few training images: validation + max(labels, batch_size) \
-             must be <= train_images",
-        )?;
-        check(
-            self.g_lr.is_none_or(|lr| lr > 0.0),
-            "g_lr",
-            "g_lr must be > 0",
-        )?;
-        check(
-            self.g_beta1.is_none_or(unit_interval),
-            "g_beta1",
-            "g_beta1 must be in [0, 1)",
-        )?;
-        check(
-            self.hinge_weight.is_none_or(|w| w >= 0.0),
-            "hinge_weight",
-            "hinge_weight must be >= 0",
-        )?;
         check(self.n_layer_g >= 2, "n_layer_g", "n_layer_g must be >= 2")?;
         check(self.n_layer_d >= 2, "n_layer_d", "n_layer_d must be >= 2")?;
         for (key, v) in [
@@ -242,57 +213,53 @@ impl RunConfig {
             "margin_decay_start",
             "margin_decay_start must be <= margin_decay_end",
         )?;
-        check(
-            self.pulling_away >= 0.0,
-            "pulling_away",
-            "pulling_away must be >= 0 (0 = plain EBGAN)",
-        )?;
         for (key, v) in [
             ("init_std_g", self.init_std_g),
             ("init_std_d", self.init_std_d),
-            ("lambda_0", self.lambda_0),
-            ("ladder_noise", self.ladder_noise),
         ] {
             check(v >= 0.0, key, format!("{key} must be >= 0"))?;
         }
-        check(
-            (0.0..=1.0).contains(&self.lr_decay_start),
-            "lr_decay_start",
-            "lr_decay_start must be in [0, 1] (a fraction of training; 1 = no decay)",
-        )?;
         Ok(())
     }
 
     /// Each family's own settings (`crate::family`): set away from their defaults only on the
-    /// model that reads them, nothing the run's family computes for itself, and in range.
+    /// model whose settings type holds them, nothing the run's family computes for itself, and
+    /// in range.
     fn validate_family(&self) -> Result<(), Invalid> {
-        let (fields, defaults) = (fields(self), fields(&RunConfig::default()));
+        let (fields, defaults) = (self.fields(), RunConfig::default().fields());
+        let own = self.settings().flat();
         for (key, value) in &fields {
-            if defaults.get(key) == Some(value) {
+            if defaults.get(key) == Some(value) || own.contains_key(key) {
                 continue;
             }
             if let Some(why) = self.model.replaces(key) {
                 return check(false, key, why);
             }
-            let owners: Vec<Model> = Model::ALL
+            let owners: Vec<String> = Model::ALL
                 .into_iter()
-                .filter(|m| m.own_fields().contains(&key.as_str()))
+                .filter(|&m| owned(m).contains_key(key))
+                .map(Model::described)
                 .collect();
-            let named: Vec<String> = owners.iter().map(|m| m.described()).collect();
             check(
-                owners.is_empty() || owners.contains(&self.model),
+                owners.is_empty(),
                 key,
-                format!("{key} is a setting of {} only", named.join(" or ")),
+                format!("{key} is a setting of {} only", owners.join(" or ")),
             )?;
         }
-        family::validate(self)
+        self.settings().validate(&family::Common {
+            steps: self.steps,
+            batch_size: self.batch_size,
+            train_images: self.train_images,
+        })
     }
 }
 
-/// A run config's fields by name, as JSON values.
-fn fields(c: &RunConfig) -> serde_json::Map<String, serde_json::Value> {
-    match serde_json::to_value(c).expect("a run config serialises") {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!("a struct serialises to an object"),
+/// The fields `model`'s settings type holds (at their defaults).
+pub(super) fn owned(model: Model) -> family::Flat {
+    RunConfig {
+        model,
+        ..RunConfig::default()
     }
+    .settings()
+    .flat()
 }

@@ -5,24 +5,27 @@
 
 use super::{check, DKind, EnergyMeasure, Invalid, LogColumn};
 use ebgan_core::began;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 pub const D: DKind = DKind::AutoEncoder;
 pub const ENERGY: EnergyMeasure = EnergyMeasure::Began;
-pub const FIELDS: &[&str] = &["began_eta", "began_gamma", "began_lambda_k"];
 pub const LOG_COLUMNS: &[LogColumn] = &[LogColumn::KT, LogColumn::MGlobal];
 pub const HAS_MARGIN: bool = false;
 pub const LABEL: &str = "BEGAN";
 pub const COLOR: (u8, u8, u8) = (148, 103, 189);
 
 /// BEGAN's settings (`began_*` in an experiment file).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// The energy's exponent (BEGAN uses 1; 2 is the per-pixel MSE).
+    #[serde(rename = "began_eta")]
     pub eta: f64,
     /// The equilibrium's target ratio L(G(z)) / L(x).
+    #[serde(rename = "began_gamma")]
     pub gamma: f64,
     /// k_t's step size.
+    #[serde(rename = "began_lambda_k")]
     pub lambda_k: f64,
 }
 

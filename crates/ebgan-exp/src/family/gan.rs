@@ -7,7 +7,6 @@ use super::{DKind, EnergyMeasure, LogColumn};
 pub const D: DKind = DKind::Logistic;
 /// Unread: a logistic D has no energy.
 pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
-pub const FIELDS: &[&str] = &[];
 pub const LOG_COLUMNS: &[LogColumn] = &[];
 /// GAN has no margin, but its losses.csv has always carried the (unused) margin field: kept,
 /// so that a GAN run's files stay as they were.

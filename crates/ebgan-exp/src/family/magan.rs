@@ -5,34 +5,36 @@
 
 use super::{check, DKind, EnergyMeasure, Invalid, LogColumn};
 use ebgan_core::magan;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 pub const D: DKind = DKind::AutoEncoder;
 pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
-pub const FIELDS: &[&str] = &["magan_pretrain_epochs", "magan_strict"];
 pub const LOG_COLUMNS: &[LogColumn] = &[];
 pub const HAS_MARGIN: bool = true;
 pub const LABEL: &str = "MAGAN";
 pub const COLOR: (u8, u8, u8) = (255, 127, 14);
 
-/// MAGAN's settings (`magan_*`), and `steps`, which MAGAN's epochs exclude.
-#[derive(Clone, Copy, Debug)]
+/// MAGAN's settings (`magan_*` in an experiment file).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Epochs of D alone on real data, before the adversarial ones.
+    #[serde(rename = "magan_pretrain_epochs")]
     pub pretrain_epochs: usize,
     /// The margin rule compares strictly (`<`); false: `<=`.
+    #[serde(rename = "magan_strict")]
     pub strict: bool,
-    pub steps: u64,
 }
 
-pub fn validate(s: &Settings) -> Result<(), Invalid> {
+/// MAGAN's checks, of its settings and of the run's `steps`, which its epochs exclude.
+pub fn validate(s: &Settings, run: &super::Common) -> Result<(), Invalid> {
     check(
         s.pretrain_epochs >= 1,
         "magan_pretrain_epochs",
         "magan_pretrain_epochs must be >= 1 (MAGAN's margin starts at the pretrained D's mean real energy)",
     )?;
     check(
-        s.steps == 0,
+        run.steps == 0,
         "steps",
         "MAGAN adapts its margin at epoch ends: give epochs, not steps",
     )

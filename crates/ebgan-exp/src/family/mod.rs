@@ -1,6 +1,6 @@
 //! The families the grid trains, each in one file that owns what sets it apart: its settings
-//! (the flat `RunConfig` fields only it reads, and their checks), its part of the cohort key,
-//! its kind of D, its per-step state, its log columns, and its report label and colour.
+//! (a type whose fields are named as the flat `RunConfig` spells them, and their checks), its
+//! kind of D, its per-step state, its log columns, and its report label and colour.
 //!
 //! - `ebgan`: EBGAN and EBGAN-PT (margin, its schedule, the pulling-away term)
 //! - `gan`: the logistic-D baseline
@@ -128,19 +128,6 @@ impl Model {
             Model::Began => began::ENERGY,
             Model::Magan => magan::ENERGY,
             Model::Ladder | Model::EbganLn => ladder::ENERGY,
-        }
-    }
-
-    /// The `RunConfig` fields only this model reads; setting one on another model is an error.
-    pub fn own_fields(self) -> Vec<&'static str> {
-        match self {
-            Model::Ebgan => ebgan::FIELDS.to_vec(),
-            Model::Gan => gan::FIELDS.to_vec(),
-            Model::WganGp => wgan_gp::FIELDS.to_vec(),
-            Model::Began => began::FIELDS.to_vec(),
-            Model::Magan => magan::FIELDS.to_vec(),
-            Model::Ladder => ladder::LN_FIELDS.to_vec(),
-            Model::EbganLn => [ladder::LN_FIELDS, ladder::GENERATOR_FIELDS].concat(),
         }
     }
 
@@ -334,49 +321,130 @@ impl fmt::Display for Family {
     }
 }
 
-/// A run's settings as the families read them: its model and each family's own settings.
-/// `RunConfig` answers (config imports family, never the other way), so what a family does
-/// with its settings is decided here, in family/.
-pub trait RunSettings {
-    fn model(&self) -> Model;
-    fn began(&self) -> began::Settings;
-    fn magan(&self) -> magan::Settings;
-    fn wgan_gp(&self) -> wgan_gp::Settings;
+/// A run's flat fields by name, as experiment files and the run id's canonical JSON spell them.
+pub type Flat = serde_json::Map<String, serde_json::Value>;
+
+/// A run's family with the settings only it reads: the tagged form of the flat record's family
+/// fields. Each family's settings type names its fields as the flat record does, so the fields
+/// a family owns are the fields its type holds: any other family's field set on its run is an
+/// error (config::validate finds them by writing a run's settings back).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Settings {
+    Ebgan(ebgan::Settings),
+    Gan,
+    Ladder(ladder::Settings),
+    EbganLn(ladder::Settings, ladder::Generator),
+    Began(began::Settings),
+    Magan(magan::Settings),
+    WganGp(wgan_gp::Settings),
 }
 
-/// The checks of `c`'s own family settings.
-pub fn validate(c: &impl RunSettings) -> Result<(), Invalid> {
-    match c.model() {
-        Model::Began => began::validate(&c.began()),
-        Model::Magan => magan::validate(&c.magan()),
-        Model::WganGp => wgan_gp::validate(&c.wgan_gp()),
-        Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Ok(()),
+/// What a family's checks read of the run's common fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Common {
+    pub steps: u64,
+    pub batch_size: i64,
+    pub train_images: usize,
+}
+
+impl Settings {
+    /// `model`'s settings, read from a run's flat fields (a whole run config: every field).
+    pub fn of(model: Model, flat: &Flat) -> Settings {
+        fn read<T: serde::de::DeserializeOwned>(flat: &Flat) -> T {
+            serde_json::from_value(serde_json::Value::Object(flat.clone()))
+                .expect("a family's settings name fields of the run config (tests: every model)")
+        }
+        match model {
+            Model::Ebgan => Settings::Ebgan(read(flat)),
+            Model::Gan => Settings::Gan,
+            Model::Ladder => Settings::Ladder(read(flat)),
+            Model::EbganLn => Settings::EbganLn(read(flat), read(flat)),
+            Model::Began => Settings::Began(read(flat)),
+            Model::Magan => Settings::Magan(read(flat)),
+            Model::WganGp => Settings::WganGp(read(flat)),
+        }
+    }
+
+    /// The flat fields these settings hold, by name: what the family owns.
+    pub fn flat(&self) -> Flat {
+        fn write(s: &impl Serialize) -> Flat {
+            match serde_json::to_value(s).expect("settings serialise") {
+                serde_json::Value::Object(m) => m,
+                other => unreachable!("settings serialise to an object, not {other}"),
+            }
+        }
+        match self {
+            Settings::Ebgan(s) => write(s),
+            Settings::Gan => Flat::new(),
+            Settings::Ladder(s) => write(s),
+            Settings::EbganLn(s, g) => write(s).into_iter().chain(write(g)).collect(),
+            Settings::Began(s) => write(s),
+            Settings::Magan(s) => write(s),
+            Settings::WganGp(s) => write(s),
+        }
+    }
+
+    pub fn model(&self) -> Model {
+        match self {
+            Settings::Ebgan(_) => Model::Ebgan,
+            Settings::Gan => Model::Gan,
+            Settings::Ladder(_) => Model::Ladder,
+            Settings::EbganLn(..) => Model::EbganLn,
+            Settings::Began(_) => Model::Began,
+            Settings::Magan(_) => Model::Magan,
+            Settings::WganGp(_) => Model::WganGp,
+        }
+    }
+
+    /// The checks of the family's own settings.
+    pub fn validate(&self, run: &Common) -> Result<(), Invalid> {
+        match self {
+            Settings::Ebgan(s) => ebgan::validate(s),
+            Settings::Gan => Ok(()),
+            Settings::Ladder(s) => ladder::validate(s, run),
+            Settings::EbganLn(s, g) => {
+                ladder::validate(s, run)?;
+                ladder::validate_generator(g)
+            }
+            Settings::Began(s) => began::validate(s),
+            Settings::Magan(s) => magan::validate(s, run),
+            Settings::WganGp(s) => wgan_gp::validate(s),
+        }
+    }
+
+    /// Epochs that train D alone before the adversarial ones (MAGAN's pretraining).
+    pub fn pretrain_epochs(&self) -> u64 {
+        match self {
+            Settings::Magan(s) => s.pretrain_epochs as u64,
+            Settings::Ebgan(_)
+            | Settings::Gan
+            | Settings::Ladder(_)
+            | Settings::EbganLn(..)
+            | Settings::Began(_)
+            | Settings::WganGp(_) => 0,
+        }
     }
 }
 
-/// Epochs that train D alone before the adversarial ones (MAGAN's pretraining).
-pub fn pretrain_epochs(c: &impl RunSettings) -> u64 {
-    match c.model() {
-        Model::Magan => c.magan().pretrain_epochs as u64,
-        Model::Ebgan
-        | Model::Gan
-        | Model::WganGp
-        | Model::Began
-        | Model::Ladder
-        | Model::EbganLn => 0,
+/// The state of a cohort whose members have `settings` (one model), on `device`.
+pub fn state(settings: &[Settings], device: Device) -> Box<dyn State> {
+    let (mut began, mut magan, mut wgan_gp) = (vec![], vec![], vec![]);
+    for s in settings {
+        assert_eq!(s.model(), settings[0].model(), "a cohort trains one model");
+        match s {
+            Settings::Began(b) => began.push(*b),
+            Settings::Magan(m) => magan.push(*m),
+            Settings::WganGp(w) => wgan_gp.push(*w),
+            Settings::Ebgan(_) | Settings::Gan | Settings::Ladder(_) | Settings::EbganLn(..) => {}
+        }
     }
-}
-
-/// The state of a cohort of `members` (one model), on `device`.
-pub fn state<C: RunSettings>(members: &[C], device: Device) -> Box<dyn State> {
-    fn of<C, S>(members: &[C], slice: fn(&C) -> S) -> Vec<S> {
-        members.iter().map(slice).collect()
-    }
-    match members[0].model() {
-        Model::Began => Box::new(began::State::new(&of(members, C::began), device)),
-        Model::Magan => Box::new(magan::State::new(&of(members, C::magan), device)),
-        Model::WganGp => Box::new(wgan_gp::State::new(&of(members, C::wgan_gp), device)),
-        Model::Ebgan | Model::Gan | Model::Ladder | Model::EbganLn => Box::new(Stateless),
+    match settings[0] {
+        Settings::Began(_) => Box::new(began::State::new(&began, device)),
+        Settings::Magan(_) => Box::new(magan::State::new(&magan, device)),
+        Settings::WganGp(_) => Box::new(wgan_gp::State::new(&wgan_gp, device)),
+        Settings::Ebgan(_) | Settings::Gan | Settings::Ladder(_) | Settings::EbganLn(..) => {
+            Box::new(Stateless)
+        }
     }
 }
 
@@ -495,25 +563,6 @@ mod tests {
         };
         for (i, m) in Model::ALL.iter().enumerate() {
             assert_eq!(index(*m), i, "{m}");
-        }
-    }
-
-    #[test]
-    fn no_field_is_owned_by_two_models_but_ladders() {
-        let models = [
-            Model::Ebgan,
-            Model::Gan,
-            Model::WganGp,
-            Model::Began,
-            Model::Magan,
-            Model::Ladder,
-        ];
-        for (i, a) in models.iter().enumerate() {
-            for b in &models[i + 1..] {
-                for f in a.own_fields() {
-                    assert!(!b.own_fields().contains(&f), "{f}: {a} and {b}");
-                }
-            }
         }
     }
 }

@@ -11,22 +11,25 @@
 //! experiment file (`lr`, `beta1`, `beta2`): the defaults of `RunConfig` are Table 1's.
 
 use super::{check, DKind, EnergyMeasure, Invalid, LogColumn};
+use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 pub const D: DKind = DKind::Critic;
 /// Unread: a critic has no energy.
 pub const ENERGY: EnergyMeasure = EnergyMeasure::Norm;
-pub const FIELDS: &[&str] = &["wgan_lambda", "wgan_n_critic"];
 pub const LOG_COLUMNS: &[LogColumn] = &[LogColumn::GradientPenalty];
 pub const HAS_MARGIN: bool = false;
 pub const LABEL: &str = "WGAN-GP";
 pub const COLOR: (u8, u8, u8) = (140, 86, 75);
 
-#[derive(Clone, Copy, Debug)]
+/// WGAN-GP's settings (`wgan_*` in an experiment file).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// The penalty's weight lambda (the paper: 10).
+    #[serde(rename = "wgan_lambda")]
     pub lambda: f64,
     /// Critic steps per G step (the paper: 5).
+    #[serde(rename = "wgan_n_critic")]
     pub n_critic: u64,
 }
 

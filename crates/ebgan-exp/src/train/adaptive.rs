@@ -19,7 +19,10 @@ impl Adaptive {
     pub fn new(members: &[RunConfig], device: Device) -> Self {
         Adaptive {
             model: members[0].model,
-            state: family::state(members, device),
+            state: family::state(
+                &members.iter().map(RunConfig::settings).collect::<Vec<_>>(),
+                device,
+            ),
         }
     }
 
