@@ -14,6 +14,7 @@ mod experiment;
 mod grid;
 mod kinds;
 mod run_config;
+pub mod shape;
 mod shard;
 mod validate;
 
@@ -492,6 +493,99 @@ mod tests {
             RunConfig::default().settings(),
             Settings::Ebgan(family::ebgan::Settings { pulling_away: 0.0 })
         );
+    }
+
+    #[test]
+    fn a_shape_field_is_refused_on_a_network_that_does_not_read_it() {
+        use super::shape::Shape;
+        // What each shape holds, written down by hand.
+        let defaults = RunConfig::default().fields();
+        let held: Vec<Vec<String>> = Shape::all(&defaults)
+            .iter()
+            .map(|s| {
+                let flat = s.flat();
+                for (key, value) in &flat {
+                    assert_eq!(defaults.get(key), Some(value), "{key}");
+                }
+                flat.keys().cloned().collect()
+            })
+            .collect();
+        let conv = [
+            "ae_base",
+            "d_base",
+            "g_base",
+            "image_size",
+            "random_crop",
+            "sample_every",
+        ];
+        let expected: Vec<Vec<&str>> = vec![
+            vec![
+                "dropout_d",
+                "dropout_p",
+                "n_layer_d",
+                "n_layer_g",
+                "size_d",
+                "size_g",
+            ],
+            vec!["n_layer_g", "size_g"],
+            conv.to_vec(),
+            {
+                let mut imagenet = [conv.as_slice(), &["noise_planes"]].concat();
+                imagenet.sort();
+                imagenet
+            },
+        ];
+        assert_eq!(held, expected);
+        // file header, model and network lines, the offending line (the file's last).
+        for (header, line, why) in [
+            (
+                "",
+                "image_size = 32",
+                "image_size is a setting of network = \"dcgan\" or network = \"imagenet\" only",
+            ),
+            (
+                "",
+                "g_base = 32",
+                "g_base is a setting of network = \"dcgan\" or",
+            ),
+            (
+                "dataset = \"mnist64\"\n",
+                "network = \"dcgan\"\nn_layer_g = 3",
+                "n_layer_g is a setting of network = \"mlp\" or EBGAN-LN's G",
+            ),
+            (
+                "dataset = \"mnist64\"\n",
+                "network = \"dcgan\"\nnoise_planes = 2",
+                "noise_planes is a setting of network = \"imagenet\" only",
+            ),
+            (
+                "dataset = \"mnist64\"\n",
+                "network = \"dcgan\"\ndropoutD = true",
+                "dropout_d is a setting of network = \"mlp\" only",
+            ),
+            (
+                "",
+                "model = \"ebgan-ln\"\nsize_d = 128",
+                "size_d is a setting of network = \"mlp\" only",
+            ),
+        ] {
+            let text = format!("name = \"t\"\n{header}[[grid]]\n{line}\n");
+            let err = Experiment::parse(&text, "s.toml").unwrap_err().to_string();
+            let (n, last) = (text.lines().count(), text.lines().last().unwrap());
+            assert!(
+                err.contains(&format!("s.toml: line {n}: {last}: ")) && err.contains(why),
+                "{line}: {err}"
+            );
+        }
+        // Read where they belong.
+        let text =
+            "name = \"t\"\ndataset = \"mnist64\"\n[[grid]]\nnetwork = \"dcgan\"\ng_base = 32\n";
+        let run = &Experiment::parse(text, "s.toml").unwrap().runs[0].config;
+        let Shape::Dcgan(conv) = run.shape() else {
+            panic!("{:?}", run.shape());
+        };
+        assert_eq!((conv.g_base, conv.image_size), (32, 64));
+        assert_eq!(run.conv_spec(1).g_base, 32);
     }
 
     #[test]

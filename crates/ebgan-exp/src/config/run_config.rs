@@ -3,6 +3,7 @@
 
 use super::grid::OneOrMany;
 use super::kinds::{Family, MarginDecay, Model, Network};
+use super::shape::Shape;
 use crate::family;
 use ebgan_core::{Energy, MarginSchedule, OptimHyper, OptimKind};
 use ebgan_models::mlp::{MlpMember, MlpSpec};
@@ -228,10 +229,10 @@ impl RunConfig {
     /// Convolutional network shapes of this run on `channels`-channel images.
     pub fn conv_spec(&self, channels: i64) -> ebgan_models::dcgan::ConvSpec {
         ebgan_models::dcgan::ConvSpec {
-            arch: match self.network {
-                Network::Imagenet => ebgan_models::dcgan::ConvArch::Imagenet,
-                _ => ebgan_models::dcgan::ConvArch::Dcgan,
-            },
+            arch: self
+                .shape()
+                .conv_arch()
+                .expect("convolutional shapes are asked of convolutional runs"),
             image_size: self.image_size,
             channels,
             z_dim: self.z_dim,
@@ -319,6 +320,11 @@ impl RunConfig {
     /// The run's family and its own settings, read from the flat fields.
     pub fn settings(&self) -> family::Settings {
         family::Settings::of(self.model, &self.fields())
+    }
+
+    /// The run's networks and the shape fields only they read.
+    pub fn shape(&self) -> Shape {
+        Shape::of(self.model, self.network, &self.fields())
     }
 
     /// The fields by name, as JSON values (the form the canonical JSON and the families'

@@ -3,6 +3,7 @@
 
 use super::kinds::{Dataset, Model};
 use super::run_config::RunConfig;
+use super::shape::Shape;
 pub use crate::family::Invalid;
 use crate::family::{self, check};
 
@@ -222,12 +223,13 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Each family's own settings (`crate::family`): set away from their defaults only on the
-    /// model whose settings type holds them, nothing the run's family computes for itself, and
-    /// in range.
+    /// Each family's own settings (`crate::family`) and each network's shape fields
+    /// (`super::shape`): set away from their defaults only on the runs whose settings type
+    /// holds them, nothing the run's family computes for itself, and in range.
     fn validate_family(&self) -> Result<(), Invalid> {
         let (fields, defaults) = (self.fields(), RunConfig::default().fields());
-        let own = self.settings().flat();
+        let mut own = self.settings().flat();
+        own.extend(self.shape().flat());
         for (key, value) in &fields {
             if defaults.get(key) == Some(value) || own.contains_key(key) {
                 continue;
@@ -235,11 +237,15 @@ impl RunConfig {
             if let Some(why) = self.model.replaces(key) {
                 return check(false, key, why);
             }
-            let owners: Vec<String> = Model::ALL
+            let families = Model::ALL
                 .into_iter()
                 .filter(|&m| owned(m).contains_key(key))
-                .map(Model::described)
-                .collect();
+                .map(Model::described);
+            let shapes = Shape::all(&defaults)
+                .into_iter()
+                .filter(|s| s.flat().contains_key(key))
+                .map(|s| s.described().to_string());
+            let owners: Vec<String> = families.chain(shapes).collect();
             check(
                 owners.is_empty(),
                 key,
