@@ -87,6 +87,27 @@ impl DKind {
     }
 }
 
+/// Builds D of each kind the image trainers have (the MLP cohorts', the convolutional runs'), so
+/// that a new kind of D is a method each of them must answer.
+pub trait BuildD {
+    type D;
+    fn auto_encoder(self) -> Self::D;
+    fn logistic(self) -> Self::D;
+    fn critic(self) -> Self::D;
+}
+
+impl DKind {
+    /// D of this kind, built by `build`; None for the ladder, which train::ladder builds.
+    pub fn build<B: BuildD>(self, build: B) -> Option<B::D> {
+        match self {
+            DKind::AutoEncoder => Some(build.auto_encoder()),
+            DKind::Logistic => Some(build.logistic()),
+            DKind::Critic => Some(build.critic()),
+            DKind::Ladder => None,
+        }
+    }
+}
+
 /// How a family measures an auto-encoder D's energy from its reconstruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnergyMeasure {
@@ -409,6 +430,19 @@ impl Settings {
             Settings::Began(s) => began::validate(s),
             Settings::Magan(s) => magan::validate(s, run),
             Settings::WganGp(s) => wgan_gp::validate(s),
+        }
+    }
+
+    /// A ladder run's settings, with EBGAN-LN's G's; None for the image families.
+    pub fn ladder(&self) -> Option<(ladder::Settings, Option<ladder::Generator>)> {
+        match self {
+            Settings::Ladder(s) => Some((*s, None)),
+            Settings::EbganLn(s, g) => Some((*s, Some(*g))),
+            Settings::Ebgan(_)
+            | Settings::Gan
+            | Settings::Began(_)
+            | Settings::Magan(_)
+            | Settings::WganGp(_) => None,
         }
     }
 

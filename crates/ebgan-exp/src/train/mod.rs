@@ -27,6 +27,7 @@ pub use cohort::{CohortKey, CohortSize};
 pub use outcome::Trained;
 pub use stop::Stop;
 
+use crate::config::shape::Shape;
 use crate::config::{Dataset, Run, RunConfig};
 use crate::data::image_set::ImageSets;
 use crate::data::mnist::Mnist;
@@ -62,13 +63,12 @@ impl Trainer {
         }
     }
 
+    /// The trainer of a run's networks.
     pub fn of(c: &RunConfig) -> Trainer {
-        if c.model.is_ladder() {
-            Trainer::Ladder
-        } else if c.network.is_conv() {
-            Trainer::Conv
-        } else {
-            Trainer::MlpCohort
+        match c.shape() {
+            Shape::Mlp(_) => Trainer::MlpCohort,
+            Shape::Ladder(_) => Trainer::Ladder,
+            Shape::Dcgan(_) | Shape::Imagenet(..) => Trainer::Conv,
         }
     }
 }
@@ -128,7 +128,11 @@ impl Inputs<'_> {
 /// Runs whose generated samples the MNIST classifier scores: Table 1 MLP runs and MNIST-64's
 /// centre crops. Semi-supervised runs measure test error; other image sets have no score.
 pub fn is_scored(c: &RunConfig, dataset: Dataset) -> bool {
-    !c.model.is_ladder() && (!c.network.is_conv() || dataset == Dataset::Mnist64)
+    match c.shape() {
+        Shape::Mlp(_) => true,
+        Shape::Ladder(_) => false,
+        Shape::Dcgan(_) | Shape::Imagenet(..) => dataset == Dataset::Mnist64,
+    }
 }
 
 /// Trains `runs` (a cohort from the plan: one run unless they are MLP runs of one

@@ -14,7 +14,7 @@ use super::stop::Stop;
 use super::train_loop::{self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training};
 use crate::config::RunConfig;
 use crate::data::image_set::ImageSet;
-use crate::family::{DKind, LogColumn};
+use crate::family::{BuildD, LogColumn};
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::{bail, Result};
@@ -97,6 +97,25 @@ pub struct ConvGan {
 /// D(x) probability (GAN).
 type StepStats = Tensor;
 
+/// D of a run's kind on its variable store.
+struct BuildConvD<'a> {
+    vs: &'a nn::VarStore,
+    spec: &'a ConvSpec,
+}
+
+impl BuildD for BuildConvD<'_> {
+    type D = ConvD;
+    fn auto_encoder(self) -> ConvD {
+        ConvD::Energy(AutoEncoder::new(&self.vs.root(), self.spec))
+    }
+    fn logistic(self) -> ConvD {
+        ConvD::Logistic(Discriminator::new(&self.vs.root(), self.spec))
+    }
+    fn critic(self) -> ConvD {
+        ConvD::Critic(Discriminator::critic(&self.vs.root(), self.spec))
+    }
+}
+
 impl ConvGan {
     pub fn new(c: &RunConfig, channels: i64, device: Device) -> Self {
         Self::with_layout(c, channels, device, Layout::for_device(device))
@@ -113,12 +132,12 @@ impl ConvGan {
         let g_vs = nn::VarStore::new(device);
         let d_vs = nn::VarStore::new(device);
         let g = Generator::new(&g_vs.root(), &spec);
-        let d = match c.model.d_kind() {
-            DKind::AutoEncoder => ConvD::Energy(AutoEncoder::new(&d_vs.root(), &spec)),
-            DKind::Logistic => ConvD::Logistic(Discriminator::new(&d_vs.root(), &spec)),
-            DKind::Critic => ConvD::Critic(Discriminator::critic(&d_vs.root(), &spec)),
-            DKind::Ladder => panic!("ladder models train in train::ladder"),
-        };
+        let d = (c.model.d_kind())
+            .build(BuildConvD {
+                vs: &d_vs,
+                spec: &spec,
+            })
+            .expect("ladder models train in train::ladder");
         let mut rng = stream_rng(c.seed, Stream::Init, 0);
         dcgan::init(&g_vs, c.init_std_g, &mut rng);
         dcgan::init(&d_vs, c.init_std_d, &mut rng);

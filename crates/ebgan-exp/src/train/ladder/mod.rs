@@ -15,9 +15,9 @@ use super::outcome::Trained;
 use super::stop::Stop;
 pub use super::train_loop::CHECKPOINT;
 use super::train_loop::{self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training};
-use crate::config::{Model, RunConfig};
+use crate::config::RunConfig;
 use crate::data::mnist::{Mnist, PIXELS};
-use crate::family::LogColumn;
+use crate::family::{ladder, LogColumn};
 use crate::png::{image_grid, save_rgb_png};
 use anyhow::Result;
 use ebgan_core::{MarginSchedule, MemberOptim};
@@ -33,6 +33,7 @@ use tch::{Device, Kind, Tensor};
 /// EBGAN-LN's generator: Table 1's MLP generator (tanh) mapped to the LN's [0, 1] inputs, with
 /// its own Adam.
 struct LnGenerator {
+    settings: ladder::Generator,
     vars: Vars,
     g: Generator,
     opt: MemberOptim,
@@ -44,7 +45,7 @@ struct LnGenerator {
 }
 
 impl LnGenerator {
-    fn new(c: &RunConfig, streams: &Streams, device: Device) -> Self {
+    fn new(c: &RunConfig, settings: ladder::Generator, streams: &Streams, device: Device) -> Self {
         // Its own init stream: on the ladder's, G would start as a rescaled copy of its first layer.
         let mut vars = Vars::on_stream(&[c.seed], Stream::GeneratorInit, device);
         let g = Generator::new(
@@ -53,6 +54,7 @@ impl LnGenerator {
         );
         let opt = MemberOptim::new(vars.tensors_under("g."), vec![c.g_optim_hyper()]);
         LnGenerator {
+            settings,
             vars,
             g,
             opt,
@@ -119,6 +121,8 @@ pub struct LadderRun<'a> {
 
 /// The networks and optimizers of a run, and the random streams that run through it.
 pub struct LadderNets {
+    /// The ladder's own settings (`family::ladder`).
+    ln: ladder::Settings,
     vs: nn::VarStore,
     net: Ladder,
     opt: MemberOptim,
@@ -156,14 +160,15 @@ impl LadderNets {
         let clean = net.encode(xu, None, None);
         let z_hat = net.decode(&corrupted);
         let energy_real = net.layer_cost(0, &z_hat[0], &clean, xu);
-        let mut loss_d = &ce + energy_real.mean(None) * c.lambda_0;
+        let mut loss_d = &ce + energy_real.mean(None) * self.ln.lambda_0;
         let mut energy_fake = None;
         let mut z_d = None;
         if let Some(g) = self.generator.as_mut() {
             let z = g.draw();
             let fake = tch::no_grad(|| g.forward(&z));
             let e = net.energy(&fake, &mut g.corruption);
-            loss_d += (margin - &e).relu().mean(None) * c.hinge_weight();
+            let weight = g.settings.hinge_weight.unwrap_or(self.ln.lambda_0);
+            loss_d += (margin - &e).relu().mean(None) * weight;
             energy_fake = Some(e.detach());
             z_d = Some(z);
         }
@@ -171,13 +176,20 @@ impl LadderNets {
         self.opt.backward_step(&loss_d, &alive);
         let mut loss_g = Tensor::zeros([], (Kind::Float, xl.device()));
         if let (Some(g), Some(z_d)) = (self.generator.as_mut(), z_d) {
-            let z = if c.g_fresh_noise { g.draw() } else { z_d };
+            let z = if g.settings.g_fresh_noise {
+                g.draw()
+            } else {
+                z_d
+            };
             loss_g = net.energy(&g.forward(&z), &mut g.corruption).mean(None);
             alive = alive.logical_and(&loss_g.isfinite());
             // G's own lr, decayed in step with the ladder's where asked.
             let g_lr = c.g_optim_hyper().lr;
-            g.opt
-                .set_lr(if c.g_lr_decay { g_lr * lr / c.lr } else { g_lr });
+            g.opt.set_lr(if g.settings.g_lr_decay {
+                g_lr * lr / c.lr
+            } else {
+                g_lr
+            });
             g.opt.backward_step(&loss_g, &alive);
         }
         let fake = match energy_fake {
@@ -256,11 +268,13 @@ impl LadderNets {
     }
 
     pub fn new(c: &RunConfig, device: Device) -> Self {
+        let (ln, generator) =
+            (c.settings().ladder()).expect("train::ladder trains the ladder models");
         let vs = nn::VarStore::new(device);
         let net = Ladder::new(
             &(vs.root() / "ln"),
-            c.combinator,
-            c.ladder_noise,
+            ln.combinator,
+            ln.ladder_noise,
             &mut stream(c.seed, Stream::Init, 0),
         );
         // ebgan-core's optimizer (Adam by default) over the variables in name order (its state
@@ -271,9 +285,10 @@ impl LadderNets {
         );
         let streams = Streams::new(&[c.seed], device);
         LadderNets {
+            ln,
             net,
             opt,
-            generator: (c.model == Model::EbganLn).then(|| LnGenerator::new(c, &streams, device)),
+            generator: generator.map(|g| LnGenerator::new(c, g, &streams, device)),
             noise: streams.stream(Stream::Dropout),
             streams,
             vs,
@@ -315,7 +330,6 @@ pub fn train_run(
     progress: &mut dyn FnMut(u64, &str),
 ) -> Result<Trained> {
     let c = run.config;
-    assert!(c.model.is_ladder());
     let data = LadderData::new(c, run.mnist, device);
     let mut training = LadderTraining {
         nets: LadderNets::new(c, device),
@@ -439,6 +453,7 @@ impl Training for LadderTraining<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Model;
     use crate::results::RunOutcome;
     use rand_chacha::ChaCha8Rng;
 

@@ -24,13 +24,13 @@ use super::train_loop::{
 };
 use crate::config::RunConfig;
 use crate::data::mnist::PIXELS;
-use crate::family::{DKind, LogColumn};
+use crate::family::{BuildD, LogColumn};
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::Result;
 use ebgan_core::score::Scores;
 use ebgan_core::{upload, Layout, MarginSchedule, MemberOptim};
-use ebgan_models::mlp::{AutoEncoder, Generator, Logistic};
+use ebgan_models::mlp::{AutoEncoder, Generator, Logistic, MlpSpec};
 use ebgan_models::rng::{MemberRng, Stream, Streams};
 use ebgan_models::Vars;
 use std::path::PathBuf;
@@ -102,6 +102,26 @@ pub struct Cohort {
     dropout: Vec<bool>,
 }
 
+/// D of a cohort's kind on its shared variables.
+struct BuildMlpD<'a> {
+    vars: &'a mut Vars,
+    spec: &'a MlpSpec,
+}
+
+impl BuildD for BuildMlpD<'_> {
+    type D = Discriminator;
+    fn auto_encoder(self) -> Discriminator {
+        Discriminator::Energy(AutoEncoder::new(self.vars, self.spec))
+    }
+    fn logistic(self) -> Discriminator {
+        Discriminator::Logistic(Logistic::new(self.vars, self.spec))
+    }
+    /// `spec` has no batch norm in D for a critic (RunConfig::mlp_spec).
+    fn critic(self) -> Discriminator {
+        Discriminator::Critic(Logistic::new(self.vars, self.spec))
+    }
+}
+
 impl Cohort {
     pub fn new(members: &[RunConfig], device: Device) -> Self {
         Self::with_layout(members, device, Layout::for_device(device))
@@ -118,13 +138,12 @@ impl Cohort {
         let spec = members[0].mlp_spec(members, PIXELS as i64);
         let mut vars = Vars::new(&seeds, device);
         let g = Generator::new(&mut vars, &spec);
-        let d = match key.model.d_kind() {
-            DKind::AutoEncoder => Discriminator::Energy(AutoEncoder::new(&mut vars, &spec)),
-            DKind::Logistic => Discriminator::Logistic(Logistic::new(&mut vars, &spec)),
-            // `spec` has no batch norm in D for a critic (RunConfig::mlp_spec).
-            DKind::Critic => Discriminator::Critic(Logistic::new(&mut vars, &spec)),
-            DKind::Ladder => panic!("ladder models train in train::ladder"),
-        };
+        let d = (key.model.d_kind())
+            .build(BuildMlpD {
+                vars: &mut vars,
+                spec: &spec,
+            })
+            .expect("ladder models train in train::ladder");
         let opt_g = MemberOptim::with_layout(
             vars.tensors_under("g."),
             members.iter().map(|m| m.optim_hyper(m.optim_g)).collect(),
