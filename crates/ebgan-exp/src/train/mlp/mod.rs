@@ -4,10 +4,12 @@
 //! summed over members only for the backward pass, so no gradient crosses members.
 
 pub mod checkpoint;
+mod critic;
 mod data;
 mod draws;
 pub use draws::Draws;
 
+use critic::{BuildMlpD, MlpCritic};
 use data::DataOrder;
 pub use data::DeviceImages;
 
@@ -15,69 +17,25 @@ use super::adaptive::Adaptive;
 use super::checkpoint::Loaded;
 use super::cohort::CohortKey;
 use super::outcome::Trained;
-use super::step::{
-    pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
-};
+use super::step::{pretrain_step, step, EnergyOf, Objective, StepOutput, Wasserstein};
 use super::stop::Stop;
 use super::train_loop::{
     self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training, CHECKPOINT,
 };
 use crate::config::RunConfig;
 use crate::data::mnist::PIXELS;
-use crate::family::{BuildD, LogColumn};
+use crate::family::LogColumn;
 use crate::png::{image_grid, save_rgb_png};
 use crate::scoring::Scorer;
 use anyhow::Result;
 use ebgan_core::score::Scores;
 use ebgan_core::{upload, Layout, MarginSchedule, MemberOptim};
-use ebgan_models::mlp::{AutoEncoder, Generator, Logistic, MlpSpec};
+use ebgan_models::mlp::Generator;
 use ebgan_models::rng::{MemberRng, Stream, Streams};
 use ebgan_models::Vars;
 use std::path::PathBuf;
 use std::time::Duration;
 use tch::{Device, Kind, Tensor};
-
-enum Discriminator {
-    Energy(AutoEncoder),
-    Logistic(Logistic),
-    /// WGAN-GP: the logistic network without batch norm, its output a score.
-    Critic(Logistic),
-}
-
-/// D of a cohort as the shared step sees it: member-batched nets, dropout masks from each
-/// member's own stream.
-struct MlpCritic {
-    d: Discriminator,
-    masks: MemberRng,
-    energy: EnergyOf,
-}
-
-impl Critic for MlpCritic {
-    fn critique(&mut self, xs: &[&Tensor]) -> Critique {
-        let masks = &mut self.masks;
-        match &self.d {
-            Discriminator::Energy(ae) => {
-                let (mut energy, mut code) = (vec![], vec![]);
-                for x in xs {
-                    let out = ae.forward(x, Some(&mut *masks));
-                    energy.push(self.energy.energy(&out.reconstruction, x));
-                    code.push(out.code);
-                }
-                Critique::Energy { energy, code }
-            }
-            Discriminator::Logistic(net) => Critique::Logit(
-                xs.iter()
-                    .map(|x| net.forward(x, Some(&mut *masks)))
-                    .collect(),
-            ),
-            Discriminator::Critic(net) => Critique::Value(
-                xs.iter()
-                    .map(|x| net.forward(x, Some(&mut *masks)))
-                    .collect(),
-            ),
-        }
-    }
-}
 
 /// The networks, optimizers and random streams of a cohort, and its training step.
 pub struct Cohort {
@@ -100,26 +58,6 @@ pub struct Cohort {
     seeds: Vec<u64>,
     /// Which members use dropout (the others draw no masks).
     dropout: Vec<bool>,
-}
-
-/// D of a cohort's kind on its shared variables.
-struct BuildMlpD<'a> {
-    vars: &'a mut Vars,
-    spec: &'a MlpSpec,
-}
-
-impl BuildD for BuildMlpD<'_> {
-    type D = Discriminator;
-    fn auto_encoder(self) -> Discriminator {
-        Discriminator::Energy(AutoEncoder::new(self.vars, self.spec))
-    }
-    fn logistic(self) -> Discriminator {
-        Discriminator::Logistic(Logistic::new(self.vars, self.spec))
-    }
-    /// `spec` has no batch norm in D for a critic (RunConfig::mlp_spec).
-    fn critic(self) -> Discriminator {
-        Discriminator::Critic(Logistic::new(self.vars, self.spec))
-    }
 }
 
 impl Cohort {
