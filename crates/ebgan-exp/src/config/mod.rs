@@ -382,6 +382,11 @@ mod tests {
                 "pulling_away is a setting of EBGAN (model = \"ebgan\") only",
             ),
             ("ebgan", "epochs = 1844674407370955162", "over 10^12 steps"),
+            (
+                "magan",
+                "magan_pretrain_epochs = 1844674407370955162",
+                "of 938 steps each is over 10^12 steps",
+            ),
             ("gan", "size_g = 10000000000", "is over 1048576"),
             (
                 "ebgan",

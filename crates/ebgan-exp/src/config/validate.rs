@@ -67,8 +67,8 @@ impl RunConfig {
             "score_samples",
             format!("score_samples = {} is over {}", self.score_samples, 1 << 24),
         )?;
-        const STEPS: u64 = 1_000_000_000_000;
-        let per_epoch = (self.train_images as u64).div_ceil(self.batch_size.max(1) as u64);
+        const STEPS: u64 = family::MAX_STEPS;
+        let per_epoch = self.checked_steps_per_epoch();
         let steps = |epochs: usize| per_epoch.checked_mul(epochs as u64).filter(|&s| s <= STEPS);
         check(
             self.steps <= STEPS,
@@ -82,15 +82,12 @@ impl RunConfig {
                 "epochs = {} of {per_epoch} steps each is over 10^12 steps",
                 self.epochs
             ),
-        )?;
-        check(
-            steps(self.magan_pretrain_epochs).is_some(),
-            "magan_pretrain_epochs",
-            format!(
-                "magan_pretrain_epochs = {} of {per_epoch} steps each is over 10^12 steps",
-                self.magan_pretrain_epochs
-            ),
         )
+    }
+
+    /// Steps per epoch before the checks: a batch size of 0 counts as 1.
+    fn checked_steps_per_epoch(&self) -> u64 {
+        (self.train_images as u64).div_ceil(self.batch_size.max(1) as u64)
     }
 
     /// The network and the dataset belong together.
@@ -104,7 +101,7 @@ impl RunConfig {
         check(
             !conv || (dataset != Dataset::Mnist && !self.model.is_ladder()),
             "network",
-            "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with model \"ebgan\", \"gan\", \"began\" or \"magan\"",
+            "convolutional networks train on image datasets: dataset = \"mnist64\", \"celeba\", \"lsun\" or \"imagenet\", with a model other than the semi-supervised \"ladder\" and \"ebgan-ln\"",
         )?;
         check(
             !conv || (self.image_size >= 16 && (self.image_size as u64).is_power_of_two()),
@@ -254,6 +251,7 @@ impl RunConfig {
         }
         self.settings().validate(&family::Common {
             steps: self.steps,
+            steps_per_epoch: self.checked_steps_per_epoch(),
             batch_size: self.batch_size,
             train_images: self.train_images,
         })

@@ -33,6 +33,17 @@ pub fn validate(s: &Settings, run: &super::Common) -> Result<(), Invalid> {
         "magan_pretrain_epochs",
         "magan_pretrain_epochs must be >= 1 (MAGAN's margin starts at the pretrained D's mean real energy)",
     )?;
+    let per_epoch = run.steps_per_epoch;
+    check(
+        per_epoch
+            .checked_mul(s.pretrain_epochs as u64)
+            .is_some_and(|n| n <= super::MAX_STEPS),
+        "magan_pretrain_epochs",
+        format!(
+            "magan_pretrain_epochs = {} of {per_epoch} steps each is over 10^12 steps",
+            s.pretrain_epochs
+        ),
+    )?;
     check(
         run.steps == 0,
         "steps",

@@ -23,10 +23,14 @@ pub enum Settings {
     WganGp(wgan_gp::Settings),
 }
 
+/// The most steps a run may plan: step counts stay far from wrapping a u64.
+pub const MAX_STEPS: u64 = 1_000_000_000_000;
+
 /// What a family's checks read of the run's common fields.
 #[derive(Clone, Copy, Debug)]
 pub struct Common {
     pub steps: u64,
+    pub steps_per_epoch: u64,
     pub batch_size: i64,
     pub train_images: usize,
 }
