@@ -4,7 +4,8 @@
 //! back for the runner to commit.
 //!
 //! - `train_loop`: the one loop every trainer runs (log windows, divergence, checkpoints, stop)
-//! - `step`: the paper's D-then-G step, shared by the MLP cohorts and the conv runs;
+//! - `step`: the paper's D-then-G step; `driver`: the training step around it (pretraining,
+//!   the draws, the family's updates), one for the MLP cohorts and the conv runs;
 //!   `adaptive`: what BEGAN (k_t) and MAGAN (its margin) carry from step to step
 //! - `mlp` (cohorts), `conv`, `ladder`: the trainers (step, state, finish); `checkpoint`,
 //!   `sample` beside them
@@ -14,6 +15,7 @@ pub mod adaptive;
 pub mod checkpoint;
 pub mod cohort;
 pub mod conv;
+pub mod driver;
 pub mod ladder;
 pub mod mlp;
 pub mod outcome;

@@ -6,10 +6,9 @@
 
 use super::adaptive::Adaptive;
 use super::checkpoint::Loaded;
+use super::driver::{self, Draw, Parts};
 use super::outcome::Trained;
-use super::step::{
-    pretrain_step, step, Critic, Critique, EnergyOf, Objective, StepOutput, Wasserstein,
-};
+use super::step::{Critic, Critique, EnergyOf, StepOutput};
 use super::stop::Stop;
 use super::train_loop::{self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training};
 use crate::config::RunConfig;
@@ -179,13 +178,9 @@ impl ConvGan {
         per_epoch: u64,
         alive: &Tensor,
     ) -> (StepStats, Tensor) {
-        let out = if self.adaptive.pretraining(done, per_epoch) {
-            pretrain_step(&mut self.critic, &mut self.opt_d, x, alive)
-        } else {
-            self.step_output(x, latent, margin, alive)
-        };
-        self.adaptive.after_step(&out);
-        self.adaptive.after_epoch(done + 1, per_epoch);
+        let margin = self.margin(margin);
+        let (parts, draw) = self.parts(x, latent);
+        let out = driver::train_step(parts, x, draw, &margin, (done, per_epoch), alive);
         let stats = out.stats().view([-1]);
         let stats = match self.adaptive.extra_stats() {
             Some(extra) => Tensor::cat(&[stats, extra.view([-1])], 0),
@@ -224,40 +219,34 @@ impl ConvGan {
         margin: f64,
         alive: &Tensor,
     ) -> StepOutput {
-        let fake = self.g.forward(&latent.z, &latent.planes, true);
         let margin = self.margin(margin);
-        let eps;
-        let wasserstein = match self.adaptive.wgan_gp() {
-            Some(w) => {
-                // D's optimizer has taken one step per step so far: the steps done.
-                let done = self.opt_d.steps_taken();
-                eps = self
-                    .interpolation
-                    .at(done)
-                    .uniform(&[x.size()[0]])
-                    .squeeze_dim(0);
-                Some(Wasserstein {
-                    lambda: &w.lambda,
-                    eps: &eps,
-                    g_turn: w.g_turn(done),
-                })
-            }
-            None => None,
+        let (mut parts, draw) = self.parts(x, latent);
+        driver::adversarial(&mut parts, x, draw, &margin, alive)
+    }
+
+    /// What the step driver drives, and how a step on `x` draws: G's fakes from `latent`, then
+    /// (WGAN-GP) the interpolation weights of D's step at its index.
+    fn parts<'a>(
+        &'a mut self,
+        x: &Tensor,
+        latent: &'a Latent,
+    ) -> (
+        Parts<'a>,
+        Draw<impl FnOnce() -> Tensor + 'a, impl FnOnce(u64) -> Tensor + 'a>,
+    ) {
+        let (g, interpolation, b) = (&self.g, &mut self.interpolation, x.size()[0]);
+        let draw = Draw {
+            fake: move || g.forward(&latent.z, &latent.planes, true),
+            eps: move |done| interpolation.at(done).uniform(&[b]).squeeze_dim(0),
         };
-        let objective = Objective {
-            energy: self.adaptive.energy_loss(&margin),
+        let parts = Parts {
+            critic: &mut self.critic,
+            opt_d: &mut self.opt_d,
+            opt_g: &mut self.opt_g,
+            adaptive: &mut self.adaptive,
             pulling_away: self.pulling_away.as_ref(),
-            wasserstein,
         };
-        step(
-            &mut self.critic,
-            &mut self.opt_d,
-            &mut self.opt_g,
-            x,
-            &fake,
-            &objective,
-            alive,
-        )
+        (parts, draw)
     }
 
     /// Samples `[n, C, S, S]` from G in evaluation mode (batch-norm running statistics).

@@ -16,8 +16,9 @@ pub use data::DeviceImages;
 use super::adaptive::Adaptive;
 use super::checkpoint::Loaded;
 use super::cohort::CohortKey;
+use super::driver::{self, Draw, Parts};
 use super::outcome::Trained;
-use super::step::{pretrain_step, step, EnergyOf, Objective, StepOutput, Wasserstein};
+use super::step::{EnergyOf, StepOutput};
 use super::stop::Stop;
 use super::train_loop::{
     self, margin_row, Measured, Named, Runs, Schedule, Stepped, Training, CHECKPOINT,
@@ -173,49 +174,41 @@ impl Cohort {
         done: u64,
     ) -> StepOutput {
         self.streams.next_step();
-        let out = if self.adaptive.pretraining(done, self.steps_per_epoch) {
-            pretrain_step(&mut self.critic, &mut self.opt_d, x, alive)
-        } else {
-            self.step(x, margin, alive)
-        };
-        self.adaptive.after_step(&out);
-        self.adaptive.after_epoch(done + 1, self.steps_per_epoch);
-        out
+        let per_epoch = self.steps_per_epoch;
+        let (parts, draw) = self.parts(x.size()[1]);
+        driver::train_step(parts, x, draw, margin, (done, per_epoch), alive)
     }
 
-    /// One D update then one G update (the shared [`step`]) with the current k_t or margins
+    /// One D update then one G update (the shared step) with the current k_t or margins
     /// (`margin` where the model keeps none of its own); nothing carried forward.
     pub fn step(&mut self, x: &Tensor, margin: &Tensor, alive: &Tensor) -> StepOutput {
-        let b = x.size()[1];
-        let z = self.noise.normal(&[b, self.key.z_dim], 1.0);
-        let fake = self.g.forward(&z);
-        let eps;
-        let wasserstein = match self.adaptive.wgan_gp() {
-            Some(w) => {
-                eps = self.interpolation.uniform(&[b]);
-                Some(Wasserstein {
-                    lambda: &w.lambda,
-                    eps: &eps,
-                    // D's optimizer has taken one step per step so far: the steps done.
-                    g_turn: w.g_turn(self.opt_d.steps_taken()),
-                })
-            }
-            None => None,
+        let (mut parts, draw) = self.parts(x.size()[1]);
+        driver::adversarial(&mut parts, x, draw, margin, alive)
+    }
+
+    /// What the step driver drives, and how a batch of `b` per member is drawn: noise, then G's
+    /// fakes, then (WGAN-GP) the interpolation weights.
+    fn parts(
+        &mut self,
+        b: i64,
+    ) -> (
+        Parts<'_>,
+        Draw<impl FnOnce() -> Tensor + '_, impl FnOnce(u64) -> Tensor + '_>,
+    ) {
+        let (noise, g, z_dim) = (&mut self.noise, &self.g, self.key.z_dim);
+        let interpolation = &mut self.interpolation;
+        let draw = Draw {
+            fake: move || g.forward(&noise.normal(&[b, z_dim], 1.0)),
+            eps: move |_| interpolation.uniform(&[b]),
         };
-        let objective = Objective {
-            energy: self.adaptive.energy_loss(margin),
+        let parts = Parts {
+            critic: &mut self.critic,
+            opt_d: &mut self.opt_d,
+            opt_g: &mut self.opt_g,
+            adaptive: &mut self.adaptive,
             pulling_away: self.pt_weight.as_ref(),
-            wasserstein,
         };
-        step(
-            &mut self.critic,
-            &mut self.opt_d,
-            &mut self.opt_g,
-            x,
-            &fake,
-            &objective,
-            alive,
-        )
+        (parts, draw)
     }
 }
 
