@@ -6,8 +6,15 @@ use tch::Tensor;
 
 /// Discriminator loss per member `[K]` from energies `[K, B]` and margins `[K]`.
 pub fn discriminator(energy_real: &Tensor, energy_fake: &Tensor, margin: &Tensor) -> Tensor {
-    let hinge = (margin.unsqueeze(1) - energy_fake).relu();
-    energy_real.mean_dim(1, false, None) + hinge.mean_dim(1, false, None)
+    energy_real.mean_dim(1, false, None) + hinge(energy_fake, margin)
+}
+
+/// The hinge term per member `[K]`: the batch mean of [m - D(G(z))]^+, taken on each fake
+/// energy `[K, B]` at the member's margin `[K]` (EBGAN-LN weighs it beside its own costs).
+pub fn hinge(energy_fake: &Tensor, margin: &Tensor) -> Tensor {
+    (margin.unsqueeze(1) - energy_fake)
+        .relu()
+        .mean_dim(1, false, None)
 }
 
 /// Generator loss per member `[K]`: the mean energy of the generated samples.
@@ -46,5 +53,8 @@ mod tests {
         assert_eq!(d, [4.0, 11.0]);
         let g = Vec::<f32>::try_from(generator(&fake)).unwrap();
         assert_eq!(g, [2.0, 20.0]);
+        // The hinge alone: member 0 (5 + 1)/2 = 3, member 1 (0 + 10)/2 = 5.
+        let h = Vec::<f32>::try_from(hinge(&fake, &m)).unwrap();
+        assert_eq!(h, [3.0, 5.0]);
     }
 }

@@ -20,7 +20,7 @@ use crate::data::mnist::{Mnist, PIXELS};
 use crate::family::{ladder, LogColumn};
 use crate::png::{image_grid, save_rgb_png};
 use anyhow::Result;
-use ebgan_core::{MarginSchedule, MemberOptim};
+use ebgan_core::{loss, MarginSchedule, MemberOptim};
 use ebgan_models::ladder::{Ladder, PopulationStats, WIDTHS};
 use ebgan_models::mlp::Generator;
 use ebgan_models::rng::{normal, stream, MemberRng, Stream, Streams};
@@ -136,7 +136,7 @@ impl LadderNets {
     /// One step at learning rate `lr` and margin `margin` on labelled images `xl` with labels
     /// `yl` and unlabelled images `xu`: the LN cost (cross-entropy of the corrupted path on the
     /// labelled half, lambda_0 x the bottom-layer reconstruction cost on the unlabelled half),
-    /// for EBGAN-LN plus lambda_0 x the hinge on G's samples' energies; then (EBGAN-LN) one G
+    /// for EBGAN-LN plus hinge_weight (unset: lambda_0) x EBGAN's hinge on G's samples' energies; then (EBGAN-LN) one G
     /// step through the updated ladder. Nothing is updated unless `alive` (`[1]` bool) and the
     /// loss is finite. Returns (loss D, loss G, real energy, fake energy) `[4]` and whether the
     /// run is alive after the step, on the device.
@@ -167,8 +167,10 @@ impl LadderNets {
             let z = g.draw();
             let fake = tch::no_grad(|| g.forward(&z));
             let e = net.energy(&fake, &mut g.corruption);
+            // EBGAN's hinge on each fake energy (a cohort of one), at its own weight.
             let weight = g.settings.hinge_weight.unwrap_or(self.ln.lambda_0);
-            loss_d += (margin - &e).relu().mean(None) * weight;
+            let m = Tensor::full([1], margin, (Kind::Float, e.device()));
+            loss_d += loss::hinge(&e.unsqueeze(0), &m).squeeze_dim(0) * weight;
             energy_fake = Some(e.detach());
             z_d = Some(z);
         }
