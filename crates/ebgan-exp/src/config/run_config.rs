@@ -330,10 +330,7 @@ impl RunConfig {
     /// The fields by name, as JSON values (the form the canonical JSON and the families'
     /// settings read).
     pub fn fields(&self) -> family::Flat {
-        match serde_json::to_value(self).expect("a run config always serialises") {
-            serde_json::Value::Object(m) => m,
-            other => unreachable!("a struct serialises to an object, not {other}"),
-        }
+        family::write(self)
     }
 
     /// Canonical form: the fields that differ from [`RunConfig::default`], as JSON with sorted

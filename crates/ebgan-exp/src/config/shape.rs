@@ -5,7 +5,7 @@
 //! field on another family's run is.
 
 use super::kinds::{Model, Network};
-use crate::family::Flat;
+use crate::family::{read, write, Flat};
 use ebgan_models::dcgan::ConvArch;
 use serde::{Deserialize, Serialize};
 
@@ -57,10 +57,6 @@ pub enum Shape {
 impl Shape {
     /// The shape of a `model` run on `network`, read from its flat fields (a whole run config).
     pub fn of(model: Model, network: Network, flat: &Flat) -> Shape {
-        fn read<T: serde::de::DeserializeOwned>(flat: &Flat) -> T {
-            serde_json::from_value(serde_json::Value::Object(flat.clone()))
-                .expect("a shape names fields of the run config (tests: every network)")
-        }
         // The ladder models train on their own networks whatever `network` says (validation
         // refuses a convolutional one).
         match (network, model.is_ladder()) {
@@ -83,12 +79,6 @@ impl Shape {
 
     /// The flat fields this shape holds, by name.
     pub fn flat(&self) -> Flat {
-        fn write(s: &impl Serialize) -> Flat {
-            match serde_json::to_value(s).expect("shapes serialise") {
-                serde_json::Value::Object(m) => m,
-                other => unreachable!("a shape serialises to an object, not {other}"),
-            }
-        }
         match self {
             Shape::Mlp(s) => write(s),
             Shape::Ladder(s) => write(s),

@@ -20,7 +20,7 @@ pub mod wgan_gp;
 
 mod settings;
 mod state;
-pub use settings::{check, Common, Flat, Invalid, Settings, MAX_STEPS};
+pub use settings::{check, read, write, Common, Flat, Invalid, Settings, MAX_STEPS};
 use state::per_member;
 pub use state::{state, EnergyLoss, State, Stateless};
 

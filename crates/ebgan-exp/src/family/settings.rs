@@ -3,10 +3,25 @@
 //! is what files write and run ids hash; these are read from it by field name.
 
 use super::{began, ebgan, ladder, magan, wgan_gp, Model};
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Serialize};
 
 /// A run's flat fields by name, as experiment files and the run id's canonical JSON spell them.
 pub type Flat = serde_json::Map<String, serde_json::Value>;
+
+/// A settings type read by field name from a run's flat fields (a whole run config: every field
+/// there, so a name the record lacks is a bug, found by the tests that plan every model).
+pub fn read<T: DeserializeOwned>(flat: &Flat) -> T {
+    serde_json::from_value(serde_json::Value::Object(flat.clone()))
+        .expect("settings name fields of the run config (tests: every model and network)")
+}
+
+/// A struct's fields by name (settings, or a whole run config).
+pub fn write(s: &impl Serialize) -> Flat {
+    match serde_json::to_value(s).expect("settings serialise") {
+        serde_json::Value::Object(m) => m,
+        other => unreachable!("a struct serialises to an object, not {other}"),
+    }
+}
 
 /// A run's family with the settings only it reads: the tagged form of the flat record's family
 /// fields. Each family's settings type names its fields as the flat record does, so the fields
@@ -38,10 +53,6 @@ pub struct Common {
 impl Settings {
     /// `model`'s settings, read from a run's flat fields (a whole run config: every field).
     pub fn of(model: Model, flat: &Flat) -> Settings {
-        fn read<T: serde::de::DeserializeOwned>(flat: &Flat) -> T {
-            serde_json::from_value(serde_json::Value::Object(flat.clone()))
-                .expect("a family's settings name fields of the run config (tests: every model)")
-        }
         match model {
             Model::Ebgan => Settings::Ebgan(read(flat)),
             Model::Gan => Settings::Gan,
@@ -55,12 +66,6 @@ impl Settings {
 
     /// The flat fields these settings hold, by name: what the family owns.
     pub fn flat(&self) -> Flat {
-        fn write(s: &impl Serialize) -> Flat {
-            match serde_json::to_value(s).expect("settings serialise") {
-                serde_json::Value::Object(m) => m,
-                other => unreachable!("settings serialise to an object, not {other}"),
-            }
-        }
         match self {
             Settings::Ebgan(s) => write(s),
             Settings::Gan => Flat::new(),

@@ -143,11 +143,7 @@ pub fn cases() -> Vec<ConvCase> {
 /// Runs `steps` steps of the case (MAGAN: its whole run, so that epochs end inside it).
 pub fn export(case: &ConvCase, steps: usize, device: Device) -> Export {
     let c = &case.config;
-    // A family that pretrains D (MAGAN) runs whole, so that its epochs end inside the case.
-    let steps = match c.pretrain_steps_over(c.train_images) {
-        0 => steps,
-        _ => c.total_steps() as usize,
-    };
+    let steps = super::case_steps(c, steps);
     let per_epoch = c.steps_per_epoch();
     let channels = 3;
     let mut gan = ConvGan::new(c, channels, device);

@@ -230,11 +230,7 @@ fn successor_cases() -> Vec<MlpCase> {
 pub fn export(case: &MlpCase, steps: usize, device: Device) -> Export {
     let members = &case.members;
     let c = &members[0];
-    // A family that pretrains D (MAGAN) runs whole, so that its epochs end inside the case.
-    let steps = match c.pretrain_steps_over(c.train_images) {
-        0 => steps,
-        _ => c.total_steps() as usize,
-    };
+    let steps = super::case_steps(c, steps);
     let k = members.len() as i64;
     let mut cohort = Cohort::new(members, device);
     cohort.record_draws();

@@ -14,6 +14,7 @@ pub mod mlp;
 pub mod scores;
 pub mod scoring;
 
+use crate::config::RunConfig;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,15 @@ impl Check {
 
 /// Where the reference scripts live: `$EBGAN_PARITY_DIR`, the source tree's parity/, or
 /// ./parity (a copied binary run from a checkout).
+/// Steps a case of run `c` takes: `steps`, or its whole run where its family pretrains D
+/// (MAGAN), so that epochs end inside the case.
+pub fn case_steps(c: &RunConfig, steps: usize) -> usize {
+    match c.pretrain_steps_over(c.train_images) {
+        0 => steps,
+        _ => c.total_steps() as usize,
+    }
+}
+
 pub fn scripts_dir() -> PathBuf {
     if let Ok(d) = std::env::var("EBGAN_PARITY_DIR") {
         return PathBuf::from(d);
