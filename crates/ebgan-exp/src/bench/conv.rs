@@ -105,6 +105,10 @@ fn pipeline_rate(side: i64, batch: i64, dev: tch::Device) -> f64 {
     let spec = config(64, batch).conv_spec(3);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let iters = 200;
+    // The clock starts once the set's upload has run.
+    if let tch::Device::Cuda(i) = dev {
+        tch::Cuda::synchronize(i as i64);
+    }
     let start = Instant::now();
     let mut acc = tch::Tensor::zeros([], (Kind::Float, dev));
     for _ in 0..iters {

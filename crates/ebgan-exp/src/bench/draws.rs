@@ -204,6 +204,8 @@ fn cohort_step(device: Device, reps: usize) -> Result<String> {
     let mut counts = vec![(0.0, 0.0); paths.len()];
     for _ in 0..reps.max(1) {
         for (i, cohort) in cohorts.iter_mut().enumerate() {
+            // The clock starts once the work queued before it (warm-up, the last cohort) has run.
+            sync();
             let before = Count::now();
             let start = Instant::now();
             for _ in 0..measured {
