@@ -225,7 +225,8 @@ impl RunConfig {
     /// holds them, nothing the run's family computes for itself, and in range.
     fn validate_family(&self) -> Result<(), Invalid> {
         let (fields, defaults) = (self.fields(), RunConfig::default().fields());
-        let mut own = self.settings().flat();
+        let settings = self.settings();
+        let mut own = settings.flat();
         own.extend(self.shape().flat());
         for (key, value) in &fields {
             if defaults.get(key) == Some(value) || own.contains_key(key) {
@@ -249,7 +250,7 @@ impl RunConfig {
                 format!("{key} is a setting of {} only", owners.join(" or ")),
             )?;
         }
-        self.settings().validate(&family::Common {
+        settings.validate(&family::Common {
             steps: self.steps,
             steps_per_epoch: self.checked_steps_per_epoch(),
             batch_size: self.batch_size,

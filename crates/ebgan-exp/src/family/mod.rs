@@ -90,18 +90,7 @@ impl DKind {
             DKind::Critic => 5,
         }
     }
-}
 
-/// Builds D of each kind the image trainers have (the MLP cohorts', the convolutional runs'), so
-/// that a new kind of D is a method each of them must answer.
-pub trait BuildD {
-    type D;
-    fn auto_encoder(self) -> Self::D;
-    fn logistic(self) -> Self::D;
-    fn critic(self) -> Self::D;
-}
-
-impl DKind {
     /// D of this kind, built by `build`; None for the ladder, which train::ladder builds.
     pub fn build<B: BuildD>(self, build: B) -> Option<B::D> {
         match self {
@@ -111,6 +100,15 @@ impl DKind {
             DKind::Ladder => None,
         }
     }
+}
+
+/// Builds D of each kind the image trainers have (the MLP cohorts', the convolutional runs'), so
+/// that a new kind of D is a method each of them must answer.
+pub trait BuildD {
+    type D;
+    fn auto_encoder(self) -> Self::D;
+    fn logistic(self) -> Self::D;
+    fn critic(self) -> Self::D;
 }
 
 /// How a family measures an auto-encoder D's energy from its reconstruction.

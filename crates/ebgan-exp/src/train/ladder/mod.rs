@@ -136,8 +136,8 @@ impl LadderNets {
     /// One step at learning rate `lr` and margin `margin` on labelled images `xl` with labels
     /// `yl` and unlabelled images `xu`: the LN cost (cross-entropy of the corrupted path on the
     /// labelled half, lambda_0 x the bottom-layer reconstruction cost on the unlabelled half),
-    /// for EBGAN-LN plus hinge_weight (unset: lambda_0) x EBGAN's hinge on G's samples' energies; then (EBGAN-LN) one G
-    /// step through the updated ladder. Nothing is updated unless `alive` (`[1]` bool) and the
+    /// for EBGAN-LN plus hinge_weight (unset: lambda_0) x EBGAN's hinge on G's samples'
+    /// energies; then (EBGAN-LN) one G step through the updated ladder. Nothing is updated unless `alive` (`[1]` bool) and the
     /// loss is finite. Returns (loss D, loss G, real energy, fake energy) `[4]` and whether the
     /// run is alive after the step, on the device.
     pub fn step(
@@ -341,6 +341,7 @@ pub fn train_run(
             order: stream(c.seed, Stream::Data, 0),
         },
         margins: c.margin_schedule(),
+        total: c.total_steps(),
         epochs: vec![],
         data,
         run,
@@ -363,6 +364,8 @@ struct LadderTraining<'a> {
     data: LadderData,
     draws: DataDraws,
     margins: MarginSchedule,
+    /// The run's steps, counted once (each step's learning rate reads it).
+    total: u64,
     /// A row per epoch done (epochs.csv).
     epochs: Vec<EpochRow>,
 }
@@ -373,7 +376,7 @@ impl Training for LadderTraining<'_> {
     fn schedule(&self) -> Schedule {
         let c = self.run.config;
         Schedule {
-            total: c.total_steps(),
+            total: self.total,
             per_epoch: c.steps_per_epoch(),
             pretrain: 0,
             images_per_step: 2 * c.batch_size as u64,
@@ -390,7 +393,7 @@ impl Training for LadderTraining<'_> {
 
     fn step(&mut self, done: u64, alive: &Tensor) -> Result<Stepped> {
         let c = self.run.config;
-        let lr = lr_at(c, done + 1, c.total_steps());
+        let lr = lr_at(c, done + 1, self.total);
         let d = &mut self.draws;
         let b = c.batch_size as usize;
         let batch = self
